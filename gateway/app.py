@@ -1,0 +1,209 @@
+"""Build the Starlette app from a Config: routes, lifespan (forwarder up and down)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from gateway.config import Config, ConfigError
+from gateway.eventapi import EventApiClient, EventApiTarget, resolve_target
+from gateway.forwarder import Forwarder
+from gateway.logs import get_logger
+from gateway.metrics import Metrics
+from gateway.outbox import Outbox, OutboxStats, OutboxUnavailable
+from gateway.outbox.sqlite import SQLiteOutbox
+from gateway.plugins import PluginLoadError, TransformRegistry, load_registry
+from gateway.providers import get_provider
+from gateway.receive import Receiver, Source, error_response, json_response
+
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
+WEBHOOK_PATH = "/webhooks/{source}"
+
+
+@dataclass
+class Gateway:
+    """Everything one running gateway owns, resolved and validated before it serves."""
+
+    config: Config
+    sources: dict[str, Source]
+    registry: TransformRegistry
+    outbox: Outbox
+    metrics: Metrics
+    target: EventApiTarget | None
+    secrets: list[str] = field(default_factory=list)
+    forwarder: Forwarder | None = None
+    client: EventApiClient | None = None
+
+
+def build_sources(config: Config, registry: TransformRegistry,
+                  environ: Mapping[str, str]) -> tuple[dict[str, Source], list[str]]:
+    """Instantiate each source's provider and transform; raise ConfigError naming the source."""
+    sources: dict[str, Source] = {}
+    secrets: list[str] = []
+    for i, sc in enumerate(config.sources):
+        where = f"sources[{i}] ({sc.name})"
+        try:
+            provider_cls = get_provider(sc.provider)
+        except KeyError as exc:
+            raise ConfigError(f"{where}.provider: {exc.args[0]}") from None
+        resolved = sc.resolved_secrets(environ) if sc.secrets else []
+        try:
+            provider = provider_cls(resolved, sc.tolerance, sc.options)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        transform_name = sc.transform or sc.provider
+        try:
+            func = registry.get(transform_name)
+        except (KeyError, PluginLoadError) as exc:
+            raise ConfigError(f"{where}.transform: {exc}") from None
+        sources[sc.name] = Source(sc, provider, func, transform_name)
+        secrets.extend(resolved)
+    return sources, secrets
+
+
+def build_gateway(config: Config, environ: Mapping[str, str] | None = None, *,
+                  dev: bool = False, outbox: Outbox | None = None) -> Gateway:
+    """Resolve and validate everything the gateway needs; errors are raised here, at start-up."""
+    env = os.environ if environ is None else environ
+    registry = load_registry(config.gateway.transforms_dir)
+    sources, secrets = build_sources(config, registry, env)
+    target = resolve_target(config.inngest, env, dev_flag=dev) if config.forwarder.enabled else None
+    if target is not None and target.event_key not in ("NO_EVENT_KEY_SET", ""):
+        secrets.append(target.event_key)
+    if outbox is None:
+        try:
+            outbox = SQLiteOutbox.open(config.gateway.data_dir, config.outbox, env)
+        except OutboxUnavailable as exc:
+            raise ConfigError(f"gateway.data_dir {config.gateway.data_dir!r}: {exc}") from None
+    metrics = Metrics()
+    return Gateway(config, sources, registry, outbox, metrics, target, secrets)
+
+
+class _Health:
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self._stats_cache: tuple[float, OutboxStats | None] = (0.0, None)
+
+    async def healthz(self, request: Request) -> Response:
+        return json_response(200, {"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        checks: dict[str, Any] = {"config": "ok"}
+        status = 200
+        try:
+            await asyncio.to_thread(self.gateway.outbox.check_writable)
+            checks["outbox"] = "ok"
+        except OutboxUnavailable as exc:
+            checks["outbox"] = f"unavailable: {exc}"
+            status = 503
+        receiver: Receiver = request.app.state.receiver
+        if not receiver.accepting:
+            checks["accepting"] = "shutting down"
+            status = 503
+        forwarder = self.gateway.forwarder
+        degraded = forwarder.degraded if forwarder is not None else None
+        if degraded:
+            checks["event_api"] = degraded
+        else:
+            checks["event_api"] = "ok" if forwarder is not None else "disabled"
+        state = "ready" if status == 200 else "unavailable"
+        if status == 200 and degraded:
+            state = "degraded"  # webhooks are still accepted and held durably
+        return json_response(status, {"status": state, "checks": checks})
+
+    def outbox_stats(self) -> OutboxStats | None:
+        at, cached = self._stats_cache
+        now = time.monotonic()
+        if cached is None or now - at > 1.0:
+            try:
+                cached = self.gateway.outbox.stats()
+            except OutboxUnavailable:
+                return None
+            self._stats_cache = (now, cached)
+        return cached
+
+    async def metrics(self, request: Request) -> Response:
+        body = await asyncio.to_thread(self.gateway.metrics.render)
+        return Response(body, 200, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    source = request.path_params.get("source") if request.path_params else None
+    message = {404: "not found", 405: f"method {request.method} not allowed"}.get(
+        exc.status_code, str(exc.detail))
+    response = error_response(exc.status_code, message, source)
+    for key, value in (exc.headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def create_app(gateway: Gateway) -> Starlette:
+    """The ASGI app: webhook routes, probes, metrics, and the forwarder's lifespan."""
+    config = gateway.config
+    health = _Health(gateway)
+    gateway.metrics.watch_outbox(health.outbox_stats)
+    log = get_logger()
+
+    if gateway.target is not None:
+        gateway.client = EventApiClient(gateway.target,
+                                        timeout=config.forwarder.request_timeout)
+        gateway.forwarder = Forwarder(gateway.outbox, gateway.client, config.forwarder,
+                                      metrics=gateway.metrics)
+    forwarder = gateway.forwarder
+    receiver = Receiver(
+        gateway.sources, gateway.outbox, gateway.metrics,
+        strict_names=config.gateway.strict_names,
+        transform_timeout=config.gateway.transform_timeout,
+        on_accept=forwarder.notify if forwarder is not None else None,
+        log_bodies=config.gateway.log_bodies,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(forwarder.run(stop)) if forwarder is not None else None
+        log.info("gateway started", extra={
+            "sources": sorted(gateway.sources), "data_dir": config.gateway.data_dir,
+            "event_api": gateway.target.redacted_url if gateway.target else None,
+        })
+        try:
+            yield
+        finally:
+            receiver.accepting = False
+            stop.set()
+            if task is not None and forwarder is not None:
+                await task
+                deadline = time.time() + config.forwarder.shutdown_deadline
+                await forwarder.drain(deadline)
+            if gateway.client is not None:
+                await gateway.client.aclose()
+            stats = await asyncio.to_thread(gateway.outbox.stats)
+            await asyncio.to_thread(gateway.outbox.close)
+            log.info("gateway stopped", extra={"left_pending": stats.pending + stats.retrying
+                                                + stats.leased})
+
+    routes = [
+        Route(WEBHOOK_PATH, receiver, methods=["POST", "HEAD"]),
+        Route(HEALTH_PATH, health.healthz, methods=["GET"]),
+        Route(READY_PATH, health.readyz, methods=["GET"]),
+        Route(METRICS_PATH, health.metrics, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: _http_error})
+    app.state.receiver = receiver
+    app.state.gateway = gateway
+    return app

@@ -1,0 +1,284 @@
+"""The command line: serve, check, transforms, preview, outbox, quarantine."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from gateway.config import Config, ConfigError, config_from_env, load_config
+
+DEFAULT_HOST = "0.0.0.0"
+DEFAULT_PORT = 8080
+
+
+def _load(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
+    path = getattr(args, "config", None) or environ.get("GATEWAY_CONFIG")
+    return load_config(path, environ) if path else config_from_env(environ)
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    import uvicorn
+
+    from gateway.app import build_gateway, create_app
+    from gateway.logs import configure_logging
+
+    config = _load(args, environ)
+    gateway = build_gateway(config, environ, dev=args.dev)
+    log = configure_logging(args.log_level or config.gateway.log_level, gateway.secrets)
+    if not gateway.sources:
+        log.warning(
+            "no sources configured: set STRIPE_WEBHOOK_SECRET, SLACK_SIGNING_SECRET or "
+            "INTERCOM_CLIENT_SECRET, or pass --config"
+        )
+    app = create_app(gateway)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_config=None, access_log=False,
+        server_header=False, proxy_headers=False,
+        timeout_graceful_shutdown=int(config.forwarder.shutdown_deadline) + 5,
+    )
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from gateway.app import build_sources
+    from gateway.plugins import load_registry
+
+    config = _load(args, environ)
+    registry = load_registry(config.gateway.transforms_dir)
+    sources, _ = build_sources(config, registry, environ)
+    for name, source in sources.items():
+        print(f"source {name}: provider {source.provider.name}, transform {source.transform_name}")
+    print("configuration OK")
+    return 0
+
+
+def cmd_transforms(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from gateway.plugins import load_registry
+
+    config = _load(args, environ)
+    registry = load_registry(config.gateway.transforms_dir)
+    rows = list(registry.items())
+    width = max((len(name) for name, _ in rows), default=4)
+    for name, origin in rows:
+        print(f"{name:<{width}}  {origin}")
+    return 0
+
+
+def _parse_headers(pairs: Sequence[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition(":")
+        if not sep or not key.strip():
+            raise ConfigError(f"--header {pair!r} must look like Name:value")
+        headers[key.strip().lower()] = value.strip()
+    return headers
+
+
+def cmd_preview(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from gateway.plugins import load_registry
+    from gateway.providers import provider_names
+    from gateway.transform_runner import run_transform
+    from gateway.webhook import Webhook
+
+    config = _load(args, environ)
+    registry = load_registry(config.gateway.transforms_dir)
+    source = config.source(args.source)
+    if source is not None:
+        provider, prefix = source.provider, source.event_prefix
+        transform_name = source.transform or source.provider
+    elif args.source in provider_names():
+        provider = prefix = transform_name = args.source
+    else:
+        raise ConfigError(f"unknown source {args.source!r}: not configured and not a provider")
+    if args.transform:
+        transform_name = args.transform
+    try:
+        with open(args.payload_file, "rb") as fh:
+            body = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {args.payload_file}: {exc.strerror}") from None
+    webhook = Webhook(source=args.source, provider=provider, body=body,
+                      headers=_parse_headers(args.header), received_at=time.time())
+    outcome = run_transform(registry.get(transform_name), webhook, prefix=prefix)
+    for warning in outcome.convention_warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    _print_json([event.to_payload() for event in outcome.events])
+    return 0
+
+
+def _open_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
+    from gateway.outbox.sqlite import SQLiteOutbox
+
+    config = _load(args, environ)
+    return config, SQLiteOutbox.open(config.gateway.data_dir, config.outbox, environ)
+
+
+def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    config, outbox = _open_outbox(args, environ)
+    try:
+        if args.outbox_cmd == "status":
+            stats = outbox.stats()
+            _print_json({
+                "data_dir": config.gateway.data_dir, "pending": stats.pending,
+                "retrying": stats.retrying, "leased": stats.leased, "dead": stats.dead,
+                "quarantined": stats.quarantined, "delivered": stats.delivered,
+                "oldest_pending_age_seconds": round(stats.oldest_pending_age, 3),
+            })
+        elif args.outbox_cmd == "list":
+            _print_json([
+                {"id": d.id, "kind": d.kind, "source": d.source, "name": d.name,
+                 "error": d.error, "attempts": d.attempts, "created_at": d.created_at}
+                for d in outbox.dead_letters(limit=args.limit)
+            ])
+        elif args.outbox_cmd == "retry":
+            if not args.all and not args.ids:
+                raise ConfigError("outbox retry: give dead-letter IDs or --all")
+            count = outbox.retry_dead(None if args.all else [int(i) for i in args.ids])
+            print(f"{count} dead-lettered event(s) queued for delivery again")
+        elif args.outbox_cmd == "purge":
+            if not args.yes:
+                if not sys.stdin.isatty():
+                    raise ConfigError("outbox purge: confirm with --yes (no terminal to ask on)")
+                answer = input("Delete delivered events, dead letters and quarantined webhooks? "
+                               "Type 'yes': ")
+                if answer.strip() != "yes":
+                    print("nothing purged")
+                    return 1
+            print(f"{outbox.purge()} row(s) purged")
+    finally:
+        outbox.close()
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from gateway.plugins import TransformError, load_registry
+    from gateway.transform_runner import run_transform
+
+    config, outbox = _open_outbox(args, environ)
+    try:
+        held = outbox.quarantined(limit=args.limit)
+        if args.quarantine_cmd == "list":
+            _print_json([
+                {"webhook_id": wid, "source": wh.source, "provider": wh.provider,
+                 "received_at": wh.received_at, "error": error, "bytes": len(wh.body)}
+                for wid, wh, error in held
+            ])
+            return 0
+        if not args.all and not args.ids:
+            raise ConfigError("quarantine replay: give webhook IDs or --all")
+        wanted = None if args.all else {int(i) for i in args.ids}
+        registry = load_registry(config.gateway.transforms_dir)
+        failed = 0
+        for webhook_id, webhook, _ in held:
+            if wanted is not None and webhook_id not in wanted:
+                continue
+            source = config.source(webhook.source)
+            transform_name = (source.transform if source else None) or webhook.provider
+            prefix = source.event_prefix if source else webhook.provider
+            try:
+                outcome = run_transform(registry.get(transform_name), webhook, prefix=prefix,
+                                        strict_names=config.gateway.strict_names)
+            except TransformError as exc:
+                failed += 1
+                print(f"webhook {webhook_id}: still failing: {exc}", file=sys.stderr)
+                continue
+            result = outbox.resolve_quarantined(
+                webhook_id, outcome.payloads, [e.id for e in outcome.events],
+                [e.name for e in outcome.events])
+            print(f"webhook {webhook_id}: {result.stored} event(s) queued, "
+                  f"{result.duplicates} duplicate(s) skipped")
+        return 1 if failed else 0
+    finally:
+        outbox.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for ``webhook-gateway``."""
+    parser = argparse.ArgumentParser(prog="webhook-gateway", description=__doc__)
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG, else the "
+                                        "environment)")
+        return p
+
+    serve = add("serve", "run the gateway")
+    serve.add_argument("--host", default=DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--dev", action="store_true",
+                       help="send to the local Inngest dev server (same as INNGEST_DEV=1)")
+    serve.add_argument("--log-level", default=None)
+    add("check", "validate the configuration, secrets and transforms, then exit")
+    add("transforms", "list registered transforms and where each came from")
+    preview = add("preview", "run a source's transform on a payload file, without verification")
+    preview.add_argument("source")
+    preview.add_argument("payload_file")
+    preview.add_argument("--header", action="append", default=[], metavar="K:V")
+    preview.add_argument("--transform", help="use this transform instead of the source's")
+
+    outbox = add("outbox", "inspect and repair the outbox of a data directory")
+    osub = outbox.add_subparsers(dest="outbox_cmd", required=True)
+    osub.add_parser("status", help="pending, retrying, dead-lettered, oldest age")
+    olist = osub.add_parser("list", help="dead letters and quarantined webhooks, newest first")
+    olist.add_argument("--limit", type=int, default=100)
+    oretry = osub.add_parser("retry", help="send dead-lettered events again")
+    oretry.add_argument("ids", nargs="*")
+    oretry.add_argument("--all", action="store_true")
+    opurge = osub.add_parser("purge", help="delete delivered rows, dead letters, quarantine")
+    opurge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    quarantine = add("quarantine", "webhooks whose transform failed")
+    qsub = quarantine.add_subparsers(dest="quarantine_cmd", required=True)
+    qlist = qsub.add_parser("list", help="list quarantined webhooks")
+    qlist.add_argument("--limit", type=int, default=1000)
+    qreplay = qsub.add_parser("replay", help="re-run quarantined webhooks through the transform")
+    qreplay.add_argument("ids", nargs="*")
+    qreplay.add_argument("--all", action="store_true")
+    qreplay.add_argument("--limit", type=int, default=100000)
+    for p in (outbox, quarantine):
+        p.set_defaults(limit=100)
+    return parser
+
+
+def _version() -> str:
+    from gateway import __version__
+
+    return f"webhook-gateway {__version__}"
+
+
+COMMANDS = {
+    "serve": cmd_serve, "check": cmd_check, "transforms": cmd_transforms,
+    "preview": cmd_preview, "outbox": cmd_outbox, "quarantine": cmd_quarantine,
+}
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point of the ``webhook-gateway`` command; returns the exit status."""
+    from gateway.eventapi import EventApiError
+    from gateway.outbox import OutboxUnavailable
+    from gateway.plugins import PluginLoadError, TransformError
+
+    env = os.environ if environ is None else environ
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, env)
+    except (ConfigError, PluginLoadError, OutboxUnavailable, EventApiError) as exc:
+        print(f"webhook-gateway: error: {exc}", file=sys.stderr)
+        return 2
+    except TransformError as exc:
+        print(f"webhook-gateway: transform error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,193 @@
+"""Configuration: a TOML file validated with pydantic, or the zero-config environment mode.
+
+Secrets are references, never required inline: ``env:NAME`` reads an environment variable,
+``file:/path`` reads a file (a mounted Kubernetes Secret), ``inline:value`` is allowed for
+local experiments. A variable or file may hold several comma-separated secrets (rotation).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEFAULT_DATA_DIR = "./.webhook-gateway"
+DEFAULT_BODY_LIMIT = 1024 * 1024
+
+#: zero-config mode: environment variable -> (source name, provider)
+ENV_SOURCES: dict[str, tuple[str, str]] = {
+    "STRIPE_WEBHOOK_SECRET": ("stripe", "stripe"),
+    "SLACK_SIGNING_SECRET": ("slack", "slack"),
+    "INTERCOM_CLIENT_SECRET": ("intercom", "intercom"),
+    "GITHUB_WEBHOOK_SECRET": ("github", "github"),
+    "SHOPIFY_WEBHOOK_SECRET": ("shopify", "shopify"),
+    "STANDARD_WEBHOOKS_SECRET": ("standard", "standard"),
+}
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message names the bad key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def resolve_secret(reference: str, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Resolve ``env:NAME``, ``file:PATH`` or ``inline:VALUE`` to its comma-separated secrets."""
+    env = os.environ if environ is None else environ
+    kind, sep, target = reference.partition(":")
+    if not sep:
+        raise ConfigError(f"secret reference {reference!r} must start with env:, file: or inline:")
+    if kind == "env":
+        if target not in env or not env[target].strip():
+            raise ConfigError(f"environment variable {target} (secret reference) is not set")
+        raw = env[target]
+    elif kind == "file":
+        try:
+            raw = Path(target).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"secret file {target}: {exc.strerror}") from None
+    elif kind == "inline":
+        raw = target
+    else:
+        raise ConfigError(f"secret reference {reference!r}: unknown kind {kind!r}")
+    secrets = [part.strip() for part in raw.split(",") if part.strip()]
+    if not secrets:
+        raise ConfigError(f"secret reference {reference!r} resolves to nothing")
+    return secrets
+
+
+class SourceConfig(_Model):
+    """One receiving endpoint: ``POST /webhooks/{name}``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    provider: str
+    secrets: list[str] = Field(default_factory=list, description="secret references")
+    tolerance: int | None = Field(default=300, ge=0)
+    body_limit: int = Field(default=DEFAULT_BODY_LIMIT, gt=0)
+    transform: str | None = None  # registered name or module:function; default: provider's
+    prefix: str | None = None  # event-name prefix; default: the provider name
+    options: dict[str, Any] = Field(default_factory=dict)  # provider-specific settings
+
+    @property
+    def event_prefix(self) -> str:
+        return self.prefix or self.provider
+
+    def resolved_secrets(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        out: list[str] = []
+        for ref in self.secrets:
+            out.extend(resolve_secret(ref, environ))
+        return out
+
+
+class InngestConfig(_Model):
+    """Where events go; unset fields follow the Inngest SDK's environment variables."""
+
+    event_key: str | None = None  # a secret reference
+    base_url: str | None = None
+    dev: bool | None = None
+    env: str | None = None  # branch environment, sent as x-inngest-env
+
+
+class OutboxConfig(_Model):
+    """The embedded SQLite outbox."""
+
+    durability: Literal["power_loss", "process_crash"] = "power_loss"
+    encryption_key: str | None = None  # a secret reference; comma-separated keys rotate
+    dedup_window: float = Field(default=86400.0, ge=0)
+    quarantine_retention: float = Field(default=30 * 86400.0, gt=0)
+
+
+class ForwarderConfig(_Model):
+    """Batching and retries towards the Event API."""
+
+    enabled: bool = True
+    max_batch_bytes: int = Field(default=512 * 1024, gt=0)
+    max_batch_events: int = Field(default=1000, gt=0, le=5000)
+    max_event_bytes: int = Field(default=512 * 1024, gt=0)
+    request_timeout: float = Field(default=10.0, gt=0)
+    backoff_base: float = Field(default=0.5, gt=0)
+    backoff_max: float = Field(default=60.0, gt=0)
+    lease_seconds: float = Field(default=60.0, gt=0)
+    idle_poll: float = Field(default=0.2, gt=0)
+    shutdown_deadline: float = Field(default=20.0, ge=0)
+
+
+class GatewayConfig(_Model):
+    """Process-wide settings."""
+
+    data_dir: str = DEFAULT_DATA_DIR
+    transforms_dir: str | None = None
+    strict_names: bool = False  # names breaking prefix/noun.verb are errors, not warnings
+    transform_timeout: float = Field(default=5.0, gt=0)
+    log_level: str = "info"
+    log_bodies: bool = False  # payload bodies in debug logs only when this is set
+
+
+class Config(_Model):
+    """The whole configuration."""
+
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    sources: list[SourceConfig] = Field(default_factory=list)
+    inngest: InngestConfig = Field(default_factory=InngestConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    forwarder: ForwarderConfig = Field(default_factory=ForwarderConfig)
+
+    @field_validator("sources")
+    @classmethod
+    def _unique_names(cls, sources: list[SourceConfig]) -> list[SourceConfig]:
+        seen: set[str] = set()
+        for source in sources:
+            if source.name in seen:
+                raise ValueError(f"two sources are named {source.name!r}")
+            seen.add(source.name)
+        return sources
+
+    def source(self, name: str) -> SourceConfig | None:
+        return next((s for s in self.sources if s.name == name), None)
+
+
+def _format_errors(exc: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration in {origin}:"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(root)"
+        lines.append(f"  {key}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a TOML file; ``GATEWAY_DATA_DIR`` overrides ``gateway.data_dir``."""
+    env = os.environ if environ is None else environ
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, str(path))) from None
+    if env.get("GATEWAY_DATA_DIR"):
+        config.gateway.data_dir = env["GATEWAY_DATA_DIR"]
+    return config
+
+
+def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
+    """Zero-config mode: each provider secret variable that is set enables its source."""
+    env = os.environ if environ is None else environ
+    sources = [
+        SourceConfig(name=name, provider=provider, secrets=[f"env:{var}"])
+        for var, (name, provider) in ENV_SOURCES.items()
+        if env.get(var, "").strip()
+    ]
+    gateway = GatewayConfig(data_dir=env.get("GATEWAY_DATA_DIR") or DEFAULT_DATA_DIR)
+    if env.get("GATEWAY_TRANSFORMS_DIR"):
+        gateway.transforms_dir = env["GATEWAY_TRANSFORMS_DIR"]
+    return Config(gateway=gateway, sources=sources)

@@ -1,0 +1,160 @@
+"""The durable store between the receive path and the forwarder.
+
+One interface, documented method by method; ``gateway.outbox.sqlite`` is the embedded
+implementation and ``tests/test_outbox_contract.py`` is the contract every backend must pass.
+
+Life of an event row::
+
+    accept() -> pending --claim()--> leased --ack()--------> delivered
+                   ^                   |--release()-> pending (retry at a later time)
+                   |                   '--dead_letter()--> dead
+                   '----------- retry_dead() ---------------'
+
+A lease that expires (the forwarder crashed) makes the row claimable again: delivery is
+at-least-once, never at-most-once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from gateway.webhook import Webhook
+
+
+class OutboxUnavailable(Exception):
+    """The store cannot write (disk full, read-only, locked): answer 503 so the sender retries."""
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as the forwarder sees it."""
+
+    seq: int  # outbox-wide order; one webhook's events have consecutive seqs
+    webhook_id: int
+    event_id: str | None  # the Inngest dedup id, if the event has one
+    name: str
+    payload: bytes  # the event's JSON, exactly as it will be sent
+    attempts: int  # delivery attempts made before this claim
+    created_at: float  # Unix seconds when accepted
+
+
+@dataclass(frozen=True)
+class AcceptResult:
+    """What :meth:`Outbox.accept` stored."""
+
+    webhook_id: int
+    stored: int  # events stored for forwarding
+    duplicates: int  # events skipped because their id was accepted within the dedup window
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An event the Event API refused for good, or a webhook whose transform failed."""
+
+    id: int  # event seq for kind "event", webhook id for kind "webhook"
+    kind: str  # "event" or "webhook"
+    source: str
+    name: str | None
+    error: str
+    created_at: float
+    attempts: int
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    """Counts for ``outbox status``, ``/metrics`` and ``/readyz``."""
+
+    pending: int  # waiting for a first attempt
+    retrying: int  # attempted at least once, waiting for the next attempt
+    leased: int  # claimed by a forwarder right now
+    dead: int  # dead-lettered events
+    quarantined: int  # webhooks whose transform failed
+    delivered: int
+    oldest_pending_age: float  # seconds; 0.0 when nothing is pending
+
+
+@runtime_checkable
+class Outbox(Protocol):
+    """Durable store of accepted webhooks, their events, and what became of them.
+
+    All methods are thread-safe. The ``*_async`` variants are what the event loop uses.
+    """
+
+    def accept(self, webhook: Webhook, events: Sequence[bytes], event_ids: Sequence[str | None],
+               names: Sequence[str]) -> AcceptResult:
+        """Durably store a verified webhook and its serialized events, atomically.
+
+        Returns only after the write is durable at the configured level. An event whose id was
+        accepted (and not dead-lettered) within the dedup window is skipped and counted.
+        Raises :class:`OutboxUnavailable` when nothing could be written.
+        """
+        ...
+
+    async def accept_async(self, webhook: Webhook, events: Sequence[bytes],
+                           event_ids: Sequence[str | None], names: Sequence[str]) -> AcceptResult:
+        """:meth:`accept` for the event loop; concurrent calls share one commit (group commit)."""
+        ...
+
+    def quarantine(self, webhook: Webhook, error: str, detail: str) -> int:
+        """Durably keep a verified webhook whose transform failed; returns its webhook id."""
+        ...
+
+    async def quarantine_async(self, webhook: Webhook, error: str, detail: str) -> int:
+        """:meth:`quarantine` for the event loop."""
+        ...
+
+    def claim(self, *, max_events: int, max_bytes: int, lease_seconds: float,
+              now: float | None = None) -> list[StoredEvent]:
+        """Lease due events in ``seq`` order, at most ``max_events`` and ``max_bytes`` of payload.
+
+        Always returns at least one event when one is due, even if it alone exceeds
+        ``max_bytes``. Leased events are not returned again until released or the lease expires.
+        """
+        ...
+
+    def ack(self, seqs: Sequence[int]) -> None:
+        """Mark leased events delivered."""
+        ...
+
+    def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
+        """Return leased events for another attempt no earlier than ``retry_at``; counts one attempt."""
+        ...
+
+    def dead_letter(self, seq: int, error: str) -> None:
+        """Move a leased event to the dead-letter store with the Event API's error."""
+        ...
+
+    def retry_dead(self, seqs: Sequence[int] | None = None) -> int:
+        """Make dead-lettered events pending again (all when ``seqs`` is None); returns how many."""
+        ...
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Dead-lettered events and quarantined webhooks, newest first."""
+        ...
+
+    def quarantined(self, limit: int = 100) -> list[tuple[int, Webhook, str]]:
+        """Quarantined webhooks as ``(webhook_id, webhook, error)``, oldest first."""
+        ...
+
+    def resolve_quarantined(self, webhook_id: int, events: Sequence[bytes],
+                            event_ids: Sequence[str | None], names: Sequence[str]) -> AcceptResult:
+        """Store the events a re-run transform produced and take the webhook out of quarantine."""
+        ...
+
+    def stats(self, now: float | None = None) -> OutboxStats:
+        """Current counts."""
+        ...
+
+    def purge(self) -> int:
+        """Delete every delivered row, dead letter and quarantined webhook; returns rows deleted."""
+        ...
+
+    def check_writable(self) -> None:
+        """Raise :class:`OutboxUnavailable` unless a write would succeed now (for ``/readyz``)."""
+        ...
+
+    def close(self) -> None:
+        """Flush pending writes and release the store."""
+        ...

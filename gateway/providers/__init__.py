@@ -1,0 +1,203 @@
+"""The provider interface and registry.
+
+A provider verifies a request on its raw bytes and answers its sender's handshakes. Exceptions::
+
+    VerificationError          any refusal of a request's authenticity (HTTP 401)
+    ├── MissingSignature       a required header is absent
+    ├── MalformedSignature     a header is present but cannot be parsed
+    ├── SignatureMismatch      no signature matches any configured secret
+    └── TimestampOutOfTolerance  the signed timestamp is outside the replay window
+
+Providers know nothing of Starlette: they take bytes and a header mapping with lower-cased names
+and return plain :class:`Reply` values.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from gateway.webhook import Webhook
+
+DEFAULT_TOLERANCE = 300
+
+
+class VerificationError(Exception):
+    """The request is not authentic. ``reason`` is safe to show the sender."""
+
+    status_code = 401
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    @property
+    def code(self) -> str:
+        """A short machine-readable reason, used as a metric label."""
+        return _CODES[type(self)]
+
+
+class MissingSignature(VerificationError):
+    """A required signature or timestamp header is absent."""
+
+
+class MalformedSignature(VerificationError):
+    """A signature or timestamp header cannot be parsed."""
+
+
+class SignatureMismatch(VerificationError):
+    """No signature in the request matches any configured secret."""
+
+
+class TimestampOutOfTolerance(VerificationError):
+    """The signed timestamp is too old or too far in the future."""
+
+
+_CODES: dict[type[VerificationError], str] = {
+    VerificationError: "verification_failed",
+    MissingSignature: "missing_signature",
+    MalformedSignature: "malformed_signature",
+    SignatureMismatch: "signature_mismatch",
+    TimestampOutOfTolerance: "timestamp_out_of_tolerance",
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A response a provider asks the gateway to send instead of storing the webhook."""
+
+    status: int = 200
+    body: Any = None  # JSON-serializable value, ``bytes`` or ``None`` for an empty body
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def check_timestamp(timestamp: int, tolerance: int | None, now: float | None = None) -> None:
+    """Raise :class:`TimestampOutOfTolerance` unless ``timestamp`` is within ``tolerance`` of now.
+
+    Both directions are bounded: a timestamp from the future is as suspect as an old one.
+    ``tolerance`` of ``None`` or ``0`` disables the check.
+    """
+    if not tolerance:
+        return
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance:
+        raise TimestampOutOfTolerance(
+            f"timestamp {timestamp} is outside the {tolerance}s tolerance window"
+        )
+
+
+def any_signature_matches(expected: Sequence[bytes | str], received: Sequence[bytes | str]) -> bool:
+    """Constant-time check that any received signature equals any expected one."""
+    matched = False
+    for want in expected:
+        want_b = want.encode() if isinstance(want, str) else want
+        for got in received:
+            got_b = got.encode() if isinstance(got, str) else got
+            matched |= hmac.compare_digest(want_b, got_b)
+    return matched
+
+
+class Provider(ABC):
+    """Verifies one sender's requests. Subclass, set ``name``, implement :meth:`verify`."""
+
+    name: ClassVar[str]
+    #: what the body must parse as once verified: "json", "form" (Slack) or "bytes" (anything)
+    body_kind: ClassVar[str] = "json"
+
+    def __init__(
+        self,
+        secrets: Sequence[str],
+        tolerance: int | None = DEFAULT_TOLERANCE,
+        options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not secrets:
+            raise ValueError(f"{self.name}: at least one secret is required")
+        self.secrets = tuple(secrets)
+        self.tolerance = tolerance
+        self.options: Mapping[str, Any] = dict(options or {})
+
+    @abstractmethod
+    def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
+        """Return if the request is authentic, else raise a :class:`VerificationError`."""
+
+    def pre_verify_reply(self, body: bytes, headers: Mapping[str, str]) -> Reply | None:
+        """A reply owed before verification (Slack's ``ssl_check``); ``None`` to continue."""
+        return None
+
+    def handshake(self, webhook: Webhook) -> Reply | None:
+        """A reply to a verified handshake (a challenge, a ping) that is not a webhook to store."""
+        return None
+
+    def check_payload(self, webhook: Webhook) -> None:
+        """Raise :class:`gateway.webhook.PayloadError` if the body is not of ``body_kind``."""
+        if self.body_kind == "json":
+            payload = webhook.json
+            if not isinstance(payload, dict):
+                from gateway.webhook import PayloadError
+
+                raise PayloadError("body must be a JSON object")
+        elif self.body_kind == "form":
+            _ = webhook.form
+
+    def delivery_id(self, webhook: Webhook) -> str | None:
+        """The sender's id for this delivery or event (for logs and dedup), if it has one."""
+        return None
+
+
+_REGISTRY: dict[str, type[Provider]] = {}
+
+
+def register_provider(cls: type[Provider]) -> type[Provider]:
+    """Class decorator: make ``cls`` available under ``cls.name`` in config files."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_provider(name: str) -> type[Provider]:
+    """The provider class registered under ``name``; ``KeyError`` lists the known names."""
+    _load_builtins()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise KeyError(f"unknown provider {name!r} (known: {known})") from None
+
+
+def provider_names() -> list[str]:
+    """Every registered provider name."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def _load_builtins() -> None:
+    import importlib
+
+    for module in BUILTIN_PROVIDER_MODULES:
+        importlib.import_module(module)
+
+
+BUILTIN_PROVIDER_MODULES: list[str] = [
+    "gateway.providers.stripe",
+    "gateway.providers.slack",
+    "gateway.providers.intercom",
+]
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "MalformedSignature",
+    "MissingSignature",
+    "Provider",
+    "Reply",
+    "SignatureMismatch",
+    "TimestampOutOfTolerance",
+    "VerificationError",
+    "any_signature_matches",
+    "check_timestamp",
+    "get_provider",
+    "provider_names",
+    "register_provider",
+]

@@ -1,0 +1,246 @@
+"""One request's path: bounded body -> verify -> handshake -> transform -> outbox -> response."""
+
+from __future__ import annotations
+
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateway.config import SourceConfig
+from gateway.logs import get_logger
+from gateway.metrics import UNKNOWN_SOURCE, Metrics
+from gateway.outbox import Outbox, OutboxUnavailable
+from gateway.plugins import TransformError, TransformFunc
+from gateway.providers import Provider, Reply, VerificationError
+from gateway.transform_runner import run_transform_bounded
+from gateway.webhook import PayloadError, Webhook, normalize_headers
+
+
+class BodyTooLarge(Exception):
+    """The body is larger than the source's limit."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """A configured endpoint, resolved: its provider instance and its transform."""
+
+    config: SourceConfig
+    provider: Provider
+    transform: TransformFunc
+    transform_name: str
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+def json_response(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+                  ) -> Response:
+    """A JSON response serialized with orjson."""
+    return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def error_response(status: int, error: str, source: str | None, **extra: Any) -> Response:
+    """The gateway's error shape: ``{"error": ..., "source": ...}`` plus details."""
+    return json_response(status, {"error": error, "source": source, **extra})
+
+
+def reply_response(reply: Reply) -> Response:
+    """Turn a provider's :class:`Reply` into a response."""
+    if reply.body is None:
+        return Response(b"", reply.status, dict(reply.headers))
+    if isinstance(reply.body, bytes):
+        return Response(reply.body, reply.status, dict(reply.headers))
+    return json_response(reply.status, reply.body, reply.headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """Read the body, refusing it as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise PayloadError("Content-Length is not a number")
+        if int(declared) > limit:
+            raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class Receiver:
+    """The ``/webhooks/{source}`` endpoint."""
+
+    def __init__(
+        self,
+        sources: Mapping[str, Source],
+        outbox: Outbox,
+        metrics: Metrics,
+        *,
+        strict_names: bool = False,
+        transform_timeout: float = 5.0,
+        on_accept: Callable[[], None] | None = None,
+        log_bodies: bool = False,
+    ) -> None:
+        self.sources = dict(sources)
+        self.outbox = outbox
+        self.metrics = metrics
+        self.strict_names = strict_names
+        self.transform_timeout = transform_timeout
+        self.on_accept = on_accept
+        self.log_bodies = log_bodies
+        self.accepting = True
+        self.log = get_logger()
+
+    async def head(self, request: Request) -> Response:
+        """Intercom (and others) check a URL with ``HEAD`` before using it."""
+        name = request.path_params["source"]
+        return Response(b"", 200 if name in self.sources else 404)
+
+    async def __call__(self, request: Request) -> Response:
+        if request.method == "HEAD":
+            return await self.head(request)
+        started = time.perf_counter()
+        received_at = time.time()
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        name: str = request.path_params["source"]
+        source = self.sources.get(name)
+        if source is None:
+            self.metrics.rejected.labels(UNKNOWN_SOURCE, "", "unknown_source").inc()
+            return self._done(
+                error_response(404, f"unknown source {name!r}", name),
+                request_id, None, "unknown_source", started, provider="",
+            )
+        provider = source.provider
+        self.metrics.received.labels(name, provider.name).inc()
+        if not self.accepting:
+            return self._reject(503, "shutting_down", "gateway is shutting down; retry later",
+                                source, request_id, started)
+        try:
+            body = await read_body(request, source.config.body_limit)
+        except BodyTooLarge:
+            return self._reject(413, "body_too_large",
+                                f"body exceeds the limit of {source.config.body_limit} bytes",
+                                source, request_id, started)
+        except PayloadError as exc:
+            return self._reject(400, "bad_request", str(exc), source, request_id, started)
+        headers = normalize_headers(
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]
+        )
+        early = provider.pre_verify_reply(body, headers)
+        if early is not None:
+            self.metrics.handshakes.labels(name, provider.name).inc()
+            return self._done(reply_response(early), request_id, source, "handshake", started)
+
+        t0 = time.perf_counter()
+        try:
+            provider.verify(body, headers)
+        except VerificationError as exc:
+            self.metrics.verification_seconds.labels(provider.name).observe(
+                time.perf_counter() - t0)
+            return self._reject(exc.status_code, exc.code, exc.reason, source, request_id, started)
+        self.metrics.verification_seconds.labels(provider.name).observe(time.perf_counter() - t0)
+
+        webhook = Webhook(
+            source=name, provider=provider.name, body=body, headers=headers,
+            query=dict(request.query_params), received_at=received_at,
+        )
+        try:
+            provider.check_payload(webhook)
+        except PayloadError as exc:
+            return self._reject(400, "invalid_payload", str(exc), source, request_id, started)
+        delivery_id = provider.delivery_id(webhook)
+        reply = provider.handshake(webhook)
+        if reply is not None:
+            self.metrics.handshakes.labels(name, provider.name).inc()
+            return self._done(reply_response(reply), request_id, source, "handshake", started,
+                              delivery_id=delivery_id)
+        return await self._store(webhook, source, request_id, started, delivery_id)
+
+    async def _store(self, webhook: Webhook, source: Source, request_id: str, started: float,
+                     delivery_id: str | None) -> Response:
+        name = source.name
+        try:
+            outcome = await run_transform_bounded(
+                source.transform, webhook, prefix=source.config.event_prefix,
+                strict_names=self.strict_names, timeout=self.transform_timeout,
+            )
+        except TransformError as exc:
+            self.metrics.transform_errors.labels(name).inc()
+            detail = getattr(exc, "detail", None) or "".join(traceback.format_exception(exc))
+            try:
+                webhook_id = await self.outbox.quarantine_async(webhook, str(exc), detail)
+            except OutboxUnavailable as unavailable:
+                return self._reject(503, "outbox_unavailable", str(unavailable), source,
+                                    request_id, started)
+            self.log.error(
+                "transform failed; webhook quarantined",
+                extra={"request_id": request_id, "source": name, "delivery_id": delivery_id,
+                       "transform": source.transform_name, "error": str(exc),
+                       "webhook_id": webhook_id},
+            )
+            return self._done(
+                json_response(200, {"status": "quarantined", "webhook_id": webhook_id,
+                                    "request_id": request_id}),
+                request_id, source, "quarantined", started, delivery_id=delivery_id,
+            )
+        for warning in outcome.convention_warnings:
+            self.metrics.name_warnings.labels(name).inc()
+            self.log.warning(warning, extra={"request_id": request_id, "source": name})
+        try:
+            result = await self.outbox.accept_async(
+                webhook, outcome.payloads, [e.id for e in outcome.events],
+                [e.name for e in outcome.events],
+            )
+        except OutboxUnavailable as exc:
+            return self._reject(503, "outbox_unavailable", f"cannot store the webhook: {exc}",
+                                source, request_id, started)
+        self.metrics.accepted.labels(name, source.provider.name).inc()
+        self.metrics.events_accepted.labels(name).inc(result.stored)
+        if result.duplicates:
+            self.metrics.duplicates.labels(name).inc(result.duplicates)
+        if result.stored and self.on_accept is not None:
+            self.on_accept()
+        body = {"status": "accepted", "events": result.stored, "duplicates": result.duplicates,
+                "request_id": request_id}
+        return self._done(json_response(200, body), request_id, source, "accepted", started,
+                          delivery_id=delivery_id, events=result.stored,
+                          duplicates=result.duplicates,
+                          retry_num=webhook.header("x-slack-retry-num"))
+
+    def _reject(self, status: int, reason: str, message: str, source: Source, request_id: str,
+                started: float) -> Response:
+        self.metrics.rejected.labels(source.name, source.provider.name, reason).inc()
+        return self._done(error_response(status, message, source.name, reason=reason),
+                          request_id, source, reason, started)
+
+    def _done(self, response: Response, request_id: str, source: Source | None, outcome: str,
+              started: float, provider: str | None = None, **fields: Any) -> Response:
+        elapsed = time.perf_counter() - started
+        response.headers["x-request-id"] = request_id
+        source_name = source.name if source else UNKNOWN_SOURCE
+        if source is not None:
+            self.metrics.ack_seconds.labels(source_name).observe(elapsed)
+        self.log.info(
+            "webhook",
+            extra={
+                "request_id": request_id, "source": source_name,
+                "provider": provider if provider is not None else source.provider.name
+                if source else "",
+                "outcome": outcome, "status": response.status_code,
+                "latency_ms": round(elapsed * 1000, 3),
+                **{k: v for k, v in fields.items() if v is not None},
+            },
+        )
+        return response
