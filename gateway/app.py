@@ -48,8 +48,9 @@ class Gateway:
     client: EventApiClient | None = None
 
 
-def build_sources(config: Config, registry: TransformRegistry,
-                  environ: Mapping[str, str]) -> tuple[dict[str, Source], list[str]]:
+def build_sources(
+    config: Config, registry: TransformRegistry, environ: Mapping[str, str]
+) -> tuple[dict[str, Source], list[str]]:
     """Instantiate each source's provider and transform; raise ConfigError naming the source."""
     sources: dict[str, Source] = {}
     secrets: list[str] = []
@@ -74,8 +75,13 @@ def build_sources(config: Config, registry: TransformRegistry,
     return sources, secrets
 
 
-def build_gateway(config: Config, environ: Mapping[str, str] | None = None, *,
-                  dev: bool = False, outbox: Outbox | None = None) -> Gateway:
+def build_gateway(
+    config: Config,
+    environ: Mapping[str, str] | None = None,
+    *,
+    dev: bool = False,
+    outbox: Outbox | None = None,
+) -> Gateway:
     """Resolve and validate everything the gateway needs; errors are raised here, at start-up."""
     env = os.environ if environ is None else environ
     registry = load_registry(config.gateway.transforms_dir)
@@ -144,7 +150,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     source = request.path_params.get("source") if request.path_params else None
     message = {404: "not found", 405: f"method {request.method} not allowed"}.get(
-        exc.status_code, str(exc.detail))
+        exc.status_code, str(exc.detail)
+    )
     response = error_response(exc.status_code, message, source)
     for key, value in (exc.headers or {}).items():
         response.headers[key] = value
@@ -159,13 +166,19 @@ def create_app(gateway: Gateway) -> Starlette:
     log = get_logger()
 
     if gateway.target is not None:
-        gateway.client = EventApiClient(gateway.target,
-                                        timeout=config.forwarder.request_timeout)
-        gateway.forwarder = Forwarder(gateway.outbox, gateway.client, config.forwarder,
-                                      metrics=gateway.metrics)
+        gateway.client = EventApiClient(gateway.target, timeout=config.forwarder.request_timeout)
+        gateway.forwarder = Forwarder(
+            gateway.outbox,
+            gateway.client,
+            config.forwarder,
+            metrics=gateway.metrics,
+            retention=config.outbox.retention,
+        )
     forwarder = gateway.forwarder
     receiver = Receiver(
-        gateway.sources, gateway.outbox, gateway.metrics,
+        gateway.sources,
+        gateway.outbox,
+        gateway.metrics,
         strict_names=config.gateway.strict_names,
         transform_timeout=config.gateway.transform_timeout,
         on_accept=forwarder.notify if forwarder is not None else None,
@@ -176,10 +189,14 @@ def create_app(gateway: Gateway) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = asyncio.create_task(forwarder.run(stop)) if forwarder is not None else None
-        log.info("gateway started", extra={
-            "sources": sorted(gateway.sources), "data_dir": config.gateway.data_dir,
-            "event_api": gateway.target.redacted_url if gateway.target else None,
-        })
+        log.info(
+            "gateway started",
+            extra={
+                "sources": sorted(gateway.sources),
+                "data_dir": config.gateway.data_dir,
+                "event_api": gateway.target.redacted_url if gateway.target else None,
+            },
+        )
         try:
             yield
         finally:
@@ -193,8 +210,10 @@ def create_app(gateway: Gateway) -> Starlette:
                 await gateway.client.aclose()
             stats = await asyncio.to_thread(gateway.outbox.stats)
             await asyncio.to_thread(gateway.outbox.close)
-            log.info("gateway stopped", extra={"left_pending": stats.pending + stats.retrying
-                                                + stats.leased})
+            log.info(
+                "gateway stopped",
+                extra={"left_pending": stats.pending + stats.retrying + stats.leased},
+            )
 
     routes = [
         Route(WEBHOOK_PATH, receiver, methods=["POST", "HEAD"]),
@@ -202,8 +221,9 @@ def create_app(gateway: Gateway) -> Starlette:
         Route(READY_PATH, health.readyz, methods=["GET"]),
         Route(METRICS_PATH, health.metrics, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: _http_error})
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+    )
     app.state.receiver = receiver
     app.state.gateway = gateway
     return app

@@ -42,8 +42,13 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         )
     app = create_app(gateway)
     uvicorn.run(
-        app, host=args.host, port=args.port, log_config=None, access_log=False,
-        server_header=False, proxy_headers=False,
+        app,
+        host=args.host,
+        port=args.port,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
         timeout_graceful_shutdown=int(config.forwarder.shutdown_deadline) + 5,
     )
     return 0
@@ -107,8 +112,13 @@ def cmd_preview(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             body = fh.read()
     except OSError as exc:
         raise ConfigError(f"cannot read {args.payload_file}: {exc.strerror}") from None
-    webhook = Webhook(source=args.source, provider=provider, body=body,
-                      headers=_parse_headers(args.header), received_at=time.time())
+    webhook = Webhook(
+        source=args.source,
+        provider=provider,
+        body=body,
+        headers=_parse_headers(args.header),
+        received_at=time.time(),
+    )
     outcome = run_transform(registry.get(transform_name), webhook, prefix=prefix)
     for warning in outcome.convention_warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -128,18 +138,33 @@ def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
         if args.outbox_cmd == "status":
             stats = outbox.stats()
-            _print_json({
-                "data_dir": config.gateway.data_dir, "pending": stats.pending,
-                "retrying": stats.retrying, "leased": stats.leased, "dead": stats.dead,
-                "quarantined": stats.quarantined, "delivered": stats.delivered,
-                "oldest_pending_age_seconds": round(stats.oldest_pending_age, 3),
-            })
+            _print_json(
+                {
+                    "data_dir": config.gateway.data_dir,
+                    "pending": stats.pending,
+                    "retrying": stats.retrying,
+                    "leased": stats.leased,
+                    "dead": stats.dead,
+                    "quarantined": stats.quarantined,
+                    "delivered": stats.delivered,
+                    "oldest_pending_age_seconds": round(stats.oldest_pending_age, 3),
+                }
+            )
         elif args.outbox_cmd == "list":
-            _print_json([
-                {"id": d.id, "kind": d.kind, "source": d.source, "name": d.name,
-                 "error": d.error, "attempts": d.attempts, "created_at": d.created_at}
-                for d in outbox.dead_letters(limit=args.limit)
-            ])
+            _print_json(
+                [
+                    {
+                        "id": d.id,
+                        "kind": d.kind,
+                        "source": d.source,
+                        "name": d.name,
+                        "error": d.error,
+                        "attempts": d.attempts,
+                        "created_at": d.created_at,
+                    }
+                    for d in outbox.dead_letters(limit=args.limit)
+                ]
+            )
         elif args.outbox_cmd == "retry":
             if not args.all and not args.ids:
                 raise ConfigError("outbox retry: give dead-letter IDs or --all")
@@ -149,8 +174,9 @@ def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             if not args.yes:
                 if not sys.stdin.isatty():
                     raise ConfigError("outbox purge: confirm with --yes (no terminal to ask on)")
-                answer = input("Delete delivered events, dead letters and quarantined webhooks? "
-                               "Type 'yes': ")
+                answer = input(
+                    "Delete delivered events, dead letters and quarantined webhooks? Type 'yes': "
+                )
                 if answer.strip() != "yes":
                     print("nothing purged")
                     return 1
@@ -168,11 +194,19 @@ def cmd_quarantine(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
         held = outbox.quarantined(limit=args.limit)
         if args.quarantine_cmd == "list":
-            _print_json([
-                {"webhook_id": wid, "source": wh.source, "provider": wh.provider,
-                 "received_at": wh.received_at, "error": error, "bytes": len(wh.body)}
-                for wid, wh, error in held
-            ])
+            _print_json(
+                [
+                    {
+                        "webhook_id": wid,
+                        "source": wh.source,
+                        "provider": wh.provider,
+                        "received_at": wh.received_at,
+                        "error": error,
+                        "bytes": len(wh.body),
+                    }
+                    for wid, wh, error in held
+                ]
+            )
             return 0
         if not args.all and not args.ids:
             raise ConfigError("quarantine replay: give webhook IDs or --all")
@@ -186,17 +220,26 @@ def cmd_quarantine(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             transform_name = (source.transform if source else None) or webhook.provider
             prefix = source.event_prefix if source else webhook.provider
             try:
-                outcome = run_transform(registry.get(transform_name), webhook, prefix=prefix,
-                                        strict_names=config.gateway.strict_names)
+                outcome = run_transform(
+                    registry.get(transform_name),
+                    webhook,
+                    prefix=prefix,
+                    strict_names=config.gateway.strict_names,
+                )
             except TransformError as exc:
                 failed += 1
                 print(f"webhook {webhook_id}: still failing: {exc}", file=sys.stderr)
                 continue
             result = outbox.resolve_quarantined(
-                webhook_id, outcome.payloads, [e.id for e in outcome.events],
-                [e.name for e in outcome.events])
-            print(f"webhook {webhook_id}: {result.stored} event(s) queued, "
-                  f"{result.duplicates} duplicate(s) skipped")
+                webhook_id,
+                outcome.payloads,
+                [e.id for e in outcome.events],
+                [e.name for e in outcome.events],
+            )
+            print(
+                f"webhook {webhook_id}: {result.stored} event(s) queued, "
+                f"{result.duplicates} duplicate(s) skipped"
+            )
         return 1 if failed else 0
     finally:
         outbox.close()
@@ -210,15 +253,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--config", help="TOML config file (default: $GATEWAY_CONFIG, else the "
-                                        "environment)")
+        p.add_argument(
+            "--config", help="TOML config file (default: $GATEWAY_CONFIG, else the environment)"
+        )
         return p
 
     serve = add("serve", "run the gateway")
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    serve.add_argument("--dev", action="store_true",
-                       help="send to the local Inngest dev server (same as INNGEST_DEV=1)")
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="send to the local Inngest dev server (same as INNGEST_DEV=1)",
+    )
     serve.add_argument("--log-level", default=None)
     add("check", "validate the configuration, secrets and transforms, then exit")
     add("transforms", "list registered transforms and where each came from")
@@ -259,8 +306,12 @@ def _version() -> str:
 
 
 COMMANDS = {
-    "serve": cmd_serve, "check": cmd_check, "transforms": cmd_transforms,
-    "preview": cmd_preview, "outbox": cmd_outbox, "quarantine": cmd_quarantine,
+    "serve": cmd_serve,
+    "check": cmd_check,
+    "transforms": cmd_transforms,
+    "preview": cmd_preview,
+    "outbox": cmd_outbox,
+    "quarantine": cmd_quarantine,
 }
 
 

@@ -100,7 +100,7 @@ class OutboxConfig(_Model):
     durability: Literal["power_loss", "process_crash"] = "power_loss"
     encryption_key: str | None = None  # a secret reference; comma-separated keys rotate
     dedup_window: float = Field(default=86400.0, ge=0)
-    quarantine_retention: float = Field(default=30 * 86400.0, gt=0)
+    retention: float = Field(default=3 * 86400.0, gt=0)  # delivered rows are kept this long
 
 
 class ForwarderConfig(_Model):

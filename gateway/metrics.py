@@ -56,11 +56,15 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.received = Counter(
-            f"{PREFIX}_webhooks_received", "Webhook requests received.", ["source", "provider"],
+            f"{PREFIX}_webhooks_received",
+            "Webhook requests received.",
+            ["source", "provider"],
             registry=r,
         )
         self.accepted = Counter(
-            f"{PREFIX}_webhooks_accepted", "Webhooks verified and stored.", ["source", "provider"],
+            f"{PREFIX}_webhooks_accepted",
+            "Webhooks verified and stored.",
+            ["source", "provider"],
             registry=r,
         )
         self.rejected = Counter(
@@ -70,56 +74,79 @@ class Metrics:
             registry=r,
         )
         self.handshakes = Counter(
-            f"{PREFIX}_handshakes", "Handshakes answered (challenges, pings).",
-            ["source", "provider"], registry=r,
+            f"{PREFIX}_handshakes",
+            "Handshakes answered (challenges, pings).",
+            ["source", "provider"],
+            registry=r,
         )
         self.verification_seconds = Histogram(
-            f"{PREFIX}_verification_seconds", "Time spent verifying signatures.", ["provider"],
-            buckets=_LATENCY_BUCKETS, registry=r,
+            f"{PREFIX}_verification_seconds",
+            "Time spent verifying signatures.",
+            ["provider"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.ack_seconds = Histogram(
-            f"{PREFIX}_ack_seconds", "Time from request start to acknowledgement.", ["source"],
-            buckets=_LATENCY_BUCKETS, registry=r,
+            f"{PREFIX}_ack_seconds",
+            "Time from request start to acknowledgement.",
+            ["source"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.transform_errors = Counter(
-            f"{PREFIX}_transform_errors", "Transforms that raised or returned invalid events.",
-            ["source"], registry=r,
+            f"{PREFIX}_transform_errors",
+            "Transforms that raised or returned invalid events.",
+            ["source"],
+            registry=r,
         )
         self.name_warnings = Counter(
-            f"{PREFIX}_event_name_warnings", "Events whose name breaks prefix/noun.verb.",
-            ["source"], registry=r,
+            f"{PREFIX}_event_name_warnings",
+            "Events whose name breaks prefix/noun.verb.",
+            ["source"],
+            registry=r,
         )
         self.events_accepted = Counter(
             f"{PREFIX}_events_accepted", "Events stored for forwarding.", ["source"], registry=r
         )
         self.duplicates = Counter(
-            f"{PREFIX}_duplicates_skipped", "Events skipped: id seen within the dedup window.",
-            ["source"], registry=r,
+            f"{PREFIX}_duplicates_skipped",
+            "Events skipped: id seen within the dedup window.",
+            ["source"],
+            registry=r,
         )
         self.forwarded = Counter(
             f"{PREFIX}_events_forwarded", "Events the Event API accepted.", registry=r
         )
         self.forward_attempts = Counter(
-            f"{PREFIX}_forward_attempts", "Requests to the Event API, by status class.",
-            ["status_class"], registry=r,
+            f"{PREFIX}_forward_attempts",
+            "Requests to the Event API, by status class.",
+            ["status_class"],
+            registry=r,
         )
         self.forward_failures = Counter(
-            f"{PREFIX}_forward_failures", "Failed requests to the Event API, by status class.",
-            ["status_class"], registry=r,
+            f"{PREFIX}_forward_failures",
+            "Failed requests to the Event API, by status class.",
+            ["status_class"],
+            registry=r,
         )
         self.batch_events = Histogram(
-            f"{PREFIX}_batch_events", "Events per request to the Event API.",
-            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000), registry=r,
+            f"{PREFIX}_batch_events",
+            "Events per request to the Event API.",
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000),
+            registry=r,
         )
         self.batch_bytes = Histogram(
-            f"{PREFIX}_batch_bytes", "Bytes per request to the Event API.",
-            buckets=(1024, 8192, 65536, 131072, 262144, 524288, 1048576, 3145728), registry=r,
+            f"{PREFIX}_batch_bytes",
+            "Bytes per request to the Event API.",
+            buckets=(1024, 8192, 65536, 131072, 262144, 524288, 1048576, 3145728),
+            registry=r,
         )
         self.dead_letters = Counter(
             f"{PREFIX}_dead_letters", "Events moved to the dead-letter store.", registry=r
         )
         self.degraded = Gauge(
-            f"{PREFIX}_event_api_degraded", "1 while the Event API refuses the event key.",
+            f"{PREFIX}_event_api_degraded",
+            "1 while the Event API refuses the event key.",
             registry=r,
         )
 

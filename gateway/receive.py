@@ -41,8 +41,9 @@ class Source:
         return self.config.name
 
 
-def json_response(status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
-                  ) -> Response:
+def json_response(
+    status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
+) -> Response:
     """A JSON response serialized with orjson."""
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
 
@@ -120,19 +121,34 @@ class Receiver:
             self.metrics.rejected.labels(UNKNOWN_SOURCE, "", "unknown_source").inc()
             return self._done(
                 error_response(404, f"unknown source {name!r}", name),
-                request_id, None, "unknown_source", started, provider="",
+                request_id,
+                None,
+                "unknown_source",
+                started,
+                provider="",
             )
         provider = source.provider
         self.metrics.received.labels(name, provider.name).inc()
         if not self.accepting:
-            return self._reject(503, "shutting_down", "gateway is shutting down; retry later",
-                                source, request_id, started)
+            return self._reject(
+                503,
+                "shutting_down",
+                "gateway is shutting down; retry later",
+                source,
+                request_id,
+                started,
+            )
         try:
             body = await read_body(request, source.config.body_limit)
         except BodyTooLarge:
-            return self._reject(413, "body_too_large",
-                                f"body exceeds the limit of {source.config.body_limit} bytes",
-                                source, request_id, started)
+            return self._reject(
+                413,
+                "body_too_large",
+                f"body exceeds the limit of {source.config.body_limit} bytes",
+                source,
+                request_id,
+                started,
+            )
         except PayloadError as exc:
             return self._reject(400, "bad_request", str(exc), source, request_id, started)
         headers = normalize_headers(
@@ -148,13 +164,18 @@ class Receiver:
             provider.verify(body, headers)
         except VerificationError as exc:
             self.metrics.verification_seconds.labels(provider.name).observe(
-                time.perf_counter() - t0)
+                time.perf_counter() - t0
+            )
             return self._reject(exc.status_code, exc.code, exc.reason, source, request_id, started)
         self.metrics.verification_seconds.labels(provider.name).observe(time.perf_counter() - t0)
 
         webhook = Webhook(
-            source=name, provider=provider.name, body=body, headers=headers,
-            query=dict(request.query_params), received_at=received_at,
+            source=name,
+            provider=provider.name,
+            body=body,
+            headers=headers,
+            query=dict(request.query_params),
+            received_at=received_at,
         )
         try:
             provider.check_payload(webhook)
@@ -164,17 +185,32 @@ class Receiver:
         reply = provider.handshake(webhook)
         if reply is not None:
             self.metrics.handshakes.labels(name, provider.name).inc()
-            return self._done(reply_response(reply), request_id, source, "handshake", started,
-                              delivery_id=delivery_id)
+            return self._done(
+                reply_response(reply),
+                request_id,
+                source,
+                "handshake",
+                started,
+                delivery_id=delivery_id,
+            )
         return await self._store(webhook, source, request_id, started, delivery_id)
 
-    async def _store(self, webhook: Webhook, source: Source, request_id: str, started: float,
-                     delivery_id: str | None) -> Response:
+    async def _store(
+        self,
+        webhook: Webhook,
+        source: Source,
+        request_id: str,
+        started: float,
+        delivery_id: str | None,
+    ) -> Response:
         name = source.name
         try:
             outcome = await run_transform_bounded(
-                source.transform, webhook, prefix=source.config.event_prefix,
-                strict_names=self.strict_names, timeout=self.transform_timeout,
+                source.transform,
+                webhook,
+                prefix=source.config.event_prefix,
+                strict_names=self.strict_names,
+                timeout=self.transform_timeout,
             )
         except TransformError as exc:
             self.metrics.transform_errors.labels(name).inc()
@@ -182,51 +218,102 @@ class Receiver:
             try:
                 webhook_id = await self.outbox.quarantine_async(webhook, str(exc), detail)
             except OutboxUnavailable as unavailable:
-                return self._reject(503, "outbox_unavailable", str(unavailable), source,
-                                    request_id, started)
+                return self._reject(
+                    503, "outbox_unavailable", str(unavailable), source, request_id, started
+                )
             self.log.error(
                 "transform failed; webhook quarantined",
-                extra={"request_id": request_id, "source": name, "delivery_id": delivery_id,
-                       "transform": source.transform_name, "error": str(exc),
-                       "webhook_id": webhook_id},
+                extra={
+                    "request_id": request_id,
+                    "source": name,
+                    "delivery_id": delivery_id,
+                    "transform": source.transform_name,
+                    "error": str(exc),
+                    "webhook_id": webhook_id,
+                },
             )
             return self._done(
-                json_response(200, {"status": "quarantined", "webhook_id": webhook_id,
-                                    "request_id": request_id}),
-                request_id, source, "quarantined", started, delivery_id=delivery_id,
+                json_response(
+                    200,
+                    {"status": "quarantined", "webhook_id": webhook_id, "request_id": request_id},
+                ),
+                request_id,
+                source,
+                "quarantined",
+                started,
+                delivery_id=delivery_id,
             )
         for warning in outcome.convention_warnings:
             self.metrics.name_warnings.labels(name).inc()
             self.log.warning(warning, extra={"request_id": request_id, "source": name})
         try:
             result = await self.outbox.accept_async(
-                webhook, outcome.payloads, [e.id for e in outcome.events],
+                webhook,
+                outcome.payloads,
+                [e.id for e in outcome.events],
                 [e.name for e in outcome.events],
             )
         except OutboxUnavailable as exc:
-            return self._reject(503, "outbox_unavailable", f"cannot store the webhook: {exc}",
-                                source, request_id, started)
+            return self._reject(
+                503,
+                "outbox_unavailable",
+                f"cannot store the webhook: {exc}",
+                source,
+                request_id,
+                started,
+            )
         self.metrics.accepted.labels(name, source.provider.name).inc()
         self.metrics.events_accepted.labels(name).inc(result.stored)
         if result.duplicates:
             self.metrics.duplicates.labels(name).inc(result.duplicates)
         if result.stored and self.on_accept is not None:
             self.on_accept()
-        body = {"status": "accepted", "events": result.stored, "duplicates": result.duplicates,
-                "request_id": request_id}
-        return self._done(json_response(200, body), request_id, source, "accepted", started,
-                          delivery_id=delivery_id, events=result.stored,
-                          duplicates=result.duplicates,
-                          retry_num=webhook.header("x-slack-retry-num"))
+        body = {
+            "status": "accepted",
+            "events": result.stored,
+            "duplicates": result.duplicates,
+            "request_id": request_id,
+        }
+        return self._done(
+            json_response(200, body),
+            request_id,
+            source,
+            "accepted",
+            started,
+            delivery_id=delivery_id,
+            events=result.stored,
+            duplicates=result.duplicates,
+            retry_num=webhook.header("x-slack-retry-num"),
+        )
 
-    def _reject(self, status: int, reason: str, message: str, source: Source, request_id: str,
-                started: float) -> Response:
+    def _reject(
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        source: Source,
+        request_id: str,
+        started: float,
+    ) -> Response:
         self.metrics.rejected.labels(source.name, source.provider.name, reason).inc()
-        return self._done(error_response(status, message, source.name, reason=reason),
-                          request_id, source, reason, started)
+        return self._done(
+            error_response(status, message, source.name, reason=reason),
+            request_id,
+            source,
+            reason,
+            started,
+        )
 
-    def _done(self, response: Response, request_id: str, source: Source | None, outcome: str,
-              started: float, provider: str | None = None, **fields: Any) -> Response:
+    def _done(
+        self,
+        response: Response,
+        request_id: str,
+        source: Source | None,
+        outcome: str,
+        started: float,
+        provider: str | None = None,
+        **fields: Any,
+    ) -> Response:
         elapsed = time.perf_counter() - started
         response.headers["x-request-id"] = request_id
         source_name = source.name if source else UNKNOWN_SOURCE
@@ -235,10 +322,15 @@ class Receiver:
         self.log.info(
             "webhook",
             extra={
-                "request_id": request_id, "source": source_name,
-                "provider": provider if provider is not None else source.provider.name
-                if source else "",
-                "outcome": outcome, "status": response.status_code,
+                "request_id": request_id,
+                "source": source_name,
+                "provider": provider
+                if provider is not None
+                else source.provider.name
+                if source
+                else "",
+                "outcome": outcome,
+                "status": response.status_code,
                 "latency_ms": round(elapsed * 1000, 3),
                 **{k: v for k, v in fields.items() if v is not None},
             },

@@ -24,8 +24,9 @@ class ThreadedServer:
     """uvicorn serving an ASGI app in a background thread; ``url`` once started."""
 
     def __init__(self, app: Any) -> None:
-        self.config = uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None,
-                                     access_log=False, lifespan="on")
+        self.config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
+        )
         self.server = uvicorn.Server(self.config)
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -47,8 +48,9 @@ class ThreadedServer:
 
 
 @contextmanager
-def run_gateway(config: Config, environ: Mapping[str, str] | None = None, *,
-                dev: bool = False) -> Iterator[ThreadedServer]:
+def run_gateway(
+    config: Config, environ: Mapping[str, str] | None = None, *, dev: bool = False
+) -> Iterator[ThreadedServer]:
     """Build the gateway from ``config`` and serve it on 127.0.0.1:<free port>."""
     gateway = build_gateway(config, environ or {}, dev=dev)
     server = ThreadedServer(create_app(gateway))
@@ -70,9 +72,10 @@ class GatewayProcess:
         self._log: IO[bytes] = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         full_env = {**os.environ, **env}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", "0",
-             *args],
-            env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", "0", *args],
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
         self.url = ""
 

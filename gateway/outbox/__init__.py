@@ -82,8 +82,13 @@ class Outbox(Protocol):
     All methods are thread-safe. The ``*_async`` variants are what the event loop uses.
     """
 
-    def accept(self, webhook: Webhook, events: Sequence[bytes], event_ids: Sequence[str | None],
-               names: Sequence[str]) -> AcceptResult:
+    def accept(
+        self,
+        webhook: Webhook,
+        events: Sequence[bytes],
+        event_ids: Sequence[str | None],
+        names: Sequence[str],
+    ) -> AcceptResult:
         """Durably store a verified webhook and its serialized events, atomically.
 
         Returns only after the write is durable at the configured level. An event whose id was
@@ -92,8 +97,13 @@ class Outbox(Protocol):
         """
         ...
 
-    async def accept_async(self, webhook: Webhook, events: Sequence[bytes],
-                           event_ids: Sequence[str | None], names: Sequence[str]) -> AcceptResult:
+    async def accept_async(
+        self,
+        webhook: Webhook,
+        events: Sequence[bytes],
+        event_ids: Sequence[str | None],
+        names: Sequence[str],
+    ) -> AcceptResult:
         """:meth:`accept` for the event loop; concurrent calls share one commit (group commit)."""
         ...
 
@@ -105,8 +115,9 @@ class Outbox(Protocol):
         """:meth:`quarantine` for the event loop."""
         ...
 
-    def claim(self, *, max_events: int, max_bytes: int, lease_seconds: float,
-              now: float | None = None) -> list[StoredEvent]:
+    def claim(
+        self, *, max_events: int, max_bytes: int, lease_seconds: float, now: float | None = None
+    ) -> list[StoredEvent]:
         """Lease due events in ``seq`` order, at most ``max_events`` and ``max_bytes`` of payload.
 
         Always returns at least one event when one is due, even if it alone exceeds
@@ -119,7 +130,7 @@ class Outbox(Protocol):
         ...
 
     def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
-        """Return leased events for another attempt no earlier than ``retry_at``; counts one attempt."""
+        """Return leased events for a retry no earlier than ``retry_at``; counts an attempt."""
         ...
 
     def dead_letter(self, seq: int, error: str) -> None:
@@ -138,13 +149,26 @@ class Outbox(Protocol):
         """Quarantined webhooks as ``(webhook_id, webhook, error)``, oldest first."""
         ...
 
-    def resolve_quarantined(self, webhook_id: int, events: Sequence[bytes],
-                            event_ids: Sequence[str | None], names: Sequence[str]) -> AcceptResult:
+    def resolve_quarantined(
+        self,
+        webhook_id: int,
+        events: Sequence[bytes],
+        event_ids: Sequence[str | None],
+        names: Sequence[str],
+    ) -> AcceptResult:
         """Store the events a re-run transform produced and take the webhook out of quarantine."""
         ...
 
     def stats(self, now: float | None = None) -> OutboxStats:
         """Current counts."""
+        ...
+
+    def unlease(self, seqs: Sequence[int]) -> None:
+        """Give leased events back without counting an attempt."""
+        ...
+
+    def prune(self, older_than: float) -> int:
+        """Delete events delivered before ``older_than`` and webhooks left without events."""
         ...
 
     def purge(self) -> int:

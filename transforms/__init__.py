@@ -1,0 +1,1 @@
+"""Built-in transforms, written exactly as a plugin author writes one."""
