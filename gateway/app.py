@@ -158,6 +158,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    get_logger().exception("unexpected error", exc_info=exc)
+    source = request.path_params.get("source") if request.path_params else None
+    return error_response(500, "internal error", source, reason="internal_error")
+
+
 def create_app(gateway: Gateway) -> Starlette:
     """The ASGI app: webhook routes, probes, metrics, and the forwarder's lifespan."""
     config = gateway.config
@@ -216,7 +222,7 @@ def create_app(gateway: Gateway) -> Starlette:
             )
 
     routes = [
-        Route(WEBHOOK_PATH, receiver, methods=["POST", "HEAD"]),
+        Route(WEBHOOK_PATH, receiver.receive, methods=["POST", "HEAD"]),
         Route(HEALTH_PATH, health.healthz, methods=["GET"]),
         Route(READY_PATH, health.readyz, methods=["GET"]),
         Route(METRICS_PATH, health.metrics, methods=["GET"]),

@@ -109,7 +109,8 @@ class Receiver:
         name = request.path_params["source"]
         return Response(b"", 200 if name in self.sources else 404)
 
-    async def __call__(self, request: Request) -> Response:
+    async def receive(self, request: Request) -> Response:
+        """Handle ``POST``/``HEAD /webhooks/{source}``."""
         if request.method == "HEAD":
             return await self.head(request)
         started = time.perf_counter()
