@@ -33,7 +33,7 @@ SIGNATURE_HEADER = "x-slack-signature"
 
 
 def _looks_like_json(body: bytes) -> bool:
-    return body.lstrip()[:1] == b"{"
+    return body.lstrip()[:1] in (b"{", b"[")
 
 
 def parsed_payload(webhook: Webhook) -> dict[str, object]:
