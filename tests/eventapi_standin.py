@@ -76,8 +76,9 @@ class EventApiStandIn:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def _respond(self, path: str, headers: dict[str, str], body: bytes
-                 ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _respond(
+        self, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self.lock:
             if self.down:
                 return 503, {"status": 503, "error": "unavailable"}, {}
@@ -172,8 +173,10 @@ def main() -> None:
     def report(signum: int, frame: Any) -> None:
         with api.lock:
             ids = {e.get("id") for e in api.events}
-            print(f"EVENTS {len(api.events)} DISTINCT {len(ids)} REQUESTS {len(api.requests)}",
-                  flush=True)
+            print(
+                f"EVENTS {len(api.events)} DISTINCT {len(ids)} REQUESTS {len(api.requests)}",
+                flush=True,
+            )
 
     signal.signal(signal.SIGUSR1, release)
     signal.signal(signal.SIGUSR2, report)

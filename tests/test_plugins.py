@@ -56,8 +56,11 @@ def test_directory_plugin_and_worked_example(tmp_path: Path) -> None:
     revenue = outcome.events[1]
     assert revenue.id == "stripe-evt_1OA9vC2eZvKYlo2C5lW6Yl8R-revenue"
     assert revenue.data == {"customer": "cus_NffrFeUfNV2Hib", "amount": 2000, "currency": "usd"}
-    filtered = run_transform(registry.get("stripe-billing"),
-                             stripe_webhook("checkout.session.completed.json"), prefix="stripe")
+    filtered = run_transform(
+        registry.get("stripe-billing"),
+        stripe_webhook("checkout.session.completed.json"),
+        prefix="stripe",
+    )
     assert filtered.events == []
 
 
@@ -67,16 +70,19 @@ def test_docs_show_the_tested_example_verbatim() -> None:
 
 
 def test_module_function_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "refmod_abc.py").write_text(textwrap.dedent("""
+    (tmp_path / "refmod_abc.py").write_text(
+        textwrap.dedent("""
         from gateway import Event
         def rename(webhook):
             return Event(name="stripe/renamed.event", data={"n": 1})
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     registry = load_registry()
     func = registry.get("refmod_abc:rename")
     assert run_transform(func, stripe_webhook(), prefix="stripe").events[0].name == (
-        "stripe/renamed.event")
+        "stripe/renamed.event"
+    )
     with pytest.raises(PluginLoadError, match="no function 'missing'"):
         registry.get("refmod_abc:missing")
     with pytest.raises(PluginLoadError, match="cannot import"):
@@ -107,7 +113,8 @@ def test_missing_directory_and_name_clash(tmp_path: Path) -> None:
         load_registry(tmp_path / "absent")
     for name in ("one", "two"):
         (tmp_path / f"{name}.py").write_text(
-            "from gateway import transform\n@transform('same')\ndef f(w):\n    return None\n")
+            "from gateway import transform\n@transform('same')\ndef f(w):\n    return None\n"
+        )
     with pytest.raises(PluginLoadError, match="clashes"):
         load_registry(tmp_path)
 
@@ -115,17 +122,22 @@ def test_missing_directory_and_name_clash(tmp_path: Path) -> None:
 def test_directory_plugin_may_override_a_builtin(tmp_path: Path) -> None:
     (tmp_path / "override.py").write_text(
         "from gateway import Event, transform\n"
-        "@transform('stripe')\ndef mine(w):\n    return Event(name='stripe/mine.done')\n")
+        "@transform('stripe')\ndef mine(w):\n    return Event(name='stripe/mine.done')\n"
+    )
     registry = load_registry(tmp_path)
-    assert run_transform(registry.get("stripe"), stripe_webhook(), prefix="stripe").events[
-        0].name == "stripe/mine.done"
+    assert (
+        run_transform(registry.get("stripe"), stripe_webhook(), prefix="stripe").events[0].name
+        == "stripe/mine.done"
+    )
 
 
-def test_entry_point_plugin_from_an_installed_package(tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_entry_point_plugin_from_an_installed_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pkg = tmp_path / "src"
     (pkg / "acme_gw_plugin").mkdir(parents=True)
-    (pkg / "acme_gw_plugin" / "__init__.py").write_text(textwrap.dedent("""
+    (pkg / "acme_gw_plugin" / "__init__.py").write_text(
+        textwrap.dedent("""
         from gateway import Event, transform
 
         @transform("acme")
@@ -134,8 +146,10 @@ def test_entry_point_plugin_from_an_installed_package(tmp_path: Path,
 
         def by_entry_point_name(webhook):
             return None
-    """))
-    (pkg / "pyproject.toml").write_text(textwrap.dedent("""
+    """)
+    )
+    (pkg / "pyproject.toml").write_text(
+        textwrap.dedent("""
         [build-system]
         requires = ["setuptools>=61"]
         build-backend = "setuptools.build_meta"
@@ -145,12 +159,25 @@ def test_entry_point_plugin_from_an_installed_package(tmp_path: Path,
         [project.entry-points."webhook_gateway.transforms"]
         acme = "acme_gw_plugin"
         acme-direct = "acme_gw_plugin:by_entry_point_name"
-    """))
+    """)
+    )
     target = tmp_path / "site"
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-         "--no-index", "--target", str(target), str(pkg)],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(pkg),
+        ],
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         pytest.skip(f"pip cannot build a local package here: {result.stderr[-500:]}")
@@ -170,8 +197,9 @@ def test_entry_point_plugin_from_an_installed_package(tmp_path: Path,
 
 def test_fan_out_filter_and_dicts() -> None:
     webhook = stripe_webhook()
-    many = run_transform(lambda w: [Event(name="stripe/a.b"), {"name": "stripe/c.d"}], webhook,
-                         prefix="stripe")
+    many = run_transform(
+        lambda w: [Event(name="stripe/a.b"), {"name": "stripe/c.d"}], webhook, prefix="stripe"
+    )
     assert [e.name for e in many.events] == ["stripe/a.b", "stripe/c.d"]
     assert many.payloads == [b'{"name":"stripe/a.b","data":{}}', b'{"name":"stripe/c.d","data":{}}']
     assert run_transform(lambda w: None, webhook, prefix="stripe").events == []

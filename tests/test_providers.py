@@ -174,8 +174,14 @@ class _Clock:
 
 @pytest.mark.parametrize(
     "name",
-    ["message.json", "app_mention.json", "block_actions.form", "slash_command.form",
-     "url_verification.json", "view_submission.form"],
+    [
+        "message.json",
+        "app_mention.json",
+        "block_actions.form",
+        "slash_command.form",
+        "url_verification.json",
+        "view_submission.form",
+    ],
 )
 def test_slack_agrees_with_slack_sdk(name: str) -> None:
     body = fixture(f"slack/{name}")
@@ -303,7 +309,10 @@ def test_intercom_ping_answered_and_ids() -> None:
     reply = provider.handshake(ping)
     assert reply is not None and reply.status == 200
     assert provider.delivery_id(ping) is None
-    note = Webhook(source="intercom", provider="intercom",
-                   body=fixture("intercom/conversation.user.created.json"))
+    note = Webhook(
+        source="intercom",
+        provider="intercom",
+        body=fixture("intercom/conversation.user.created.json"),
+    )
     assert provider.handshake(note) is None
     assert provider.delivery_id(note) == "notif_4b4b8a8e-8b5e-4f77-8c8a-6c2a6f0c9d3e"

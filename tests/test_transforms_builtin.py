@@ -27,8 +27,13 @@ def run(provider: str, name: str) -> list[Event]:
 
 @pytest.mark.parametrize(
     "name",
-    ["customer.created.json", "customer.updated.json", "invoice.paid.json",
-     "checkout.session.completed.json", "connect.account.updated.json"],
+    [
+        "customer.created.json",
+        "customer.updated.json",
+        "invoice.paid.json",
+        "checkout.session.completed.json",
+        "connect.account.updated.json",
+    ],
 )
 def test_stripe_snapshot_events(name: str) -> None:
     source = json.loads(fixture(f"stripe/{name}"))
@@ -72,7 +77,10 @@ def test_slack_subtype_in_name() -> None:
     assert event.id == "slack-Ev08MFMKH7"
     [mention] = run("slack", "app_mention.json")
     assert (mention.name, mention.id, mention.ts) == (
-        "slack/app_mention", "slack-Ev0LAN670R", 1515449522000)
+        "slack/app_mention",
+        "slack-Ev0LAN670R",
+        1515449522000,
+    )
 
 
 def test_slack_app_rate_limited_becomes_an_event() -> None:

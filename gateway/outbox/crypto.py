@@ -44,7 +44,8 @@ class Cipher:
         self._current = b""
         for i, text in enumerate(keys):
             try:
-                raw = base64.urlsafe_b64decode(text.strip() + "=" * (-len(text.strip()) % 4))
+                padded = text.strip() + "=" * (-len(text.strip()) % 4)
+                raw = base64.b64decode(padded, altchars=b"-_", validate=True)
             except (binascii.Error, ValueError):
                 raise CipherError(f"encryption key #{i + 1} is not URL-safe base64") from None
             if len(raw) != 32:

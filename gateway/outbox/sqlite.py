@@ -175,6 +175,14 @@ class SQLiteOutbox:
                 try:
                     value = job.fn(conn)
                 except Exception as exc:
+                    if not conn.in_transaction:
+                        # SQLite rolled the whole transaction back (disk full, I/O error):
+                        # every job of the group is lost, so every job fails.
+                        raise (
+                            exc
+                            if isinstance(exc, sqlite3.Error)
+                            else sqlite3.OperationalError(str(exc))
+                        ) from exc
                     conn.execute("ROLLBACK TO job")
                     conn.execute("RELEASE job")
                     if isinstance(exc, sqlite3.Error):
@@ -355,18 +363,18 @@ class SQLiteOutbox:
             due = conn.execute(
                 "SELECT seq, webhook_id, size FROM events WHERE state = 'pending'"
                 " AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
-                (at, max_events),
+                (at, max_events + 1),
             ).fetchall()
             expired = conn.execute(
                 "SELECT seq, webhook_id, size FROM events WHERE state = 'leased'"
                 " AND lease_until < ? ORDER BY seq LIMIT ?",
-                (at, max_events),
+                (at, max_events + 1),
             ).fetchall()
-            rows = sorted(due + expired)[:max_events]
+            rows = sorted(due + expired)[: max_events + 1]
             chosen: list[int] = []
             total = 0
             for seq, _, size in rows:
-                if chosen and total + size > max_bytes:
+                if chosen and (total + size > max_bytes or len(chosen) == max_events):
                     break
                 chosen.append(seq)
                 total += size
