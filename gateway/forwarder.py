@@ -3,8 +3,9 @@
 Policy by outcome of a batch:
 
 - accepted: ack every event.
-- network error or 5xx: release every event for a retry after exponential back-off with full
-  jitter (``backoff_base * 2**attempts``, capped at ``backoff_max``). Never dropped.
+- network error or 5xx: release every event and pause the forwarder for an exponential back-off
+  with full jitter (``backoff_base * 2**attempts``, capped at ``backoff_max``). Never dropped;
+  the batch goes first again when the pause ends, so order is kept through an outage.
 - 429: release, and pause the whole forwarder for ``Retry-After`` (or the back-off).
 - 413 / oversize 400: split the batch in halves; a single event too large is dead-lettered.
 - other 400: ack the events the API accepted before the bad one, then bisect the rest to isolate
@@ -122,7 +123,7 @@ class Forwarder:
             try:
                 pause = self.paused_until - self.clock()
                 if pause > 0:
-                    await self._wait(stop, pause)
+                    await self._wait(stop, min(pause, self.config.idle_poll))
                     continue
                 sent = await self.step()
                 await self._maybe_prune()
@@ -221,6 +222,9 @@ class Forwarder:
         except SendError as exc:
             self._count_failure(exc)
             retry_at = self.clock() + self.backoff(events[0].attempts)
+            # The API, not the batch, is failing: pause everything so no request is wasted
+            # and the batch goes first (in order) when the pause ends.
+            self.paused_until = retry_at
             await self._release(events, retry_at, str(exc))
             self.log.warning(
                 "event API send failed; will retry",

@@ -7,18 +7,23 @@ all loaded explicitly by :func:`load_registry` (never as an import side effect):
 2. installed packages, through the ``webhook_gateway.transforms`` entry-point group,
 3. every ``.py`` file in a configured directory.
 
-A source may also name a transform as ``module:function``.
+A source may also name a transform as ``module:function``. A plugin (entry point or directory)
+may override a built-in of the same name, with a logged warning; two plugins claiming one name
+are a :class:`PluginLoadError`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import logging
 import os
+import re
 import sys
+import traceback
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar, overload
@@ -31,15 +36,43 @@ TransformFunc = Callable[[Webhook], Any]
 F = TypeVar("F", bound=TransformFunc)
 
 ENTRY_POINT_GROUP = "webhook_gateway.transforms"
+BUILTIN_MODULES = ("transforms.stripe", "transforms.slack", "transforms.intercom")
 _MARK = "__webhook_gateway_transform__"
+# Registered names never contain ':' (that means module:function) nor whitespace.
+_NAME = re.compile(r"^[^\s:]+$")
+_IMPORTLIB_DIR = os.path.dirname(importlib.__file__)
+
+log = logging.getLogger("webhook_gateway.plugins")
 
 
 class TransformError(Exception):
-    """A transform raised, returned something that is not events, or returned an invalid event."""
+    """A transform raised, returned something that is not events, or returned an invalid event.
+
+    ``detail`` holds the formatted traceback of the original exception when there is one.
+    """
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class PluginLoadError(Exception):
     """A plugin could not be loaded: names the plugin, the file and the error."""
+
+
+class UnknownTransformError(KeyError):
+    """No transform is registered under the name asked for."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "unknown transform"
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(
+            f"transform name {name!r} must be a non-empty string without ':' or whitespace"
+        )
+    return name
 
 
 @overload
@@ -53,31 +86,51 @@ def transform(arg: Any = None, /) -> Any:
     gateway finds marked functions when it loads the module.
     """
     if callable(arg):
-        setattr(arg, _MARK, arg.__name__)
+        setattr(arg, _MARK, _check_name(arg.__name__))
         return arg
+    if arg is not None:
+        _check_name(arg)
 
     def mark(func: F) -> F:
-        setattr(func, _MARK, arg or func.__name__)
+        setattr(func, _MARK, arg or _check_name(func.__name__))
         return func
 
     return mark
 
 
-BUILTIN_MODULES = ("transforms.stripe", "transforms.slack", "transforms.intercom")
-
-
 def marked_functions(module: ModuleType) -> list[tuple[str, TransformFunc]]:
-    """The functions in ``module`` marked with :func:`transform`, as ``(name, function)``."""
+    """The functions defined in ``module`` and marked with :func:`transform`.
+
+    Marked functions the module merely imports (a wrapper importing the built-in it wraps) are
+    left out, so they are not registered twice.
+    """
     found: list[tuple[str, TransformFunc]] = []
     for value in vars(module).values():
         name = getattr(value, _MARK, None)
         if (
             isinstance(name, str)
             and callable(value)
-            and getattr(value, "__module__", None) == (module.__name__)
+            and getattr(value, "__module__", None) == module.__name__
         ):
             found.append((name, value))
     return found
+
+
+def _where(exc: BaseException) -> str:
+    """``file line N`` of the code that failed, skipping import machinery frames."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename} line {exc.lineno}"
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith("<") and not frame.filename.startswith(_IMPORTLIB_DIR)
+    ]
+    return f"{frames[-1].filename} line {frames[-1].lineno}" if frames else ""
+
+
+def _describe(exc: BaseException) -> str:
+    message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+    return f"{type(exc).__name__}: {message}"
 
 
 class TransformRegistry:
@@ -91,17 +144,27 @@ class TransformRegistry:
     def register(
         self, name: str, func: TransformFunc, origin: str, *, builtin: bool = False
     ) -> None:
-        """Add ``func`` under ``name``.
+        """Add ``func`` under ``name``; ``origin`` says where it came from (for listings).
 
-        A plugin may override a built-in (logged); two plugins claiming one name is an error.
+        A plugin may override a built-in (logged as a warning); two plugins, or two built-ins,
+        claiming one name is a :class:`PluginLoadError`.
         """
+        try:
+            _check_name(name)
+        except ValueError as exc:
+            raise PluginLoadError(f"{origin}: {exc}") from None
+        if not callable(func):
+            raise PluginLoadError(f"{origin}: transform {name!r} is not callable")
+        self._add(name, func, origin, builtin=builtin)
+
+    def _add(self, name: str, func: TransformFunc, origin: str, *, builtin: bool) -> None:
         if name in self._funcs:
-            if name not in self._builtin:
+            if builtin or name not in self._builtin:
                 raise PluginLoadError(
                     f"transform {name!r} from {origin} clashes with the one from "
                     f"{self._origins[name]}"
                 )
-            logging.getLogger("webhook_gateway").warning(
+            log.warning(
                 "transform overrides a built-in",
                 extra={"transform": name, "origin": origin, "builtin": self._origins[name]},
             )
@@ -112,24 +175,39 @@ class TransformRegistry:
             self._builtin.add(name)
 
     def get(self, ref: str) -> TransformFunc:
-        """A registered name, or ``module:function`` imported on demand."""
+        """A registered name, or ``module:function`` imported on demand (marked or not).
+
+        Raises :class:`UnknownTransformError` (a ``KeyError``) for an unknown name and
+        :class:`PluginLoadError` when a reference cannot be imported.
+        """
         if ref in self._funcs:
             return self._funcs[ref]
-        if ":" in ref:
-            module_name, _, attr = ref.partition(":")
-            try:
-                module = importlib.import_module(module_name)
-            except Exception as exc:
-                raise PluginLoadError(
-                    f"transform {ref!r}: cannot import {module_name}: {type(exc).__name__}: {exc}"
-                ) from exc
-            func = getattr(module, attr, None)
-            if not callable(func):
-                raise PluginLoadError(f"transform {ref!r}: {module_name} has no function {attr!r}")
-            self.register(ref, func, f"reference {ref}")
-            return func  # type: ignore[no-any-return]
-        known = ", ".join(sorted(self._funcs)) or "none"
-        raise KeyError(f"unknown transform {ref!r} (registered: {known})")
+        if ":" not in ref:
+            known = ", ".join(sorted(self._funcs)) or "none"
+            raise UnknownTransformError(f"unknown transform {ref!r} (registered: {known})")
+        module_name, _, attr = ref.partition(":")
+        if not module_name or not attr:
+            raise PluginLoadError(f"transform {ref!r}: a reference looks like module:function")
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            where = _where(exc)
+            raise PluginLoadError(
+                f"transform {ref!r}: cannot import {module_name}"
+                f"{f' ({where})' if where else ''}: {_describe(exc)}"
+            ) from exc
+        func = getattr(module, attr, None)
+        if not callable(func):
+            raise PluginLoadError(
+                f"transform {ref!r}: {module_name} ({getattr(module, '__file__', '?')}) has no "
+                f"function {attr!r}"
+            )
+        self._add(ref, func, f"reference {ref} ({getattr(module, '__file__', '?')})", builtin=False)
+        return func  # type: ignore[no-any-return]
+
+    def origin(self, name: str) -> str:
+        """Where the transform registered as ``name`` came from."""
+        return self._origins[name]
 
     def items(self) -> list[tuple[str, str]]:
         """``(name, origin)`` for every registered transform, sorted by name."""
@@ -138,59 +216,98 @@ class TransformRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._funcs
 
-
-def _load_file(path: Path) -> ModuleType:
-    module_name = f"webhook_gateway_plugins.{path.stem}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise PluginLoadError(f"plugin file {path}: cannot be loaded as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        sys.modules.pop(module_name, None)
-        where = f" line {exc.lineno}" if isinstance(exc, SyntaxError) and exc.lineno else ""
-        raise PluginLoadError(f"plugin file {path}{where}: {type(exc).__name__}: {exc}") from exc
-    return module
+    def __len__(self) -> int:
+        return len(self._funcs)
 
 
-def load_registry(transforms_dir: str | os.PathLike[str] | None = None) -> TransformRegistry:
-    """Built-ins, then entry points, then a directory's ``.py`` files; errors name the plugin."""
-    registry = TransformRegistry()
+def _load_builtins(registry: TransformRegistry) -> None:
     for module_name in BUILTIN_MODULES:
         module = importlib.import_module(module_name)
         for name, func in marked_functions(module):
             registry.register(name, func, f"builtin ({module_name})", builtin=True)
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "unknown distribution"
-        origin = f"entry point {ENTRY_POINT_GROUP}: {ep.value} ({dist})"
-        try:
-            target = ep.load()
-        except Exception as exc:
-            raise PluginLoadError(
-                f"plugin {ep.name!r} ({ep.value}, {dist}): {type(exc).__name__}: {exc}"
-            ) from exc
-        if isinstance(target, ModuleType):
-            funcs = marked_functions(target)
-            if not funcs:
-                raise PluginLoadError(f"plugin {ep.name!r} ({ep.value}): no @transform function")
-            for name, func in funcs:
-                registry.register(name, func, origin)
-        elif callable(target):
-            registry.register(ep.name, target, origin)
-        else:
-            raise PluginLoadError(f"plugin {ep.name!r} ({ep.value}) is not a function or module")
 
+def _load_entry_point(registry: TransformRegistry, ep: EntryPoint) -> None:
+    dist = f"dist {ep.dist.name} {ep.dist.version}" if ep.dist else "unknown dist"
+    origin = f"entry point {ENTRY_POINT_GROUP}: {ep.value} ({dist})"
+    plugin = f"plugin {ep.name!r} (entry point {ep.value}, {dist})"
+    try:
+        target = ep.load()
+    except Exception as exc:
+        where = _where(exc)
+        raise PluginLoadError(f"{plugin}{f', {where}' if where else ''}: {_describe(exc)}") from exc
+    if isinstance(target, ModuleType):
+        funcs = marked_functions(target)
+        if not funcs:
+            raise PluginLoadError(
+                f"{plugin}: module {target.__file__} defines no @transform function"
+            )
+        for name, func in funcs:
+            registry.register(name, func, origin)
+    elif callable(target):
+        registry.register(ep.name, target, origin)
+    else:
+        raise PluginLoadError(f"{plugin}: {type(target).__name__} is not a function or module")
+
+
+def _module_name(path: Path) -> str:
+    # Unique per file, so two directories may both hold an ``orders.py``.
+    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:10]
+    stem = re.sub(r"\W", "_", path.stem)
+    return f"webhook_gateway_plugin_{stem}_{digest}"
+
+
+def _load_file(path: Path) -> ModuleType:
+    """Execute one plugin file as a module; errors are :class:`PluginLoadError` naming it."""
+    module_name = _module_name(path)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PluginLoadError(f"plugin file {path}: cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # so dataclasses and pydantic models in it resolve
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(module_name, None)
+        where = _where(exc)
+        line = ""
+        if where.startswith(f"{path} line "):
+            line, where = where[len(str(path)) :], ""
+        raise PluginLoadError(
+            f"plugin file {path}{line}: {_describe(exc)}{f' (at {where})' if where else ''}"
+        ) from exc
+    return module
+
+
+def _load_directory(registry: TransformRegistry, directory: Path) -> None:
+    if not directory.is_dir():
+        raise PluginLoadError(f"transforms directory {directory} does not exist")
+    for path in sorted(directory.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        module = _load_file(path)
+        for name, func in marked_functions(module):
+            registry.register(name, func, f"directory {path}")
+
+
+def load_registry(transforms_dir: str | os.PathLike[str] | None = None) -> TransformRegistry:
+    """Built-ins, then entry points, then the ``.py`` files of ``transforms_dir`` (sorted).
+
+    Any failure is a :class:`PluginLoadError` naming the plugin, its file and the error.
+    """
+    registry = TransformRegistry()
+    _load_builtins(registry)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        _load_entry_point(registry, ep)
     if transforms_dir:
-        directory = Path(transforms_dir)
-        if not directory.is_dir():
-            raise PluginLoadError(f"transforms directory {directory} does not exist")
-        for path in sorted(directory.glob("*.py")):
-            if path.name.startswith("_"):
-                continue
-            module = _load_file(path)
-            for name, func in marked_functions(module):
-                registry.register(name, func, f"directory {path}")
+        _load_directory(registry, Path(transforms_dir))
     return registry
+
+
+def default_transform_for(provider: str) -> TransformFunc:
+    """The built-in transform named after ``provider`` (never a plugin that overrides it)."""
+    for module_name in BUILTIN_MODULES:
+        for name, func in marked_functions(importlib.import_module(module_name)):
+            if name == provider:
+                return func
+    raise UnknownTransformError(f"no built-in transform for provider {provider!r}")

@@ -1,13 +1,24 @@
-"""Run a transform: normalize and validate its result; bound its time."""
+"""Run a transform: normalize and validate its result; bound its time.
+
+:func:`run_transform` calls a transform in the calling thread. :func:`run_transform_bounded`
+runs it off the event loop in a :class:`TransformPool` thread and gives up after a timeout.
+Python cannot kill a thread: a transform that never returns keeps its thread until it does.
+The pool is bounded, so hung transforms occupy at most ``size`` threads; the webhook whose
+transform timed out is quarantined by the caller, and later webhooks wait for a free thread
+within their own timeout. Pool threads are daemon threads so a hung transform cannot keep the
+process from exiting (a ``ThreadPoolExecutor`` joins its threads at interpreter exit).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import traceback
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -15,9 +26,8 @@ from gateway.events import Event, follows_convention
 from gateway.plugins import TransformError, TransformFunc
 from gateway.webhook import Webhook
 
-#: Transforms run here, never on the event loop. A hung transform cannot be killed in Python:
-#: it holds one of these threads until it returns, while the webhook is already quarantined.
-_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="transform")
+T = TypeVar("T")
+DEFAULT_POOL_SIZE = 8
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,12 @@ class TransformOutcome:
     convention_warnings: list[str] = field(default_factory=list)
 
 
+def _validation_problems(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}" for err in exc.errors()
+    )
+
+
 def _as_event(item: Any, index: int) -> Event:
     if isinstance(item, Event):
         return item
@@ -36,19 +52,15 @@ def _as_event(item: Any, index: int) -> Event:
         try:
             return Event.model_validate(dict(item))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}"
-                for err in exc.errors()
-            )
-            raise TransformError(f"event {index} is invalid: {problems}") from None
+            raise TransformError(f"event {index} is invalid: {_validation_problems(exc)}") from None
     raise TransformError(
-        f"event {index} is a {type(item).__name__}; a transform returns Event, a list of them, "
-        "or None"
+        f"event {index} is a {type(item).__name__}; a transform returns an Event (or a dict with "
+        "its fields), a list of them, or None"
     )
 
 
 def normalize(result: Any) -> list[Event]:
-    """Turn a transform's return value into a list of valid events."""
+    """Turn a transform's return value into a list of valid events (``None`` -> ``[]``)."""
     if result is None:
         return []
     if isinstance(result, Event | Mapping):
@@ -60,29 +72,52 @@ def normalize(result: Any) -> list[Event]:
     )
 
 
+def _call(func: TransformFunc, webhook: Webhook) -> Any:
+    try:
+        return func(webhook)
+    except TransformError as exc:
+        if exc.detail is None:
+            exc.detail = "".join(traceback.format_exception(exc))
+        raise
+    except ValidationError as exc:
+        # An Event(...) built inside the transform: name the bad field, keep the traceback.
+        raise TransformError(
+            f"transform built an invalid event: {_validation_problems(exc)}",
+            detail="".join(traceback.format_exception(exc)),
+        ) from exc
+    except (Exception, SystemExit) as exc:  # a plugin calling sys.exit() must not stop us
+        raise TransformError(
+            f"transform raised {type(exc).__name__}: {exc}",
+            detail="".join(traceback.format_exception(exc)),
+        ) from exc
+
+
 def run_transform(
     func: TransformFunc, webhook: Webhook, *, prefix: str, strict_names: bool = False
 ) -> TransformOutcome:
     """Call ``func`` and validate what it returns; any failure is a :class:`TransformError`.
 
-    The error's ``detail`` attribute holds the formatted traceback of the original exception.
+    Events must serialize to JSON and have distinct ids (Inngest would drop all but one). A
+    name that breaks ``{prefix}/noun.verb`` is a warning, or an error when ``strict_names``.
     """
-    try:
-        result = func(webhook)
-    except TransformError:
-        raise
-    except Exception as exc:
-        error = TransformError(f"transform raised {type(exc).__name__}: {exc}")
-        error.detail = "".join(traceback.format_exception(exc))  # type: ignore[attr-defined]
-        raise error from exc
-    events = normalize(result)
+    events = normalize(_call(func, webhook))
     payloads: list[bytes] = []
     warnings: list[str] = []
+    seen_ids: dict[str, int] = {}
     for i, event in enumerate(events):
         try:
             payloads.append(event.to_json())
         except TypeError as exc:
-            raise TransformError(f"event {i} ({event.name}): data is not JSON: {exc}") from None
+            raise TransformError(
+                f"event {i} ({event.name}): data is not JSON-serializable: {exc}"
+            ) from None
+        if event.id is not None:
+            if event.id in seen_ids:
+                raise TransformError(
+                    f"events {seen_ids[event.id]} and {i} share the id {event.id!r}; Inngest "
+                    "would drop all but the first"
+                )
+            seen_ids[event.id] = i
         if not follows_convention(event.name, prefix):
             message = (
                 f"event name {event.name!r} does not follow the convention '{prefix}/noun.verb'"
@@ -93,6 +128,112 @@ def run_transform(
     return TransformOutcome(events, payloads, warnings)
 
 
+class TransformPool:
+    """At most ``size`` calls run at once, each in its own daemon thread.
+
+    Usable from any event loop. A call waits for a free slot; a slot is freed when its call
+    returns, even after the caller stopped waiting for it.
+    """
+
+    def __init__(self, size: int = DEFAULT_POOL_SIZE, *, name: str = "transform") -> None:
+        if size < 1:
+            raise ValueError("pool size must be at least 1")
+        self.size = size
+        self.name = name
+        self._lock = threading.Lock()
+        self._free = size
+        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+        self._started = 0
+
+    @property
+    def busy(self) -> int:
+        """How many slots are held by running calls (hung ones included)."""
+        with self._lock:
+            return self.size - self._free
+
+    async def run(self, call: Callable[[], T], timeout: float) -> T:
+        """``call()`` in a pool thread; ``TimeoutError`` after ``timeout`` s (waiting included)."""
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(timeout):
+            await self._acquire(loop)
+            result: asyncio.Future[T] = loop.create_future()
+            with self._lock:
+                self._started += 1
+                thread_name = f"{self.name}-{self._started}"
+            thread = threading.Thread(
+                target=self._work, args=(call, loop, result), name=thread_name, daemon=True
+            )
+            try:
+                thread.start()
+            except BaseException:
+                self._release()
+                raise
+            return await result
+
+    def _work(
+        self, call: Callable[[], T], loop: asyncio.AbstractEventLoop, result: asyncio.Future[T]
+    ) -> None:
+        try:
+            value = call()
+        except BaseException as exc:
+            outcome: tuple[bool, Any] = (False, exc)
+        else:
+            outcome = (True, value)
+        finally:
+            self._release()
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle, result, outcome)
+
+    async def _acquire(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            if self._free and not self._waiters:
+                self._free -= 1
+                return
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append((loop, waiter))
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            with self._lock:
+                queued = (loop, waiter) in self._waiters
+                if queued:
+                    self._waiters.remove((loop, waiter))
+            if not queued and waiter.done() and not waiter.cancelled():
+                self._release()  # the slot was handed over just before the cancellation
+            raise
+
+    def _release(self) -> None:
+        """Hand the slot to the oldest waiter, or mark it free. Called from any thread."""
+        with self._lock:
+            while self._waiters:
+                loop, waiter = self._waiters.popleft()
+                try:
+                    loop.call_soon_threadsafe(self._hand_over, waiter)
+                    return
+                except RuntimeError:
+                    continue  # that waiter's loop is closed
+            self._free += 1
+
+    def _hand_over(self, waiter: asyncio.Future[None]) -> None:
+        if waiter.done():  # cancelled between being picked and woken: pass the slot on
+            self._release()
+        else:
+            waiter.set_result(None)
+
+
+def _settle(future: asyncio.Future[T], outcome: tuple[bool, Any]) -> None:
+    if future.done():
+        return
+    ok, value = outcome
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+_DEFAULT_POOL = TransformPool()
+
+
 async def run_transform_bounded(
     func: TransformFunc,
     webhook: Webhook,
@@ -100,13 +241,21 @@ async def run_transform_bounded(
     prefix: str,
     strict_names: bool = False,
     timeout: float = 5.0,
+    pool: TransformPool | None = None,
 ) -> TransformOutcome:
-    """:func:`run_transform` in a worker thread, giving up after ``timeout`` seconds."""
-    loop = asyncio.get_running_loop()
-    future = loop.run_in_executor(
-        _POOL, lambda: run_transform(func, webhook, prefix=prefix, strict_names=strict_names)
-    )
+    """:func:`run_transform` in a pool thread; ``TransformError`` after ``timeout`` seconds.
+
+    The timeout covers waiting for a free thread and the transform itself. On timeout the
+    thread runs on until the transform returns; its result is discarded.
+    """
+    chosen = _DEFAULT_POOL if pool is None else pool
     try:
-        return await asyncio.wait_for(future, timeout)
+        return await chosen.run(
+            lambda: run_transform(func, webhook, prefix=prefix, strict_names=strict_names),
+            timeout,
+        )
     except TimeoutError:
-        raise TransformError(f"transform timed out after {timeout:g}s") from None
+        raise TransformError(
+            f"transform timed out after {timeout:g}s ({chosen.busy} of {chosen.size} transform "
+            "threads busy)"
+        ) from None

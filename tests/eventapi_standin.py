@@ -68,7 +68,9 @@ class EventApiStandIn:
             return [e.get("id") for e in self.events]
 
     def start(self) -> EventApiStandIn:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 

@@ -250,7 +250,7 @@ def test_hanging_transform_is_bounded() -> None:
         release.wait(30)
 
     try:
-        with pytest.raises(TransformError, match="timed out after 0.2s"):
+        with pytest.raises(TransformError, match=r"timed out after 0\.2s"):
             anyio_run(run_transform_bounded(hang, stripe_webhook(), prefix="stripe", timeout=0.2))
     finally:
         release.set()

@@ -1,7 +1,7 @@
 """Intercom notifications become ``intercom/<topic>`` events with id ``intercom-<id>``.
 
-``ping`` never becomes an event; a notification without an id gets no dedup id (never
-``intercom-None``).
+``ts`` is ``created_at`` in ms and ``data`` the whole notification. ``ping`` never becomes an
+event; a notification whose id is null gets no dedup id (never ``intercom-None``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from gateway import Event, Webhook, transform
 def intercom(webhook: Webhook) -> Event | None:
     """One Intercom notification -> one event; ``ping`` -> None."""
     note = webhook.json
-    topic = note.get("topic")
+    if not isinstance(note, dict) or not isinstance(note.get("topic"), str) or not note["topic"]:
+        raise ValueError("an Intercom notification is a JSON object with a 'topic'")
+    topic = note["topic"]
     if topic == "ping":
         return None
     created = note.get("created_at")
@@ -21,6 +23,8 @@ def intercom(webhook: Webhook) -> Event | None:
     return Event(
         name=f"intercom/{topic}",
         id=f"intercom-{notification_id}" if notification_id else None,
-        ts=created * 1000 if isinstance(created, int) else webhook.received_at_ms,
+        ts=created * 1000
+        if type(created) is int and created > 0
+        else webhook.received_at_ms or None,
         data=note,
     )
