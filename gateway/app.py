@@ -101,7 +101,6 @@ def build_gateway(
 class _Health:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self._stats_cache: tuple[float, OutboxStats | None] = (0.0, None)
 
     async def healthz(self, request: Request) -> Response:
         return json_response(200, {"status": "ok"})
@@ -131,15 +130,10 @@ class _Health:
         return json_response(status, {"status": state, "checks": checks})
 
     def outbox_stats(self) -> OutboxStats | None:
-        at, cached = self._stats_cache
-        now = time.monotonic()
-        if cached is None or now - at > 1.0:
-            try:
-                cached = self.gateway.outbox.stats()
-            except OutboxUnavailable:
-                return None
-            self._stats_cache = (now, cached)
-        return cached
+        try:
+            return self.gateway.outbox.stats()
+        except OutboxUnavailable:
+            return None
 
     async def metrics(self, request: Request) -> Response:
         body = await asyncio.to_thread(self.gateway.metrics.render)

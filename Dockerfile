@@ -1,0 +1,60 @@
+# syntax=docker/dockerfile:1
+#
+# webhook-gateway container image. Build: docker build -t webhook-gateway:0.1.0 .
+# The base is pinned by exact tag; pin it by digest too (python:3.11.13-slim-bookworm@sha256:...)
+# once you can resolve the digest in your registry (see docs/deploy.md).
+
+# --- builder: install the package and its dependencies into a self-contained venv ------------
+FROM python:3.11.13-slim-bookworm AS builder
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+# Every dependency ships wheels for amd64 and arm64, so no compiler is installed even here.
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY gateway ./gateway
+COPY transforms ./transforms
+# pip compiles .pyc files into the venv here, so the read-only final image never needs to.
+RUN pip install --no-cache-dir . \
+    && pip check
+
+# --- final: the venv on the same base, no build tools, non-root --------------------------------
+FROM python:3.11.13-slim-bookworm
+
+LABEL org.opencontainers.image.title="webhook-gateway" \
+      org.opencontainers.image.description="Verify provider webhooks, transform them into Inngest events, forward them durably." \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+# Fixed IDs so Kubernetes securityContext (runAsUser/fsGroup 10001) and volume ownership agree.
+RUN groupadd --system --gid 10001 gateway \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home \
+       --home-dir /nonexistent --shell /usr/sbin/nologin gateway \
+    && mkdir -p /data \
+    && chown 10001:10001 /data \
+    && chmod 0750 /data
+
+COPY --from=builder /opt/venv /opt/venv
+
+# Nothing writes outside /data (the outbox) and /tmp: the root filesystem may be read-only.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    GATEWAY_DATA_DIR=/data
+
+VOLUME ["/data"]
+USER 10001:10001
+EXPOSE 8080
+
+# The gateway drains its outbox on SIGTERM ([forwarder] shutdown_deadline) and exits.
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=2)"]
+
+# Exec form: the gateway is PID 1 and receives SIGTERM itself (no shell, no init; see docs).
+ENTRYPOINT ["webhook-gateway"]
+CMD ["serve"]

@@ -1,0 +1,122 @@
+"""Metrics move as expected; logs are JSON lines without secrets."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import time
+from pathlib import Path
+
+import httpx
+
+from gateway.logs import configure_logging
+from tests.eventapi_standin import event_api
+from tests.helpers import SLACK_SECRET, STRIPE_SECRET, fixture, make_config
+from tests.server import run_gateway
+from tests.signing import slack_headers, stripe_headers
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        match = re.match(r"^([a-z_]+)(\{[^}]*\})? (\S+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(match.group(3))
+    return 0.0
+
+
+def test_metrics_across_accept_reject_forward_retry(tmp_path: Path) -> None:
+    with event_api() as api:
+        api.fail_next(1, 503)
+        with run_gateway(make_config(tmp_path, api.url)) as gw, httpx.Client(base_url=gw.url) as c:
+            body = fixture("stripe/customer.created.json")
+            assert (
+                c.post(
+                    "/webhooks/stripe", content=body, headers=stripe_headers(body, STRIPE_SECRET)
+                ).status_code
+                == 200
+            )
+            assert (
+                c.post(
+                    "/webhooks/stripe", content=body, headers={"Stripe-Signature": "t=1,v1=00"}
+                ).status_code
+                == 401
+            )
+            assert c.post("/webhooks/nope", content=b"{}").status_code == 404
+            deadline = time.monotonic() + 20
+            text = ""
+            while time.monotonic() < deadline:
+                text = c.get("/metrics").text
+                if metric(text, "webhook_gateway_events_forwarded_total") >= 1:
+                    break
+                time.sleep(0.05)
+    assert metric(text, "webhook_gateway_webhooks_received_total", source="stripe") == 2
+    assert metric(text, "webhook_gateway_webhooks_accepted_total", source="stripe") == 1
+    assert (
+        metric(
+            text,
+            "webhook_gateway_webhooks_rejected_total",
+            source="stripe",
+            reason="signature_mismatch",
+        )
+        == 1
+    )
+    assert (
+        metric(
+            text,
+            "webhook_gateway_webhooks_rejected_total",
+            source="_unknown",
+            reason="unknown_source",
+        )
+        == 1
+    )
+    assert metric(text, "webhook_gateway_events_accepted_total", source="stripe") == 1
+    assert metric(text, "webhook_gateway_events_forwarded_total") == 1
+    assert metric(text, "webhook_gateway_forward_attempts_total", status_class="5xx") == 1
+    assert metric(text, "webhook_gateway_forward_failures_total", status_class="5xx") == 1
+    assert metric(text, "webhook_gateway_forward_attempts_total", status_class="2xx") == 1
+    assert metric(text, "webhook_gateway_batch_events_count") == 2
+    assert metric(text, "webhook_gateway_verification_seconds_count", provider="stripe") == 2
+    assert metric(text, "webhook_gateway_outbox_depth", state="pending") == 0
+    assert "webhook_gateway_outbox_oldest_age_seconds" in text
+    # low-cardinality labels only: the unknown source name never becomes a label value
+    assert 'source="nope"' not in text
+
+
+def test_logs_are_json_and_never_contain_secrets(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    config = make_config(tmp_path, None)
+    configure_logging("debug", [STRIPE_SECRET, SLACK_SECRET, "test-key"], stream=stream)
+    try:
+        with run_gateway(config) as gw, httpx.Client(base_url=gw.url) as c:
+            body = fixture("stripe/invoice.paid.json")
+            c.post("/webhooks/stripe", content=body, headers=stripe_headers(body, STRIPE_SECRET))
+            c.post("/webhooks/stripe", content=body, headers={"Stripe-Signature": "t=1,v1=0"})
+            slack = fixture("slack/message.json")
+            c.post("/webhooks/slack", content=slack, headers=slack_headers(slack, SLACK_SECRET))
+            # a mistake that would log a secret is scrubbed all the same
+            logging.getLogger("webhook_gateway").warning(f"oops {STRIPE_SECRET}")
+    finally:
+        for name in ("webhook_gateway", "uvicorn", "uvicorn.error"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
+    lines = [line for line in stream.getvalue().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is valid JSON
+    requests = [r for r in records if r["msg"] == "webhook"]
+    assert {r["outcome"] for r in requests} >= {"accepted", "signature_mismatch"}
+    accepted = next(r for r in requests if r["outcome"] == "accepted")
+    assert accepted["source"] == "stripe" and accepted["provider"] == "stripe"
+    assert accepted["delivery_id"] == "evt_1OA9vC2eZvKYlo2C5lW6Yl8R"
+    assert accepted["request_id"] and accepted["latency_ms"] >= 0
+    text = stream.getvalue()
+    for secret in (STRIPE_SECRET, SLACK_SECRET):
+        assert secret not in text
+    assert "oops [redacted]" in text
+    signature = stripe_headers(body, STRIPE_SECRET)["Stripe-Signature"].split("v1=")[1]
+    assert signature not in text
