@@ -99,10 +99,11 @@ class SQLiteOutbox:
         self._accepts = 0
         synchronous = "FULL" if durability == "power_loss" else "NORMAL"
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._write = self._connect(synchronous, max_pages)
             self._write.executescript(_SCHEMA)
             self._read = self._connect(synchronous, None)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise _unavailable(exc) from None
         self._read_lock = threading.Lock()
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
