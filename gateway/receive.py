@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import traceback
 import uuid
@@ -193,6 +194,15 @@ class Receiver:
                 "handshake",
                 started,
                 delivery_id=delivery_id,
+            )
+        if self.log_bodies and self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug(
+                "webhook body",
+                extra={
+                    "request_id": request_id,
+                    "source": name,
+                    "body": body.decode("utf-8", "replace"),
+                },
             )
         return await self._store(webhook, source, request_id, started, delivery_id)
 

@@ -118,5 +118,24 @@ def test_logs_are_json_and_never_contain_secrets(tmp_path: Path) -> None:
     for secret in (STRIPE_SECRET, SLACK_SECRET):
         assert secret not in text
     assert "oops [redacted]" in text
+    assert "jennyrosen@example.com" not in text  # bodies stay out unless log_bodies is set
+
+
+def test_bodies_logged_only_when_enabled_at_debug(tmp_path: Path) -> None:
+    stream = io.StringIO()
+    config = make_config(tmp_path, None)
+    config.gateway.log_bodies = True
+    configure_logging("debug", [STRIPE_SECRET], stream=stream)
+    try:
+        with run_gateway(config) as gw, httpx.Client(base_url=gw.url) as c:
+            body = fixture("stripe/invoice.paid.json")
+            c.post("/webhooks/stripe", content=body, headers=stripe_headers(body, STRIPE_SECRET))
+    finally:
+        for name in ("webhook_gateway", "uvicorn", "uvicorn.error"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
+    records = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+    [logged] = [r for r in records if r["msg"] == "webhook body"]
+    assert logged["level"] == "debug" and "jennyrosen@example.com" in logged["body"]
     signature = stripe_headers(body, STRIPE_SECRET)["Stripe-Signature"].split("v1=")[1]
     assert signature not in text
