@@ -1,24 +1,27 @@
 """Drain the outbox into the Event API: batching, retries, splitting, dead letters.
 
-Policy by outcome of a batch:
+Policy by outcome of a request:
 
-- accepted: ack every event.
-- network error or 5xx: release every event and pause the forwarder for an exponential back-off
-  with full jitter (``backoff_base * 2**attempts``, capped at ``backoff_max``). Never dropped;
-  the batch goes first again when the pause ends, so order is kept through an outage.
+- accepted: ack every event; a degraded state is cleared.
+- network error or 5xx: release the batch and pause the whole forwarder for an exponential
+  back-off (``backoff_base * 2**failures`` capped at ``backoff_max``, full jitter, never below
+  ``backoff_base``). Never dropped, retried forever: the batch goes first again when the pause
+  ends, so order survives an outage.
 - 429: release, and pause the whole forwarder for ``Retry-After`` (or the back-off).
-- 413 / oversize 400: split the batch in halves; a single event too large is dead-lettered.
-- other 400: ack the events the API accepted before the bad one, then bisect the rest to isolate
-  the poison event, dead-letter it with the API's error, deliver the others.
-- 401/403/404: release everything, mark the gateway degraded, log an alarm, retry after the
-  back-off cap. Cleared by the next accepted batch.
+- 413 / oversize 400: ack what the API took, split the rest in halves; a single event that is
+  still too large is dead-lettered.
+- other 400: ack the events the API accepted before the bad one, send the event it stopped at
+  alone (dead-lettered with the API's error if refused again), then deliver the rest. If the
+  suspect passes alone the API's hint was wrong, and the rest is bisected.
+- 401/403/404: release everything, set :attr:`Forwarder.degraded` (``/readyz`` shows it), log an
+  alarm, pause for ``backoff_max`` and try again. Cleared by the next accepted batch.
+
+An event over ``max_event_bytes`` is dead-lettered before any request is made.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -32,26 +35,40 @@ from gateway.eventapi import (
     SendError,
     TooLarge,
     Unauthorized,
+    batch_size,
+    event_id_seed,
 )
 from gateway.logs import get_logger
 from gateway.outbox import Outbox, StoredEvent
 
-_ARRAY_OVERHEAD = 2  # "[" and "]"; commas are counted per event
+MAX_RETRY_AFTER = 3600.0  # a Retry-After beyond an hour is treated as an hour
+PRUNE_EVERY = 60.0
 
 
 class ForwarderMetrics(Protocol):
     """What the forwarder reports; :class:`gateway.metrics.Metrics` implements it."""
 
-    def forwarded_events(self, n: int) -> None: ...
-    def attempt(self, status_class: str) -> None: ...
-    def failure(self, status_class: str) -> None: ...
-    def batch(self, size_events: int, size_bytes: int) -> None: ...
-    def dead_lettered(self, n: int) -> None: ...
-    def set_degraded(self, degraded: bool) -> None: ...
+    def forwarded_events(self, n: int) -> None:
+        """``n`` events were accepted by the Event API."""
+
+    def attempt(self, status_class: str) -> None:
+        """One request was made; ``2xx``, ``429``, ``5xx``, ``network``..."""
+
+    def failure(self, status_class: str) -> None:
+        """One request failed."""
+
+    def batch(self, size_events: int, size_bytes: int) -> None:
+        """One request carried ``size_events`` events in ``size_bytes`` bytes."""
+
+    def dead_lettered(self, n: int) -> None:
+        """``n`` events were dead-lettered."""
+
+    def set_degraded(self, degraded: bool) -> None:
+        """The Event API refuses (or accepts again) the event key."""
 
 
 class NullMetrics:
-    """Reports nothing."""
+    """A :class:`ForwarderMetrics` that records nothing."""
 
     def forwarded_events(self, n: int) -> None:
         return None
@@ -72,15 +89,15 @@ class NullMetrics:
         return None
 
 
-def event_id_seed(events: Sequence[StoredEvent]) -> str:
-    """A stable ``x-inngest-event-id-seed`` for a stored batch: a resend gets the same ids."""
-    digest = hashlib.sha256(",".join(str(e.seq) for e in events).encode()).digest()
-    millis = int(events[0].created_at * 1000)
-    return f"{millis},{base64.b64encode(digest[:10]).decode()}"
+def batch_seed(events: Sequence[StoredEvent]) -> str:
+    """The ``x-inngest-event-id-seed`` of a stored batch: fixed by its first event."""
+    first = events[0]
+    salt = (first.event_id or "").encode() or first.payload
+    return event_id_seed(first.seq, first.created_at, salt)
 
 
 class Forwarder:
-    """Background task that delivers the outbox's events in batches."""
+    """Background task that delivers the outbox's events in batches, in ``seq`` order."""
 
     def __init__(
         self,
@@ -97,172 +114,275 @@ class Forwarder:
         self.outbox = outbox
         self.client = client
         self.config = config
-        self.metrics = metrics or NullMetrics()
+        self.metrics: ForwarderMetrics = metrics or NullMetrics()
         self.clock = clock
         self.sleep = sleep
         self.rng = rng
         self.retention = retention
-        self._next_prune = 0.0
+        #: why the Event API refuses the key, e.g. "event API answered 401: Event key not found"
         self.degraded: str | None = None
+        #: no request before this time (Unix seconds): a 429, an outage or a refused key
         self.paused_until = 0.0
-        self._wake = asyncio.Event()
         self.log = get_logger()
+        self._failures = 0  # consecutive failed requests: the back-off exponent
+        self._errors = 0  # consecutive unexpected exceptions
+        self._next_prune = 0.0
+        self._inflight: set[int] = set()  # leased by this forwarder, outcome not yet stored
+        self._wake = asyncio.Event()
+
+    # -- scheduling ---------------------------------------------------------------------------
 
     def notify(self) -> None:
         """New events were stored: start a batch now instead of at the next poll."""
         self._wake.set()
 
-    def backoff(self, attempts: int) -> float:
-        """Full-jitter exponential back-off for an event tried ``attempts`` times."""
-        cap = min(self.config.backoff_max, self.config.backoff_base * (2 ** min(attempts, 30)))
-        return float(cap * (0.5 + self.rng() / 2))
+    def backoff(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` consecutive failures (0 = the first)."""
+        cap = min(self.config.backoff_max, self.config.backoff_base * 2.0 ** min(failures, 60))
+        return max(min(self.config.backoff_base, cap), cap * self.rng())
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_until > self.clock()
+
+    def _pause(self, seconds: float) -> float:
+        self.paused_until = max(self.paused_until, self.clock() + seconds)
+        return self.paused_until
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until ``stop`` is set."""
+        """Deliver until ``stop`` is set; unexpected errors are logged and retried, never raised."""
         while not stop.is_set():
+            pause = self.paused_until - self.clock()
+            if pause > 0:
+                await self._sleep(stop, pause, wakeable=False)
+                continue
+            self._wake.clear()  # a notify() from now on starts the next batch
             try:
-                pause = self.paused_until - self.clock()
-                if pause > 0:
-                    await self._wait(stop, min(pause, self.config.idle_poll))
-                    continue
-                sent = await self.step()
+                claimed = await self.step()
                 await self._maybe_prune()
             except Exception:
-                self.log.exception("forwarder error; backing off")
-                await self._wait(stop, self.config.backoff_max)
+                wait = self.backoff(self._errors)
+                self._errors += 1
+                self.log.exception("forwarder error; backing off", extra={"retry_in": wait})
+                await self._sleep(stop, wait, wakeable=False)
                 continue
-            if not sent:
-                await self._wait(stop, self.config.idle_poll)
+            self._errors = 0
+            if not claimed:
+                await self._sleep(stop, self.config.idle_poll, wakeable=True)
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float, *, wakeable: bool) -> None:
+        """``self.sleep(seconds)``, cut short by ``stop`` (and by :meth:`notify` if wakeable)."""
+        waiters = [asyncio.ensure_future(self.sleep(seconds)), asyncio.ensure_future(stop.wait())]
+        if wakeable:
+            waiters.append(asyncio.ensure_future(self._wake.wait()))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _maybe_prune(self) -> None:
         now = self.clock()
         if now >= self._next_prune:
-            self._next_prune = now + 60.0
+            self._next_prune = now + PRUNE_EVERY
             await asyncio.to_thread(self.outbox.prune, now - self.retention)
 
-    async def _wait(self, stop: asyncio.Event, seconds: float) -> None:
-        self._wake.clear()
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
+    async def drain(self, deadline: float) -> int:
+        """Send due events until none are due or ``deadline`` (Unix time) passes.
+
+        For a graceful shutdown: returns how many events were claimed. A batch cut off by the
+        deadline is given back (not counted as an attempt) so the next start sends it at once;
+        a paused forwarder (429, outage, refused key) sends nothing more.
+        """
+        claimed_total = 0
+        while not self.paused:
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                break
+            try:
+                claimed = await asyncio.wait_for(self.step(), timeout=remaining)
+            except TimeoutError:
+                self.log.warning("shutdown deadline reached; undelivered events stay queued")
+                break
+            except Exception:
+                self.log.exception("forwarder error during drain")
+                break
+            if not claimed:
+                break
+            claimed_total += claimed
+        return claimed_total
+
+    # -- one batch ----------------------------------------------------------------------------
 
     async def step(self) -> int:
-        """Claim and send one batch; returns how many events were claimed."""
+        """Claim and send one batch; returns how many events were claimed (0: none due)."""
+        limit, max_events = self.config.max_batch_bytes, self.config.max_batch_events
+        # claim() counts payload bytes only: leave room for "[", "]" and a comma per event.
+        budget = limit - 1 - max_events
         batch = await asyncio.to_thread(
             self.outbox.claim,
-            max_events=self.config.max_batch_events,
-            max_bytes=self.config.max_batch_bytes - _ARRAY_OVERHEAD,
+            max_events=max_events,
+            max_bytes=budget if budget >= limit // 2 else max(1, limit - 2),
             lease_seconds=self.config.lease_seconds,
+            now=self.clock(),
         )
         if not batch:
             return 0
-        sendable = []
-        for event in batch:
-            if len(event.payload) > self.config.max_event_bytes:
-                await self._dead_letter(
-                    event,
-                    f"event is {len(event.payload)} bytes, over the per-event limit of "
-                    f"{self.config.max_event_bytes}",
-                )
-            else:
-                sendable.append(event)
-        if sendable:
-            await self._deliver(sendable)
-        return len(batch)
-
-    async def _deliver(self, events: list[StoredEvent]) -> None:
-        size = sum(len(e.payload) + 1 for e in events) + 1
-        self.metrics.batch(len(events), size)
+        self._inflight.update(e.seq for e in batch)
         try:
-            await self.client.send([e.payload for e in events], seed=event_id_seed(events))
+            keep, size = len(batch), batch_size([e.payload for e in batch])
+            while keep > 1 and size > limit:  # only with a tiny max_batch_bytes
+                keep -= 1
+                size -= len(batch[keep].payload) + 1
+            if keep < len(batch):
+                await self._unlease(batch[keep:])
+            sendable: list[StoredEvent] = []
+            for event in batch[:keep]:
+                if len(event.payload) > self.config.max_event_bytes:
+                    await self._dead_letter(
+                        event,
+                        f"event is {len(event.payload)} bytes, over the per-event limit of "
+                        f"{self.config.max_event_bytes} (forwarder.max_event_bytes)",
+                    )
+                else:
+                    sendable.append(event)
+            if sendable:
+                await self._deliver(sendable)
+            return keep
+        finally:
+            if self._inflight:
+                await self._give_back()
+
+    async def _give_back(self) -> None:
+        """Unlease events whose outcome was never stored (an error or a cancelled send)."""
+        seqs = sorted(self._inflight)
+        self._inflight.clear()
+        try:
+            await asyncio.shield(asyncio.to_thread(self.outbox.unlease, seqs))
+        except Exception:
+            self.log.exception("could not give leased events back; they retry when the lease ends")
+
+    async def _deliver(self, events: list[StoredEvent]) -> bool:
+        """Send ``events`` and store each one's outcome; True when all were accepted."""
+        if self.paused:
+            # An earlier part of this batch paused the forwarder: keep the rest for later.
+            await self._unlease(events)
+            return False
+        payloads = [e.payload for e in events]
+        self.metrics.batch(len(events), batch_size(payloads))
+        try:
+            await self.client.send(payloads, seed=batch_seed(events))
         except TooLarge as exc:
             self._count_failure(exc)
-            if len(events) == 1:
-                await self._dead_letter(events[0], f"event API: too large: {exc.error}")
-                return
-            half = len(events) // 2
-            await self._deliver(events[:half])
-            await self._deliver(events[half:])
-            return
+            await self._split(events, exc)
         except BadRequest as exc:
             self._count_failure(exc)
             await self._isolate(events, exc)
-            return
         except RateLimited as exc:
             self._count_failure(exc)
-            wait = (
-                exc.retry_after if exc.retry_after is not None else self.backoff(events[0].attempts)
-            )
-            self.paused_until = self.clock() + wait
-            await self._release(events, self.paused_until, str(exc))
+            if exc.retry_after is None:
+                wait = self.backoff(self._failures)
+            else:
+                wait = min(exc.retry_after, MAX_RETRY_AFTER)
+            self._failures += 1
+            await self._release(events, self._pause(wait), str(exc))
             self.log.warning(
-                "event API rate limit; pausing", extra={"retry_after": wait, "events": len(events)}
+                "event API rate limit; pausing the forwarder",
+                extra={"retry_after": wait, "events": len(events)},
             )
-            return
         except Unauthorized as exc:
             self._count_failure(exc)
+            self._failures += 1
             self.degraded = f"event API answered {exc.status}: {exc.error}"
             self.metrics.set_degraded(True)
-            retry_at = self.clock() + self.config.backoff_max
-            self.paused_until = retry_at
-            await self._release(events, retry_at, str(exc))
+            await self._release(events, self._pause(self.config.backoff_max), str(exc))
             self.log.error(
-                "ALARM: the event API refuses the event key; holding every event until fixed",
+                "ALARM: the Event API refuses the event key; holding every event until it is "
+                "fixed (check INNGEST_EVENT_KEY or [inngest] event_key, and INNGEST_ENV)",
                 extra={
                     "status": exc.status,
                     "error": exc.error,
                     "held": len(events),
-                    "url": self.client.target.redacted_url,
+                    "event_api": self.client.target.redacted_url,
+                    "retry_in": self.config.backoff_max,
                 },
             )
-            return
         except SendError as exc:
             self._count_failure(exc)
-            retry_at = self.clock() + self.backoff(events[0].attempts)
-            # The API, not the batch, is failing: pause everything so no request is wasted
-            # and the batch goes first (in order) when the pause ends.
-            self.paused_until = retry_at
-            await self._release(events, retry_at, str(exc))
+            wait = self.backoff(self._failures)
+            self._failures += 1
+            await self._release(events, self._pause(wait), str(exc))
             self.log.warning(
-                "event API send failed; will retry",
-                extra={
-                    "error": str(exc),
-                    "events": len(events),
-                    "retry_in": round(retry_at - self.clock(), 3),
-                },
+                "event API send failed; pausing the forwarder, will retry",
+                extra={"error": str(exc), "events": len(events), "retry_in": round(wait, 3)},
             )
-            return
-        self.metrics.attempt("2xx")
-        if self.degraded:
-            self.log.info("event API accepts the key again", extra={"was": self.degraded})
-        self.degraded = None
-        self.metrics.set_degraded(False)
-        await asyncio.to_thread(self.outbox.ack, [e.seq for e in events])
-        self.metrics.forwarded_events(len(events))
+        else:
+            self.metrics.attempt("2xx")
+            self._failures = 0
+            if self.degraded:
+                self.log.info(
+                    "the Event API accepts the event key again", extra={"was": self.degraded}
+                )
+                self.degraded = None
+                self.metrics.set_degraded(False)
+            await self._ack(events)
+            return True
+        return False
 
-    async def _isolate(self, events: list[StoredEvent], exc: BadRequest) -> None:
-        accepted = max(0, min(exc.accepted, len(events) - 1))
+    async def _split(self, events: list[StoredEvent], exc: TooLarge) -> None:
+        accepted = min(exc.accepted, len(events))
         if accepted:
-            await asyncio.to_thread(self.outbox.ack, [e.seq for e in events[:accepted]])
-            self.metrics.forwarded_events(accepted)
+            await self._ack(events[:accepted])
         rest = events[accepted:]
         if len(rest) == 1:
-            await self._dead_letter(rest[0], f"event API: {exc.error}")
-            return
+            await self._dead_letter(rest[0], f"event API: too large: {exc.error}")
+        elif rest:
+            await self._halves(rest)
+
+    async def _isolate(self, events: list[StoredEvent], exc: BadRequest) -> None:
+        accepted = min(exc.accepted, len(events))
         if accepted:
-            # The API names the first bad event: it is rest[0]; the others may be fine.
+            await self._ack(events[:accepted])
+        rest = events[accepted:]
+        if not rest:
+            self.log.warning("event API answered 400 but listed every event as accepted")
+        elif len(rest) == 1:
             await self._dead_letter(rest[0], f"event API: {exc.error}")
+        elif await self._deliver(rest[:1]):
+            # The API stops at the first bad event, so rest[0] was the suspect; it passed alone,
+            # so the API's count was short (it can be, when it cancels work in flight).
+            await self._halves(rest[1:])
+        else:
             await self._deliver(rest[1:])
-            return
-        half = len(rest) // 2
-        await self._deliver(rest[:half])
-        await self._deliver(rest[half:])
+
+    async def _halves(self, events: list[StoredEvent]) -> None:
+        half = max(1, len(events) // 2)
+        await self._deliver(events[:half])
+        if events[half:]:
+            await self._deliver(events[half:])
+
+    # -- outbox writes ------------------------------------------------------------------------
+
+    async def _ack(self, events: Sequence[StoredEvent]) -> None:
+        seqs = [e.seq for e in events]
+        await asyncio.to_thread(self.outbox.ack, seqs)
+        self._inflight.difference_update(seqs)
+        self.metrics.forwarded_events(len(seqs))
+
+    async def _release(self, events: Sequence[StoredEvent], retry_at: float, error: str) -> None:
+        seqs = [e.seq for e in events]
+        await asyncio.to_thread(self.outbox.release, seqs, retry_at=retry_at, error=error)
+        self._inflight.difference_update(seqs)
+
+    async def _unlease(self, events: Sequence[StoredEvent]) -> None:
+        seqs = [e.seq for e in events]
+        await asyncio.to_thread(self.outbox.unlease, seqs)
+        self._inflight.difference_update(seqs)
 
     async def _dead_letter(self, event: StoredEvent, error: str) -> None:
         await asyncio.to_thread(self.outbox.dead_letter, event.seq, error)
+        self._inflight.discard(event.seq)
         self.metrics.dead_lettered(1)
         self.log.error(
             "event dead-lettered",
@@ -274,31 +394,9 @@ class Forwarder:
             },
         )
 
-    async def _release(self, events: list[StoredEvent], retry_at: float, error: str) -> None:
-        await asyncio.to_thread(
-            self.outbox.release, [e.seq for e in events], retry_at=retry_at, error=error
-        )
-
     def _count_failure(self, exc: SendError) -> None:
         status_class = (
-            str(exc.status) if exc.status in (401, 403, 404, 413, 429) else (exc.status_class)
+            str(exc.status) if exc.status in (401, 403, 404, 413, 429) else exc.status_class
         )
         self.metrics.attempt(status_class)
         self.metrics.failure(status_class)
-
-    async def drain(self, deadline: float) -> int:
-        """Send due events until none are due or ``deadline`` (Unix time) passes."""
-        sent = 0
-        while self.clock() < deadline and self.paused_until <= self.clock():
-            remaining = deadline - self.clock()
-            try:
-                claimed = await asyncio.wait_for(self.step(), timeout=max(0.1, remaining))
-            except TimeoutError:
-                break
-            except Exception:
-                self.log.exception("forwarder error during drain")
-                break
-            if not claimed:
-                break
-            sent += claimed
-        return sent

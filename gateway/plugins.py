@@ -3,7 +3,7 @@
 A transform is ``(webhook) -> Event | list[Event] | None``. Transforms come from three places,
 all loaded explicitly by :func:`load_registry` (never as an import side effect):
 
-1. the built-ins in the ``transforms`` package,
+1. the built-ins: every module of the ``transforms`` package,
 2. installed packages, through the ``webhook_gateway.transforms`` entry-point group,
 3. every ``.py`` file in a configured directory.
 
@@ -19,6 +19,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import pkgutil
 import re
 import sys
 import traceback
@@ -36,11 +37,12 @@ TransformFunc = Callable[[Webhook], Any]
 F = TypeVar("F", bound=TransformFunc)
 
 ENTRY_POINT_GROUP = "webhook_gateway.transforms"
-BUILTIN_MODULES = ("transforms.stripe", "transforms.slack", "transforms.intercom")
+BUILTIN_PACKAGE = "transforms"
 _MARK = "__webhook_gateway_transform__"
 # Registered names never contain ':' (that means module:function) nor whitespace.
 _NAME = re.compile(r"^[^\s:]+$")
 _IMPORTLIB_DIR = os.path.dirname(importlib.__file__)
+_GATEWAY_DIR = os.path.dirname(__file__)
 
 log = logging.getLogger("webhook_gateway.plugins")
 
@@ -116,15 +118,20 @@ def marked_functions(module: ModuleType) -> list[tuple[str, TransformFunc]]:
     return found
 
 
-def _where(exc: BaseException) -> str:
-    """``file line N`` of the code that failed, skipping import machinery frames."""
-    if isinstance(exc, SyntaxError) and exc.filename:
-        return f"{exc.filename} line {exc.lineno}"
-    frames = [
+def _frames(exc: BaseException) -> list[traceback.FrameSummary]:
+    """The traceback's frames outside import machinery and the gateway itself."""
+    return [
         frame
         for frame in traceback.extract_tb(exc.__traceback__)
-        if not frame.filename.startswith("<") and not frame.filename.startswith(_IMPORTLIB_DIR)
+        if not frame.filename.startswith(("<", _IMPORTLIB_DIR, _GATEWAY_DIR))
     ]
+
+
+def _where(exc: BaseException) -> str:
+    """``file line N`` of the code that failed."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename} line {exc.lineno}"
+    frames = _frames(exc)
     return f"{frames[-1].filename} line {frames[-1].lineno}" if frames else ""
 
 
@@ -220,9 +227,25 @@ class TransformRegistry:
         return len(self._funcs)
 
 
+def builtin_modules() -> list[str]:
+    """Every public module of the ``transforms`` package, by name."""
+    package = importlib.import_module(BUILTIN_PACKAGE)
+    return sorted(
+        f"{BUILTIN_PACKAGE}.{info.name}"
+        for info in pkgutil.iter_modules(package.__path__)
+        if not info.name.startswith("_")
+    )
+
+
 def _load_builtins(registry: TransformRegistry) -> None:
-    for module_name in BUILTIN_MODULES:
-        module = importlib.import_module(module_name)
+    for module_name in builtin_modules():
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:
+            where = _where(exc)
+            raise PluginLoadError(
+                f"built-in {module_name}{f', {where}' if where else ''}: {_describe(exc)}"
+            ) from exc
         for name, func in marked_functions(module):
             registry.register(name, func, f"builtin ({module_name})", builtin=True)
 
@@ -257,6 +280,18 @@ def _module_name(path: Path) -> str:
     return f"webhook_gateway_plugin_{stem}_{digest}"
 
 
+def _file_error(path: Path, exc: BaseException) -> str:
+    """``plugin file PATH line N: Type: message (at OTHER line M)``."""
+    name = str(path)
+    where = _where(exc)
+    own = [frame.lineno for frame in _frames(exc) if frame.filename == name]
+    if where.startswith(f"{name} line "):
+        line, where = where[len(name) :], ""
+    else:
+        line = f" line {own[-1]}" if own else ""
+    return f"plugin file {path}{line}: {_describe(exc)}{f' (at {where})' if where else ''}"
+
+
 def _load_file(path: Path) -> ModuleType:
     """Execute one plugin file as a module; errors are :class:`PluginLoadError` naming it."""
     module_name = _module_name(path)
@@ -269,13 +304,7 @@ def _load_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(module_name, None)
-        where = _where(exc)
-        line = ""
-        if where.startswith(f"{path} line "):
-            line, where = where[len(str(path)) :], ""
-        raise PluginLoadError(
-            f"plugin file {path}{line}: {_describe(exc)}{f' (at {where})' if where else ''}"
-        ) from exc
+        raise PluginLoadError(_file_error(path, exc)) from exc
     return module
 
 
@@ -306,7 +335,7 @@ def load_registry(transforms_dir: str | os.PathLike[str] | None = None) -> Trans
 
 def default_transform_for(provider: str) -> TransformFunc:
     """The built-in transform named after ``provider`` (never a plugin that overrides it)."""
-    for module_name in BUILTIN_MODULES:
+    for module_name in builtin_modules():
         for name, func in marked_functions(importlib.import_module(module_name)):
             if name == provider:
                 return func

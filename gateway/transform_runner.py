@@ -46,9 +46,8 @@ def _validation_problems(exc: ValidationError) -> str:
 
 
 def _as_event(item: Any, index: int) -> Event:
-    if isinstance(item, Event):
-        return item
-    if isinstance(item, Mapping):
+    # Events are validated again: ``model_copy(update=...)`` and ``model_construct`` skip it.
+    if isinstance(item, Event | Mapping):
         try:
             return Event.model_validate(dict(item))
         except ValidationError as exc:
@@ -97,7 +96,7 @@ def run_transform(
 ) -> TransformOutcome:
     """Call ``func`` and validate what it returns; any failure is a :class:`TransformError`.
 
-    Events must serialize to JSON and have distinct ids (Inngest would drop all but one). A
+    Events must serialize to JSON and have distinct ids (Inngest dedups on id). A
     name that breaks ``{prefix}/noun.verb`` is a warning, or an error when ``strict_names``.
     """
     events = normalize(_call(func, webhook))
@@ -114,8 +113,8 @@ def run_transform(
         if event.id is not None:
             if event.id in seen_ids:
                 raise TransformError(
-                    f"events {seen_ids[event.id]} and {i} share the id {event.id!r}; Inngest "
-                    "would drop all but the first"
+                    f"events {seen_ids[event.id]} and {i} share the id {event.id!r}; only the "
+                    "first would start Inngest runs"
                 )
             seen_ids[event.id] = i
         if not follows_convention(event.name, prefix):

@@ -1,4 +1,10 @@
-"""Build genuinely signed requests, each with the provider's own tooling where it has one."""
+"""Sign requests the way each provider does, with the provider's own tooling where it has one.
+
+``sign_*`` return header dicts with lower-case names: pass them straight to
+``Provider.verify`` or to an HTTP client. ``t``/``ts`` default to the wall clock for tests that
+go through a real server; unit tests pass a fixed value and an injected ``now``.
+``stripe_headers``, ``slack_headers`` and ``intercom_headers`` are the same in wire case.
+"""
 
 from __future__ import annotations
 
@@ -6,39 +12,67 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Sequence
 
 import stripe
 from slack_sdk.signature import SignatureVerifier
 
 
-def stripe_headers(body: bytes, secret: str, t: int | None = None) -> dict[str, str]:
-    """``Stripe-Signature`` made by the stripe package's own test-signing helper."""
-    header = stripe.WebhookSignature.generate_signature_header(
-        body.decode("utf-8"), secret, timestamp=int(time.time()) if t is None else t
-    )
-    return {"Stripe-Signature": header, "Content-Type": "application/json"}
+def sign_stripe(body: bytes, secret: str | Sequence[str], t: int | None = None) -> dict[str, str]:
+    """``stripe-signature: t=<t>,v1=<hex>``, made by the stripe package.
+
+    ``stripe.WebhookSignature.generate_signature_header`` makes the header for the first secret;
+    each further secret adds one ``v1`` (``_compute_signature`` over ``"{t}.{body}"``), as Stripe
+    does while a secret is rolled.
+    """
+    secrets = [secret] if isinstance(secret, str) else list(secret)
+    timestamp = int(time.time()) if t is None else t
+    payload = body.decode("utf-8")
+    header = stripe.WebhookSignature.generate_signature_header(payload, secrets[0], timestamp)
+    for extra in secrets[1:]:
+        signature = stripe.WebhookSignature._compute_signature(f"{timestamp}.{payload}", extra)
+        header += f",v1={signature}"
+    return {"stripe-signature": header, "content-type": "application/json"}
 
 
-def slack_headers(body: bytes, secret: str, ts: int | None = None) -> dict[str, str]:
-    """Slack's headers, the signature computed by ``slack_sdk``'s SignatureVerifier."""
+def sign_slack(body: bytes, secret: str, ts: int | None = None) -> dict[str, str]:
+    """Slack's timestamp and ``v0=`` signature, computed by ``slack_sdk``'s SignatureVerifier."""
     timestamp = str(int(time.time()) if ts is None else ts)
     signature = SignatureVerifier(secret).generate_signature(timestamp=timestamp, body=body)
     assert signature is not None
-    content_type = (
-        "application/json" if body.lstrip()[:1] == b"{" else "application/x-www-form-urlencoded"
-    )
+    json_body = body.lstrip()[:1] == b"{"
     return {
-        "X-Slack-Request-Timestamp": timestamp,
-        "X-Slack-Signature": signature,
-        "Content-Type": content_type,
+        "x-slack-request-timestamp": timestamp,
+        "x-slack-signature": signature,
+        "content-type": "application/json" if json_body else "application/x-www-form-urlencoded",
     }
 
 
-def intercom_headers(body: bytes, secret: str) -> dict[str, str]:
-    """``X-Hub-Signature: sha1=<hex>`` per Intercom's published scheme."""
+def sign_intercom(body: bytes, secret: str) -> dict[str, str]:
+    """``x-hub-signature: sha1=<hex>``: HMAC-SHA1 of the raw body, Intercom's published scheme."""
     digest = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
-    return {"X-Hub-Signature": f"sha1={digest}", "Content-Type": "application/json"}
+    return {"x-hub-signature": f"sha1={digest}", "content-type": "application/json"}
+
+
+def _wire_case(headers: dict[str, str]) -> dict[str, str]:
+    return {"-".join(w.capitalize() for w in k.split("-")): v for k, v in headers.items()}
+
+
+def stripe_headers(body: bytes, secret: str, t: int | None = None) -> dict[str, str]:
+    """:func:`sign_stripe` with wire-case names (``Stripe-Signature``)."""
+    return _wire_case(sign_stripe(body, secret, t))
+
+
+def slack_headers(body: bytes, secret: str, ts: int | None = None) -> dict[str, str]:
+    """:func:`sign_slack` with wire-case names (``X-Slack-Signature``)."""
+    return _wire_case(sign_slack(body, secret, ts))
+
+
+def intercom_headers(body: bytes, secret: str) -> dict[str, str]:
+    """:func:`sign_intercom` with wire-case names (``X-Hub-Signature``)."""
+    return _wire_case(sign_intercom(body, secret))
 
 
 def b64(data: bytes) -> str:
+    """Standard base64 text of ``data``."""
     return base64.b64encode(data).decode()

@@ -1,28 +1,44 @@
-"""The Outbox contract: every backend runs this suite (huey's StorageTests idea)."""
+"""The Outbox contract: every backend runs this suite (huey's ``StorageTests`` idea).
+
+A new backend adds one factory to ``BACKENDS``; every test below then runs against it.
+Time is injected: the clock passed to the factory, or ``now=`` where the protocol takes one.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from gateway.outbox import Outbox
+from gateway.outbox import Outbox, OutboxStats
+from gateway.outbox.crypto import Cipher, generate_key
 from gateway.outbox.sqlite import SQLiteOutbox
 from gateway.webhook import Webhook
 
+T0 = 1_700_000_000.0
+WINDOW = 3600.0
+
 
 class Clock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = T0) -> None:
         self.now = now
 
     def __call__(self) -> float:
         return self.now
 
 
-BACKENDS: dict[str, Callable[[Path, Clock], Outbox]] = {
-    "sqlite": lambda path, clock: SQLiteOutbox(
-        path / "outbox.sqlite3", clock=clock, dedup_window=3600
+Factory = Callable[[Path, Clock], Outbox]
+
+BACKENDS: dict[str, Factory] = {
+    "sqlite": lambda tmp, clock: SQLiteOutbox(
+        tmp / "outbox.sqlite3", clock=clock, dedup_window=WINDOW
+    ),
+    "sqlite-encrypted": lambda tmp, clock: SQLiteOutbox(
+        tmp / "outbox.sqlite3", clock=clock, dedup_window=WINDOW, cipher=Cipher([generate_key()])
     ),
 }
 
@@ -39,196 +55,377 @@ def outbox(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iter
     store.close()
 
 
-def webhook(n: int = 0, source: str = "stripe") -> Webhook:
+def hook(n: int = 0, source: str = "stripe") -> Webhook:
     return Webhook(
         source=source,
         provider="stripe",
-        body=b'{"n": %d}' % n,
-        headers={"Stripe-Signature": "t=1,v1=ab"},
-        query={"q": "1"},
-        received_at=1_000_000.0 + n,
+        body=b'{"id": "evt_%d"}' % n,
+        headers={"Stripe-Signature": f"t=1,v1={n:064x}", "Content-Type": "application/json"},
+        query={"account": f"acct_{n}"},
+        received_at=T0 + n,
     )
 
 
-def events(*names: str, ids: bool = True) -> tuple[list[bytes], list[str | None], list[str]]:
-    payloads = [b'{"name":"%s","data":{}}' % n.encode() for n in names]
-    return payloads, [f"id-{n}" if ids else None for n in names], list(names)
+Batch = tuple[list[bytes], list[str | None], list[str]]
 
 
-def claim_all(outbox: Outbox, **kw: float) -> list[int]:
-    args = {"max_events": 1000, "max_bytes": 10**9, "lease_seconds": 30.0, **kw}
-    return [e.seq for e in outbox.claim(**args)]  # type: ignore[arg-type]
+def evs(*names: str, ids: bool = True) -> Batch:
+    """Serialized events named ``names``; ids ``id-<name>`` unless ``ids`` is false."""
+    payloads = [b'{"name":"%s","data":{}}' % name.encode() for name in names]
+    return payloads, [f"id-{name}" if ids else None for name in names], list(names)
 
 
-def test_accept_then_claim_in_order_with_payloads(outbox: Outbox) -> None:
-    first = outbox.accept(webhook(1), *events("s/a.one", "s/a.two"))
-    second = outbox.accept(webhook(2), *events("s/b.one"))
-    assert (first.stored, first.duplicates, second.stored) == (2, 0, 1)
+def claim(outbox: Outbox, now: float | None = None, **bounds: int) -> list[int]:
+    batch = outbox.claim(
+        max_events=bounds.get("max_events", 1000),
+        max_bytes=bounds.get("max_bytes", 10**9),
+        lease_seconds=30.0,
+        now=now,
+    )
+    return [event.seq for event in batch]
+
+
+def counts(stats: OutboxStats) -> tuple[int, int, int, int, int, int]:
+    return (
+        stats.pending,
+        stats.retrying,
+        stats.leased,
+        stats.dead,
+        stats.quarantined,
+        stats.delivered,
+    )
+
+
+def test_backend_satisfies_the_protocol(outbox: Outbox) -> None:
+    assert isinstance(outbox, Outbox)
+
+
+def test_accept_then_claim_in_order_with_everything_the_forwarder_needs(
+    outbox: Outbox, clock: Clock
+) -> None:
+    first = outbox.accept(hook(1), *evs("s/a.one", "s/a.two"))
+    clock.now += 1
+    second = outbox.accept(hook(2), *evs("s/b.one"))
+    assert (first.stored, first.duplicates, second.stored, second.duplicates) == (2, 0, 1, 0)
+    assert first.webhook_id != second.webhook_id
     batch = outbox.claim(max_events=10, max_bytes=10**6, lease_seconds=30)
     assert [e.name for e in batch] == ["s/a.one", "s/a.two", "s/b.one"]
-    assert [e.webhook_id for e in batch] == [first.webhook_id] * 2 + [second.webhook_id]
-    assert batch[0].payload == b'{"name":"s/a.one","data":{}}'
-    assert batch[0].event_id == "id-s/a.one"
-    assert all(e.attempts == 0 for e in batch)
     assert batch[0].seq < batch[1].seq < batch[2].seq
+    assert [e.webhook_id for e in batch] == [first.webhook_id] * 2 + [second.webhook_id]
+    assert [e.payload for e in batch] == evs("s/a.one", "s/a.two", "s/b.one")[0]
+    assert [e.event_id for e in batch] == ["id-s/a.one", "id-s/a.two", "id-s/b.one"]
+    assert [e.attempts for e in batch] == [0, 0, 0]
+    assert [e.created_at for e in batch] == [T0, T0, T0 + 1]
 
 
-def test_claim_respects_count_and_bytes_and_returns_at_least_one(outbox: Outbox) -> None:
+def test_a_webhook_without_events_is_accepted(outbox: Outbox) -> None:
+    result = outbox.accept(hook(), [], [], [])
+    assert (result.stored, result.duplicates) == (0, 0)
+    assert claim(outbox) == []
+
+
+def test_claim_bounds_count_and_bytes(outbox: Outbox) -> None:
     for i in range(5):
-        outbox.accept(webhook(i), *events(f"s/e.n{i}"))
-    assert len(claim_all(outbox, max_events=2)) == 2
-    size = len(b'{"name":"s/e.n2","data":{}}')
-    assert len(claim_all(outbox, max_bytes=size * 2)) == 2
-    assert len(claim_all(outbox, max_bytes=1)) == 1  # one event larger than the budget still goes
+        outbox.accept(hook(i), *evs(f"s/e.n{i}"))
+    size = len(evs("s/e.n0")[0][0])
+    assert len(claim(outbox, max_events=2)) == 2
+    assert len(claim(outbox, max_bytes=size * 2 + 1)) == 2
+    assert len(claim(outbox)) == 1
+    assert claim(outbox) == []
 
 
-def test_claim_keeps_a_webhooks_events_together(outbox: Outbox) -> None:
-    outbox.accept(webhook(1), *events("s/a.one"))
-    outbox.accept(webhook(2), *events("s/b.one", "s/b.two", "s/b.three"))
-    batch = outbox.claim(max_events=3, max_bytes=10**6, lease_seconds=30)
-    assert [e.name for e in batch] == ["s/a.one"]
-    batch = outbox.claim(max_events=3, max_bytes=10**6, lease_seconds=30)
-    assert [e.name for e in batch] == ["s/b.one", "s/b.two", "s/b.three"]
+def test_claim_returns_one_event_larger_than_the_byte_budget(outbox: Outbox) -> None:
+    big = [b'{"name":"s/big.one","data":{"x":"' + b"x" * 5000 + b'"}}']
+    outbox.accept(hook(1), big, ["big"], ["s/big.one"])
+    outbox.accept(hook(2), *evs("s/small.one"))
+    batch = outbox.claim(max_events=10, max_bytes=100, lease_seconds=30)
+    assert [e.payload for e in batch] == big  # alone, but it goes: the forwarder decides
+    assert [e.name for e in outbox.claim(max_events=10, max_bytes=100, lease_seconds=30)] == [
+        "s/small.one"
+    ]
 
 
-def test_lease_hides_then_expiry_reexposes(outbox: Outbox, clock: Clock) -> None:
-    outbox.accept(webhook(), *events("s/a.b"))
-    seqs = claim_all(outbox, lease_seconds=30)
+def test_claim_keeps_a_webhooks_events_in_one_batch(outbox: Outbox) -> None:
+    outbox.accept(hook(1), *evs("s/a.one"))
+    outbox.accept(hook(2), *evs("s/b.one", "s/b.two", "s/b.three"))
+    first = outbox.claim(max_events=3, max_bytes=10**6, lease_seconds=30)
+    assert [e.name for e in first] == ["s/a.one"]
+    second = outbox.claim(max_events=3, max_bytes=10**6, lease_seconds=30)
+    assert [e.name for e in second] == ["s/b.one", "s/b.two", "s/b.three"]
+
+
+def test_a_webhook_bigger_than_a_batch_is_split_in_order(outbox: Outbox) -> None:
+    outbox.accept(hook(), *evs("s/a.one", "s/a.two", "s/a.three"))
+    first = claim(outbox, max_events=2)
+    outbox.ack(first)
+    second = claim(outbox, max_events=2)
+    assert len(first) == 2 and len(second) == 1 and max(first) < second[0]
+
+
+def test_lease_hides_events_until_it_expires(outbox: Outbox, clock: Clock) -> None:
+    outbox.accept(hook(), *evs("s/a.b"))
+    seqs = claim(outbox)
     assert len(seqs) == 1
-    assert claim_all(outbox) == []
-    clock.now += 31
-    assert claim_all(outbox) == seqs  # the forwarder that held it died: at-least-once
+    assert claim(outbox) == []
+    assert claim(outbox, now=clock.now + 30) == []  # the lease still holds at its last instant
+    again = outbox.claim(max_events=5, max_bytes=10**6, lease_seconds=30, now=clock.now + 31)
+    assert [e.seq for e in again] == seqs  # the holder died: at-least-once, never lost
+    assert again[0].attempts == 0
 
 
-def test_ack_delivers(outbox: Outbox) -> None:
-    outbox.accept(webhook(), *events("s/a.b", "s/c.d"))
-    seqs = claim_all(outbox)
-    outbox.ack(seqs)
-    assert claim_all(outbox) == []
-    stats = outbox.stats()
-    assert (stats.delivered, stats.pending, stats.leased) == (2, 0, 0)
+def test_ack_delivers_for_good(outbox: Outbox, clock: Clock) -> None:
+    outbox.accept(hook(), *evs("s/a.b", "s/c.d"))
+    outbox.ack(claim(outbox))
+    assert claim(outbox, now=clock.now + 10_000) == []
+    assert counts(outbox.stats()) == (0, 0, 0, 0, 0, 2)
 
 
-def test_release_retries_later_and_counts_attempts(outbox: Outbox, clock: Clock) -> None:
-    outbox.accept(webhook(), *events("s/a.b"))
-    seqs = claim_all(outbox)
-    outbox.release(seqs, retry_at=clock.now + 10, error="503")
-    assert claim_all(outbox) == []
-    assert outbox.stats().retrying == 1
-    clock.now += 10
-    batch = outbox.claim(max_events=10, max_bytes=10**6, lease_seconds=30)
-    assert [e.seq for e in batch] == seqs
-    assert batch[0].attempts == 1
+def test_ack_of_nothing_is_a_no_op(outbox: Outbox) -> None:
+    outbox.accept(hook(), *evs("s/a.b"))
+    outbox.ack([])
+    assert outbox.stats().pending == 1
 
 
-def test_unlease_returns_without_an_attempt(outbox: Outbox) -> None:
-    outbox.accept(webhook(), *events("s/a.b"))
-    seqs = claim_all(outbox)
+def test_release_waits_for_retry_at_and_counts_an_attempt(outbox: Outbox, clock: Clock) -> None:
+    outbox.accept(hook(), *evs("s/a.b"))
+    seqs = claim(outbox)
+    outbox.release(seqs, retry_at=clock.now + 10, error="event API answered 503")
+    assert claim(outbox) == []
+    assert claim(outbox, now=clock.now + 9.9) == []
+    assert counts(outbox.stats()) == (0, 1, 0, 0, 0, 0)
+    batch = outbox.claim(max_events=5, max_bytes=10**6, lease_seconds=30, now=clock.now + 10)
+    assert [e.seq for e in batch] == seqs and batch[0].attempts == 1
+
+
+def test_a_later_event_never_overtakes_a_retrying_one_of_its_webhook(
+    outbox: Outbox, clock: Clock
+) -> None:
+    outbox.accept(hook(1), *evs("s/a.one", "s/a.two"))
+    a_one, a_two = claim(outbox)
+    outbox.release([a_one], retry_at=clock.now + 60, error="timeout")
+    outbox.unlease([a_two])  # due now, but behind a.one
+    outbox.accept(hook(2), *evs("s/b.one"))
+    [b_one] = outbox.claim(max_events=9, max_bytes=10**6, lease_seconds=5)
+    assert b_one.name == "s/b.one"
+    outbox.ack([b_one.seq])
+    assert claim(outbox, now=clock.now + 60) == [a_one, a_two]
+
+
+def test_a_later_event_waits_while_an_earlier_one_of_its_webhook_is_leased(
+    outbox: Outbox,
+) -> None:
+    outbox.accept(hook(1), *evs("s/a.one", "s/a.two"))
+    [a_one] = claim(outbox, max_events=1)
+    outbox.accept(hook(2), *evs("s/b.one"))
+    assert [e.name for e in outbox.claim(max_events=9, max_bytes=10**6, lease_seconds=5)] == [
+        "s/b.one"
+    ]
+    outbox.ack([a_one])
+    assert [e.name for e in outbox.claim(max_events=9, max_bytes=10**6, lease_seconds=5)] == [
+        "s/a.two"
+    ]
+
+
+def test_unlease_gives_events_back_without_an_attempt(outbox: Outbox) -> None:
+    outbox.accept(hook(), *evs("s/a.b"))
+    seqs = claim(outbox)
     outbox.unlease(seqs)
     batch = outbox.claim(max_events=10, max_bytes=10**6, lease_seconds=30)
     assert [e.seq for e in batch] == seqs and batch[0].attempts == 0
 
 
-def test_dead_letter_list_and_retry(outbox: Outbox) -> None:
-    outbox.accept(webhook(), *events("s/good.one", "s/bad.one"))
-    good, bad = claim_all(outbox)
+def test_dead_letters_are_listed_kept_out_and_retried(outbox: Outbox, clock: Clock) -> None:
+    outbox.accept(hook(1), *evs("s/good.one", "s/bad.one"))
+    good, bad = claim(outbox)
     outbox.ack([good])
     outbox.dead_letter(bad, "event API: data must be an object")
     [letter] = outbox.dead_letters()
-    assert (letter.id, letter.kind, letter.name, letter.source) == (
+    assert (letter.id, letter.kind, letter.source, letter.name) == (
         bad,
         "event",
-        "s/bad.one",
         "stripe",
+        "s/bad.one",
     )
-    assert letter.error == "event API: data must be an object"
-    assert outbox.stats().dead == 1
-    assert claim_all(outbox) == []
+    assert (letter.error, letter.attempts, letter.created_at) == (
+        "event API: data must be an object",
+        1,
+        T0,
+    )
+    assert counts(outbox.stats()) == (0, 0, 0, 1, 0, 1)
+    assert claim(outbox, now=clock.now + 10_000) == []
     assert outbox.retry_dead([bad]) == 1
-    assert claim_all(outbox) == [bad]
-    outbox.dead_letter(bad, "again")
+    assert outbox.dead_letters() == []
+    [again] = outbox.claim(max_events=5, max_bytes=10**6, lease_seconds=30)
+    assert again.seq == bad and again.attempts == 1  # attempts are kept
+    outbox.dead_letter(bad, "still bad")
+    assert outbox.retry_dead([good]) == 0  # only dead events come back
     assert outbox.retry_dead() == 1
+    assert claim(outbox) == [bad]
 
 
-def test_dedup_within_window_only(outbox: Outbox, clock: Clock) -> None:
-    assert outbox.accept(webhook(1), *events("s/a.b")).stored == 1
-    again = outbox.accept(webhook(2), *events("s/a.b"))
+def test_dead_letters_list_newest_first_with_quarantined_webhooks(
+    outbox: Outbox, clock: Clock
+) -> None:
+    outbox.accept(hook(1), *evs("s/a.one"))
+    clock.now += 10
+    outbox.accept(hook(2), *evs("s/b.one"))
+    first, second = claim(outbox)
+    outbox.dead_letter(first, "one")
+    outbox.dead_letter(second, "two")
+    held = outbox.quarantine(hook(50, source="slack"), "transform raised", "Traceback ...")
+    letters = outbox.dead_letters()
+    assert [(d.kind, d.id) for d in letters] == [
+        ("webhook", held),
+        ("event", second),
+        ("event", first),
+    ]
+    assert letters[0].source == "slack" and letters[0].name is None
+    assert len(outbox.dead_letters(limit=2)) == 2
+
+
+def test_dedup_within_the_window_only(outbox: Outbox, clock: Clock) -> None:
+    assert outbox.accept(hook(1), *evs("s/a.b")).stored == 1
+    clock.now += WINDOW - 1
+    again = outbox.accept(hook(2), *evs("s/a.b"))
     assert (again.stored, again.duplicates) == (0, 1)
-    clock.now += 3601
-    assert outbox.accept(webhook(3), *events("s/a.b")).stored == 1
+    clock.now += 2  # the window counts from the first acceptance, not from the duplicate
+    later = outbox.accept(hook(3), *evs("s/a.b"))
+    assert (later.stored, later.duplicates) == (1, 0)
+    clock.now += 1
+    assert outbox.accept(hook(4), *evs("s/a.b")).duplicates == 1  # the entry was refreshed
+    assert outbox.stats().pending == 2
 
 
-def test_events_without_id_are_never_deduplicated(outbox: Outbox) -> None:
-    assert outbox.accept(webhook(1), *events("s/a.b", ids=False)).stored == 1
-    assert outbox.accept(webhook(2), *events("s/a.b", ids=False)).stored == 1
+def test_dedup_counts_within_one_webhook_and_keeps_the_rest(outbox: Outbox) -> None:
+    outbox.accept(hook(1), *evs("s/a.b"))
+    payloads, ids, names = evs("s/a.b", "s/c.d", "s/c.d")
+    result = outbox.accept(hook(2), payloads, ids, names)
+    assert (result.stored, result.duplicates) == (1, 2)
+    assert len(claim(outbox)) == 2
 
 
-def test_dead_lettered_id_may_arrive_again(outbox: Outbox) -> None:
-    outbox.accept(webhook(1), *events("s/a.b"))
-    [seq] = claim_all(outbox)
+def test_events_without_an_id_are_never_deduplicated(outbox: Outbox) -> None:
+    assert outbox.accept(hook(1), *evs("s/a.b", ids=False)).stored == 1
+    assert outbox.accept(hook(2), *evs("s/a.b", ids=False)).stored == 1
+
+
+def test_a_dead_lettered_id_may_arrive_again(outbox: Outbox) -> None:
+    outbox.accept(hook(1), *evs("s/a.b"))
+    [seq] = claim(outbox)
     outbox.dead_letter(seq, "bad")
-    assert outbox.accept(webhook(2), *events("s/a.b")).stored == 1
+    assert outbox.accept(hook(2), *evs("s/a.b")).stored == 1
 
 
-def test_quarantine_roundtrip(outbox: Outbox) -> None:
-    original = webhook(7, source="slack")
+def test_a_delivered_id_is_still_a_duplicate(outbox: Outbox) -> None:
+    outbox.accept(hook(1), *evs("s/a.b"))
+    outbox.ack(claim(outbox))
+    assert outbox.accept(hook(2), *evs("s/a.b")).duplicates == 1
+
+
+def test_quarantine_keeps_the_webhook_and_resolving_queues_its_events(outbox: Outbox) -> None:
+    original = hook(7, source="slack")
     webhook_id = outbox.quarantine(original, "transform raised KeyError", "Traceback ...")
     [(held_id, held, error)] = outbox.quarantined()
-    assert held_id == webhook_id and error == "transform raised KeyError"
+    assert (held_id, error) == (webhook_id, "transform raised KeyError")
     assert (held.source, held.provider, held.body, held.received_at) == (
         "slack",
         "stripe",
         original.body,
         original.received_at,
     )
-    assert held.headers == original.headers and held.query == original.query
-    assert outbox.stats().quarantined == 1
-    assert [d.kind for d in outbox.dead_letters()] == ["webhook"]
-    result = outbox.resolve_quarantined(webhook_id, *events("s/fixed.one"))
-    assert result.stored == 1
+    assert dict(held.headers) == dict(original.headers)
+    assert held.header("stripe-signature") == original.header("Stripe-Signature")
+    assert dict(held.query) == {"account": "acct_7"}
+    assert held.json == {"id": "evt_7"}
+    assert counts(outbox.stats()) == (0, 0, 0, 0, 1, 0)
+    result = outbox.resolve_quarantined(webhook_id, *evs("s/fixed.one", "s/fixed.two"))
+    assert (result.webhook_id, result.stored, result.duplicates) == (webhook_id, 2, 0)
     assert outbox.quarantined() == []
-    assert [e.webhook_id for e in outbox.claim(max_events=5, max_bytes=10**6, lease_seconds=1)] == [
-        webhook_id
-    ]
+    assert outbox.stats().quarantined == 0
+    batch = outbox.claim(max_events=5, max_bytes=10**6, lease_seconds=1)
+    assert [e.webhook_id for e in batch] == [webhook_id, webhook_id]
     with pytest.raises(KeyError):
-        outbox.resolve_quarantined(webhook_id, *events("s/x.y"))
+        outbox.resolve_quarantined(webhook_id, *evs("s/x.y"))
 
 
-def test_stats_and_oldest_age(outbox: Outbox, clock: Clock) -> None:
-    outbox.accept(webhook(), *events("s/a.b"))
+def test_quarantined_lists_oldest_first_with_a_limit(outbox: Outbox) -> None:
+    ids = [outbox.quarantine(hook(i), f"error {i}", "tb") for i in range(3)]
+    assert [wid for wid, _, _ in outbox.quarantined()] == ids
+    assert [error for _, _, error in outbox.quarantined(limit=2)] == ["error 0", "error 1"]
+
+
+def test_async_variants_store_like_the_sync_ones(outbox: Outbox) -> None:
+    async def receive() -> tuple[list[int], int]:
+        accepted = await asyncio.gather(
+            *[outbox.accept_async(hook(i), *evs(f"s/e.n{i}")) for i in range(20)]
+        )
+        held = await outbox.quarantine_async(hook(99), "boom", "tb")
+        return [r.stored for r in accepted], held
+
+    stored, held = asyncio.run(receive())
+    assert stored == [1] * 20
+    assert [wid for wid, _, _ in outbox.quarantined()] == [held]
+    assert counts(outbox.stats()) == (20, 0, 0, 0, 1, 0)
+
+
+def test_stats_count_every_state_and_the_oldest_waiting_event(outbox: Outbox, clock: Clock) -> None:
+    assert outbox.stats() == OutboxStats(0, 0, 0, 0, 0, 0, 0.0)
+    outbox.accept(hook(1), *evs("s/a.one", "s/a.two"))
     clock.now += 5
-    outbox.accept(webhook(), *events("s/c.d"))
+    outbox.accept(hook(2), *evs("s/b.one"))
+    clock.now += 5
+    outbox.accept(hook(3), *evs("s/c.one", "s/c.two"))
+    a_one, a_two, b_one, c_one, c_two = claim(outbox)
+    outbox.ack([a_two])
+    outbox.dead_letter(b_one, "bad")
+    outbox.release([c_one], retry_at=clock.now + 60, error="503")
+    outbox.unlease([c_two])
+    outbox.quarantine(hook(4), "boom", "tb")
     stats = outbox.stats(now=clock.now + 1)
-    assert stats.pending == 2 and stats.oldest_pending_age == pytest.approx(6.0)
-    outbox.ack(claim_all(outbox))
-    assert outbox.stats().oldest_pending_age == 0.0
+    assert counts(stats) == (1, 1, 1, 1, 1, 1)
+    assert stats.oldest_pending_age == pytest.approx(11.0)  # a.one, still leased
+    outbox.ack([a_one])
+    assert outbox.stats(now=clock.now + 1).oldest_pending_age == pytest.approx(1.0)
+    outbox.ack(claim(outbox, now=clock.now + 60))
+    assert outbox.stats(now=clock.now + 100).oldest_pending_age == 0.0
 
 
-def test_prune_and_purge(outbox: Outbox, clock: Clock) -> None:
-    outbox.accept(webhook(1), *events("s/a.b", "s/c.d"))
-    outbox.quarantine(webhook(2), "err", "tb")
-    first, second = claim_all(outbox)
+def test_prune_deletes_only_old_delivered_events(outbox: Outbox, clock: Clock) -> None:
+    outbox.accept(hook(1), *evs("s/a.one", "s/a.two"))
+    outbox.accept(hook(2), *evs("s/b.one"))
+    outbox.quarantine(hook(3), "boom", "tb")
+    a_one, a_two, b_one = claim(outbox)
+    outbox.ack([a_one, a_two])
+    outbox.dead_letter(b_one, "bad")
+    assert outbox.prune(older_than=clock.now) == 0  # delivered at clock.now: not older
+    clock.now += 10
+    assert outbox.prune(older_than=clock.now) >= 2  # both events, and their emptied webhook
+    assert counts(outbox.stats()) == (0, 0, 0, 1, 1, 0)
+    assert outbox.prune(older_than=clock.now) == 0
+    assert outbox.accept(hook(4), *evs("s/a.one")).duplicates == 1  # dedup outlives the rows
+
+
+def test_purge_deletes_delivered_dead_and_quarantined_but_not_waiting(
+    outbox: Outbox, clock: Clock
+) -> None:
+    outbox.accept(hook(1), *evs("s/a.one", "s/a.two"))
+    outbox.quarantine(hook(2), "boom", "tb")
+    first, second = claim(outbox)
     outbox.ack([first])
     outbox.dead_letter(second, "bad")
-    assert outbox.prune(older_than=clock.now - 1) == 0
-    clock.now += 10
-    assert outbox.prune(older_than=clock.now) == 1  # the delivered event
-    stats = outbox.stats()
-    assert (stats.delivered, stats.dead, stats.quarantined) == (0, 1, 1)
-    assert outbox.purge() >= 2
-    stats = outbox.stats()
-    assert (stats.dead, stats.quarantined, stats.pending) == (0, 0, 0)
+    outbox.accept(hook(3), *evs("s/c.one"))
+    assert outbox.purge() == 4  # 2 events, the quarantined webhook, the emptied webhook
+    assert counts(outbox.stats()) == (1, 0, 0, 0, 0, 0)
+    assert outbox.dead_letters() == [] and outbox.quarantined() == []
+    assert outbox.accept(hook(4), *evs("s/a.two")).stored == 1  # its dead letter is gone
+    assert [e.name for e in outbox.claim(max_events=9, max_bytes=10**6, lease_seconds=1)] == [
+        "s/c.one",
+        "s/a.two",
+    ]
 
 
-def test_async_accept_and_check_writable(outbox: Outbox) -> None:
-    import asyncio
-
-    async def go() -> list[int]:
-        results = await asyncio.gather(
-            *[outbox.accept_async(webhook(i), *events(f"s/e.n{i}")) for i in range(20)]
-        )
-        return [r.stored for r in results]
-
-    assert asyncio.run(go()) == [1] * 20
+def test_check_writable_passes_on_a_healthy_store(outbox: Outbox) -> None:
     outbox.check_writable()
-    assert outbox.stats().pending == 20
+    outbox.accept(hook(), *evs("s/a.b"))
+    outbox.check_writable()
+    assert outbox.stats().pending == 1

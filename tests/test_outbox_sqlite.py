@@ -1,195 +1,580 @@
-"""SQLite specifics: WAL, group commit, a full disk, several processes, crashes, encryption."""
+"""What only the SQLite outbox promises: WAL, group commit, failures, crashes, processes, keys."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import ctypes
 import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from gateway.config import OutboxConfig
+from gateway.config import ConfigError, OutboxConfig
 from gateway.outbox import OutboxUnavailable
-from gateway.outbox.crypto import Cipher, CipherError
-from gateway.outbox.sqlite import SQLiteOutbox
+from gateway.outbox.crypto import Cipher, CipherError, blob_key_id, generate_key, key_id
+from gateway.outbox.sqlite import FILE_NAME, SQLiteOutbox
 from gateway.webhook import Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
+T0 = 1_700_000_000.0
 
 
 def hook(n: int = 0) -> Webhook:
     return Webhook(
         source="stripe",
         provider="stripe",
-        body=b'{"secret-ish body": %d}' % n,
-        headers={"x": "y"},
-        received_at=float(n),
+        body=b'{"card": "4242-%d"}' % n,
+        headers={"Authorization": "Bearer sk_live_secret"},
+        query={"token": "q-secret"},
+        received_at=T0 + n,
     )
 
 
 def one(
     name: str = "s/a.b", event_id: str | None = None
 ) -> tuple[list[bytes], list[str | None], list[str]]:
-    return [b'{"name":"%s"}' % name.encode()], [event_id], [name]
+    return [b'{"name":"%s","data":{"pan":"4242"}}' % name.encode()], [event_id], [name]
 
 
-def test_wal_and_durability_levels(tmp_path: Path) -> None:
-    full = SQLiteOutbox(tmp_path / "a.db", durability="power_loss")
-    normal = SQLiteOutbox(tmp_path / "b.db", durability="process_crash")
+def claim_all(outbox: SQLiteOutbox, now: float | None = None) -> list[int]:
+    batch = outbox.claim(max_events=1000, max_bytes=10**9, lease_seconds=30, now=now)
+    return [e.seq for e in batch]
+
+
+def raw(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(db)
     try:
-        assert full._write.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert full._write.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
-        assert normal._write.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        return conn.execute(sql).fetchall()
     finally:
-        full.close()
-        normal.close()
+        conn.close()
 
 
-def test_concurrent_accepts_share_commits(tmp_path: Path) -> None:
-    outbox = SQLiteOutbox(tmp_path / "o.db")
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[SQLiteOutbox]:
+    box = SQLiteOutbox(tmp_path / FILE_NAME)
+    yield box
+    box.close()
 
-    async def burst() -> None:
-        await asyncio.gather(
-            *[outbox.accept_async(hook(i), *one(event_id=f"e{i}")) for i in range(300)]
+
+class WriteLock:
+    """Another connection's write transaction: the outbox's writer waits behind it."""
+
+    def __init__(self, db: Path) -> None:
+        self.conn = sqlite3.connect(db, isolation_level=None)
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        self.conn.execute("ROLLBACK")
+        self.conn.close()
+
+
+class Gate:
+    """A job that holds the writer mid-transaction; whatever is queued meanwhile waits."""
+
+    def __init__(self, outbox: SQLiteOutbox) -> None:
+        self.started = threading.Event()
+        self.proceed = threading.Event()
+        self.done = outbox._submit(self._hold)
+        self.started.wait()
+
+    def _hold(self, conn: sqlite3.Connection) -> None:
+        self.started.set()
+        self.proceed.wait()
+
+    def open(self) -> None:
+        self.proceed.set()
+        self.done.result()
+
+
+# -- WAL and durability ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("power_loss", 2), ("process_crash", 1)])
+def test_wal_mode_and_durability_levels(tmp_path: Path, durability: str, synchronous: int) -> None:
+    box = SQLiteOutbox(tmp_path / FILE_NAME, durability=durability)  # type: ignore[arg-type]
+    try:
+        assert raw(tmp_path / FILE_NAME, "PRAGMA journal_mode") == [("wal",)]
+        assert box._call(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0]) == (
+            synchronous
         )
-
-    asyncio.run(burst())
-    assert outbox.job_count >= 300
-    assert outbox.commit_count < outbox.job_count  # group commit: fewer fsyncs than webhooks
-    assert outbox.stats().pending == 300
-    outbox.close()
+    finally:
+        box.close()
 
 
-def test_full_disk_is_unavailable_and_nothing_half_written(tmp_path: Path) -> None:
-    outbox = SQLiteOutbox(tmp_path / "o.db", max_pages=60)
-    event = [b'{"name":"s/a.b","data":{"x":"' + b"x" * 3000 + b'"}}']
+def test_unknown_durability_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="durability"):
+        SQLiteOutbox(tmp_path / FILE_NAME, durability="sometimes")  # type: ignore[arg-type]
+
+
+def test_the_file_is_private_to_its_owner(tmp_path: Path) -> None:
+    box = SQLiteOutbox.open(tmp_path / "data", OutboxConfig())
+    box.close()
+    assert stat.S_IMODE((tmp_path / "data" / FILE_NAME).stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
+
+
+# -- group commit ------------------------------------------------------------------------
+
+
+def test_concurrent_accepts_share_commits(tmp_path: Path, outbox: SQLiteOutbox) -> None:
+    lock = WriteLock(tmp_path / FILE_NAME)  # hold the writer so 200 requests queue behind it
+    commits_before = outbox.commit_count
+
+    async def burst() -> list[int]:
+        tasks = [
+            asyncio.ensure_future(outbox.accept_async(hook(i), *one(event_id=f"e{i}")))
+            for i in range(200)
+        ]
+        await asyncio.sleep(0)  # every task has now queued its job
+        lock.release()
+        return [result.stored for result in await asyncio.gather(*tasks)]
+
+    assert asyncio.run(burst()) == [1] * 200
+    commits = outbox.commit_count - commits_before
+    assert outbox.job_count >= 200
+    assert 1 <= commits <= 2 < 200  # the first job alone at most, then all the others at once
+    assert outbox.stats().pending == 200
+
+
+def test_a_failing_job_rolls_back_alone_and_gets_its_own_error(outbox: SQLiteOutbox) -> None:
+    held = outbox.quarantine(hook(1), "boom", "tb")
+    outbox.accept(hook(2), *one("s/a.one"))
+    gate = Gate(outbox)
+
+    def write_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM events")
+        raise RuntimeError("job failed after writing")
+
+    before = outbox.commit_count
+    jobs: list[Future[Any]] = [
+        outbox._submit(outbox._accept_job(hook(3), *one("s/b.one"))),
+        outbox._submit(write_then_fail),
+        outbox._submit(outbox._accept_job(hook(4), *one("s/c.one"))),
+    ]
+    gate.open()
+    assert jobs[0].result().stored == 1
+    with pytest.raises(RuntimeError, match="after writing"):
+        jobs[1].result()
+    assert jobs[2].result().stored == 1
+    assert outbox.commit_count - before == 2  # the gate's transaction, then all three in one
+    names = [e.name for e in outbox.claim(max_events=9, max_bytes=10**6, lease_seconds=5)]
+    assert names == ["s/a.one", "s/b.one", "s/c.one"]  # the failed job's DELETE was undone
+    assert [wid for wid, _, _ in outbox.quarantined()] == [held]
+
+
+def test_a_cancelled_request_is_not_written(outbox: SQLiteOutbox) -> None:
+    async def scenario() -> None:
+        gate = Gate(outbox)
+        kept = asyncio.ensure_future(outbox.accept_async(hook(1), *one("s/kept.one")))
+        dropped = asyncio.ensure_future(outbox.accept_async(hook(2), *one("s/dropped.one")))
+        await asyncio.sleep(0)  # both queued behind the gate
+        dropped.cancel()  # the client went away before the write began
+        await asyncio.sleep(0)
+        gate.open()
+        assert (await kept).stored == 1
+        with pytest.raises(asyncio.CancelledError):
+            await dropped
+
+    asyncio.run(scenario())
+    assert [e.name for e in outbox.claim(max_events=9, max_bytes=10**6, lease_seconds=5)] == [
+        "s/kept.one"
+    ]
+
+
+def test_close_finishes_queued_writes_then_refuses_new_ones(tmp_path: Path) -> None:
+    box = SQLiteOutbox(tmp_path / FILE_NAME)
+
+    async def queue_then_close() -> list[int]:
+        tasks = [asyncio.ensure_future(box.accept_async(hook(i), *one())) for i in range(50)]
+        await asyncio.sleep(0)
+        box.close()
+        return [r.stored for r in await asyncio.gather(*tasks)]
+
+    assert asyncio.run(queue_then_close()) == [1] * 50
+    box.close()  # idempotent
+    with pytest.raises(OutboxUnavailable, match="closed"):
+        box.accept(hook(), *one())
+    with pytest.raises(OutboxUnavailable, match="closed"):
+        box.stats()
+    with SQLiteOutbox(tmp_path / FILE_NAME) as reopened:
+        assert reopened.stats().pending == 50
+
+
+def test_mismatched_lengths_are_refused_before_writing(outbox: SQLiteOutbox) -> None:
+    with pytest.raises(ValueError, match="same length"):
+        outbox.accept(hook(), [b"{}", b"{}"], [None], ["s/a.b"])
+    assert outbox.stats().pending == 0
+
+
+# -- failures ------------------------------------------------------------------------------
+
+
+def test_a_full_disk_is_unavailable_and_nothing_is_half_written(tmp_path: Path) -> None:
+    box = SQLiteOutbox(tmp_path / FILE_NAME, max_pages=60)
+    payload = [b'{"name":"s/a.b","data":{"x":"' + b"x" * 3000 + b'"}}']
     stored = 0
     with pytest.raises(OutboxUnavailable, match="full"):
         for i in range(1000):
-            outbox.accept(hook(i), event, [None], ["s/a.b"])
+            box.accept(hook(i), payload, [None], ["s/a.b"])
             stored += 1
     assert 0 < stored < 1000
-    with pytest.raises(OutboxUnavailable):
-        outbox.check_writable()
-    assert outbox.stats().pending == stored  # the failed accept left no event behind
-    count = outbox._read_query("SELECT COUNT(*) FROM webhooks")[0][0]
-    assert count == stored  # ... and no webhook row either
-    outbox.close()
+    with pytest.raises(OutboxUnavailable, match="full"):
+        box.check_writable()
+    assert box.stats().pending == stored  # the failed accept left no event ...
+    box.close()
+    assert raw(tmp_path / FILE_NAME, "SELECT COUNT(*) FROM webhooks") == [
+        (stored,)
+    ]  # ... nor webhook
 
 
-def test_unwritable_location_is_unavailable(tmp_path: Path) -> None:
+def test_a_data_dir_that_cannot_be_created_is_unavailable(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(OutboxUnavailable, match="cannot create data directory"):
         SQLiteOutbox.open(blocker / "data", OutboxConfig())
 
 
-def test_crash_leaves_leased_events_for_the_next_start(tmp_path: Path) -> None:
-    now = [1000.0]
-    first = SQLiteOutbox(tmp_path / "o.db", clock=lambda: now[0])
-    first.accept(hook(), *one("s/a.b"))
-    first.accept(hook(), *one("s/c.d"))
-    leased = first.claim(max_events=10, max_bytes=10**6, lease_seconds=30)
-    assert len(leased) == 2
-    first._closed = True  # simulate a crash: no ack, no clean close of the lease
-    first._jobs.put(None)
-    first._thread.join()
-    second = SQLiteOutbox(tmp_path / "o.db", clock=lambda: now[0])
-    assert second.claim(max_events=10, max_bytes=10**6, lease_seconds=30) == []
-    now[0] += 31
-    again = second.claim(max_events=10, max_bytes=10**6, lease_seconds=30)
-    assert [e.name for e in again] == ["s/a.b", "s/c.d"]
-    second.close()
+def test_a_file_that_is_not_a_database_is_unavailable(tmp_path: Path) -> None:
+    (tmp_path / FILE_NAME).write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(OutboxUnavailable, match="not a database"):
+        SQLiteOutbox(tmp_path / FILE_NAME)
 
 
-def test_two_processes_share_one_file(tmp_path: Path) -> None:
-    db = tmp_path / "shared.db"
+def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    SQLiteOutbox(tmp_path / FILE_NAME).close()
+    conn = sqlite3.connect(tmp_path / FILE_NAME)
+    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(OutboxUnavailable, match="newer"):
+        SQLiteOutbox(tmp_path / FILE_NAME)
+
+
+def test_another_process_holding_the_lock_too_long_is_unavailable(tmp_path: Path) -> None:
+    box = SQLiteOutbox(tmp_path / FILE_NAME, busy_timeout=0.05)
+    lock = WriteLock(tmp_path / FILE_NAME)
+    try:
+        with pytest.raises(OutboxUnavailable, match="locked"):
+            box.accept(hook(), *one())
+        with pytest.raises(OutboxUnavailable, match="locked"):
+            box.check_writable()
+    finally:
+        lock.release()
+    assert box.accept(hook(), *one()).stored == 1
+    box.close()
+
+
+def _without_dac_override() -> None:
+    """Runs in the child: drop root's right to ignore file modes (CAP_DAC_*) before exec."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def open_in_child(path: Path) -> str:
+    """Open an outbox at ``path`` and write to it in a process that file modes apply to."""
+    code = textwrap.dedent(
+        f"""
+        from gateway.outbox.sqlite import OutboxUnavailable, SQLiteOutbox
+        from gateway.webhook import Webhook
+        try:
+            box = SQLiteOutbox({str(path)!r})
+            box.accept(Webhook(source="s", provider="p", body=b"{{}}"), [b"{{}}"], [None], ["s/a"])
+            print("written")
+        except OutboxUnavailable as exc:
+            print("unavailable:", exc)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=_without_dac_override if os.geteuid() == 0 else None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_a_read_only_directory_is_unavailable(tmp_path: Path) -> None:
+    directory = tmp_path / "ro"
+    directory.mkdir()
+    directory.chmod(0o555)
+    try:
+        outcome = open_in_child(directory / FILE_NAME)
+    finally:
+        directory.chmod(0o755)
+    assert outcome.startswith("unavailable:") and "ermission denied" in outcome
+    assert not (directory / FILE_NAME).exists()
+
+
+def test_a_read_only_outbox_is_unavailable_and_left_intact(tmp_path: Path) -> None:
+    directory = tmp_path / "ro"
+    with SQLiteOutbox(directory / FILE_NAME) as box:
+        box.accept(hook(), *one())
+    for name in os.listdir(directory):
+        (directory / name).chmod(0o444)
+    directory.chmod(0o555)
+    try:
+        outcome = open_in_child(directory / FILE_NAME)
+    finally:
+        directory.chmod(0o755)
+        for name in os.listdir(directory):
+            (directory / name).chmod(0o600)
+    assert outcome.startswith("unavailable:")
+    with SQLiteOutbox(directory / FILE_NAME) as box:
+        assert box.stats().pending == 1
+
+
+# -- crashes and processes -----------------------------------------------------------------
+
+
+def run_python(code: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("durability", ["power_loss", "process_crash"])
+def test_kill_9_with_events_leased_loses_nothing(tmp_path: Path, durability: str) -> None:
+    db = tmp_path / FILE_NAME
+    child = run_python(
+        f"""
+        import os, signal
+        from gateway.outbox.sqlite import SQLiteOutbox
+        from gateway.webhook import Webhook
+        box = SQLiteOutbox({str(db)!r}, durability={durability!r}, clock=lambda: {T0})
+        for n, names in enumerate([["s/a.one", "s/a.two"], ["s/b.one"], ["s/c.one"]]):
+            hook = Webhook(source="s", provider="p", body=b"{{}}")
+            box.accept(hook, [b'{{"name":"%s"}}' % n.encode() for n in names],
+                       [None] * len(names), names)
+        batch = box.claim(max_events=3, max_bytes=10**6, lease_seconds=30)
+        print(",".join(e.name for e in batch), flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)  # no ack, no close
+        """
+    )
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == -9, err
+    assert out.strip() == "s/a.one,s/a.two,s/b.one"
+    with SQLiteOutbox(db, clock=lambda: T0) as box:
+        stats = box.stats()
+        assert (stats.leased, stats.pending) == (3, 1)
+        [fresh] = box.claim(max_events=9, max_bytes=10**6, lease_seconds=30)
+        assert fresh.name == "s/c.one"  # accepted, never claimed: due at once
+        box.ack([fresh.seq])
+        again = box.claim(max_events=9, max_bytes=10**6, lease_seconds=30, now=T0 + 31)
+        assert [e.name for e in again] == ["s/a.one", "s/a.two", "s/b.one"]
+        assert all(e.attempts == 0 for e in again)
+
+
+def test_two_processes_share_one_file_without_claiming_an_event_twice(tmp_path: Path) -> None:
+    db = tmp_path / FILE_NAME
     SQLiteOutbox(db).close()
-    script = textwrap.dedent(f"""
+    worker = f"""
         import sys
-        sys.path.insert(0, {str(ROOT)!r})
         from gateway.outbox.sqlite import SQLiteOutbox
         from gateway.webhook import Webhook
         tag = sys.argv[1]
         box = SQLiteOutbox({str(db)!r})
-        for i in range(200):
-            w = Webhook(source="s", provider="stripe", body=b"{{}}")
-            box.accept(w, [b'{{"name":"s/a.b"}}'], [tag + str(i)], ["s/a.b"])
         claimed = []
-        while True:
-            batch = box.claim(max_events=7, max_bytes=10**6, lease_seconds=600)
-            if not batch:
-                break
-            claimed += [e.seq for e in batch]
-            box.ack([e.seq for e in batch])
+
+        def take():
+            batch = box.claim(max_events=7, max_bytes=10**6, lease_seconds=3600)
+            claimed.extend(e.seq for e in batch)
+            return batch
+
+        for i in range(200):
+            hook = Webhook(source="s", provider="p", body=b"{{}}")
+            box.accept(hook, [b'{{"name":"s/a.b"}}'], [tag + str(i)], ["s/a.b"])
+            if i % 10 == 9:
+                take()  # claim while the other process is still accepting
+        while take():
+            pass
+        box.ack(claimed)  # only now: until here every claimed event stayed leased
         box.close()
         print(",".join(map(str, claimed)))
-    """)
-    procs = [
-        subprocess.Popen([sys.executable, "-c", script, tag], stdout=subprocess.PIPE, text=True)
-        for tag in ("a", "b")
-    ]
-    outputs = [p.communicate(timeout=120)[0].strip() for p in procs]
-    assert all(p.returncode == 0 for p in procs)
-    claimed = [int(s) for out in outputs for s in out.split(",") if s]
-    assert len(claimed) == len(set(claimed))  # no event handed to both processes
-    box = SQLiteOutbox(db)
-    stats = box.stats()
-    assert stats.pending == 0 and stats.leased == 0
-    assert stats.delivered == 400 == len(claimed)
+    """
+    workers = [run_python(worker, tag) for tag in ("a", "b")]
+    results = [w.communicate(timeout=120) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], [err for _, err in results]
+    claimed = [int(s) for out, _ in results for s in out.strip().split(",") if s]
+    assert len(claimed) == len(set(claimed))  # no event was leased to both processes
+    with SQLiteOutbox(db) as box:
+        stats = box.stats()
+        assert (stats.pending, stats.leased, stats.delivered) == (0, 0, 400)
+    assert sorted(claimed) == [seq for (seq,) in raw(db, "SELECT seq FROM events ORDER BY seq")]
+
+
+def test_dedup_spans_processes(tmp_path: Path) -> None:
+    db = tmp_path / FILE_NAME
+    first = SQLiteOutbox(db)
+    second = SQLiteOutbox(db)  # another worker's connection to the same file
+    try:
+        assert first.accept(hook(1), *one(event_id="evt_1")).stored == 1
+        assert second.accept(hook(2), *one(event_id="evt_1")).duplicates == 1
+    finally:
+        first.close()
+        second.close()
+
+
+def test_prune_sweeps_expired_dedup_entries(tmp_path: Path) -> None:
+    now = [T0]
+    box = SQLiteOutbox(tmp_path / FILE_NAME, dedup_window=60, clock=lambda: now[0])
+    box.accept(hook(1), *one(event_id="evt_1"))
+    box.accept(hook(2), *one(event_id="evt_2"))
+    now[0] += 30
+    box.prune(older_than=0)
+    assert raw(tmp_path / FILE_NAME, "SELECT COUNT(*) FROM dedup") == [(2,)]
+    now[0] += 31
+    box.prune(older_than=0)
+    assert raw(tmp_path / FILE_NAME, "SELECT COUNT(*) FROM dedup") == [(0,)]
+    assert box.accept(hook(3), *one(event_id="evt_1")).stored == 1
     box.close()
 
 
-def key() -> str:
-    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+# -- encryption at rest ----------------------------------------------------------------------
 
 
-def test_encryption_at_rest_and_rotation(tmp_path: Path) -> None:
-    old, new = key(), key()
-    db = tmp_path / "o.db"
-    box = SQLiteOutbox(db, cipher=Cipher([old]))
-    box.accept(hook(42), [b'{"name":"s/a.b","data":{"card":"4242"}}'], ["x"], ["s/a.b"])
-    box.quarantine(hook(43), "err", "tb")
-    box.close()
-    raw = sqlite3.connect(db).execute("SELECT payload FROM events").fetchone()[0]
-    assert b"4242" not in raw
-    body = sqlite3.connect(db).execute("SELECT body FROM webhooks WHERE id = 2").fetchone()[0]
-    assert b"secret-ish" not in body
-    rotated = SQLiteOutbox(db, cipher=Cipher([new, old]))  # new key first, old still decrypts
-    [event] = rotated.claim(max_events=5, max_bytes=10**6, lease_seconds=5)
-    assert event.payload == b'{"name":"s/a.b","data":{"card":"4242"}}'
-    [(_, held, _)] = rotated.quarantined()
-    assert held.body == b'{"secret-ish body": 43}'
-    rotated.close()
-    wrong = SQLiteOutbox(db, cipher=Cipher([new]))
-    with pytest.raises(CipherError, match="not configured"):
-        wrong.quarantined()
-    wrong.close()
+def test_encrypted_rows_hold_no_plaintext(tmp_path: Path) -> None:
+    db = tmp_path / FILE_NAME
+    cipher = Cipher([generate_key()])
+    with SQLiteOutbox(db, cipher=cipher) as box:
+        box.accept(hook(1), *one(event_id="evt_1"))
+        box.quarantine(hook(2), "boom", "tb")
+        [event] = box.claim(max_events=5, max_bytes=10**6, lease_seconds=5)
+        assert event.payload == one()[0][0]
+        [(_, held, _)] = box.quarantined()
+        assert held.body == hook(2).body and held.header("authorization") == "Bearer sk_live_secret"
+    stored = b"".join(
+        bytes(value)
+        for row in raw(db, "SELECT headers, query, body FROM webhooks")
+        + raw(db, "SELECT payload FROM events")
+        for value in row
+    )
+    for secret in (b"4242", b"sk_live_secret", b"q-secret"):
+        assert secret not in stored
+    kids = {blob_key_id(blob) for (blob,) in raw(db, "SELECT payload FROM events")}
+    assert kids == {cipher.current_key_id}
 
 
-def test_cipher_rejects_bad_keys_and_swapped_columns() -> None:
+def test_key_rotation_reads_old_rows_and_writes_with_the_new_key(tmp_path: Path) -> None:
+    db = tmp_path / FILE_NAME
+    old, new = generate_key(), generate_key()
+    with SQLiteOutbox(db, cipher=Cipher([old])) as box:
+        box.accept(hook(1), *one("s/old.one"))
+        box.quarantine(hook(2), "boom", "tb")
+    rotated = Cipher([new, old])
+    with SQLiteOutbox(db, cipher=rotated) as box:
+        box.accept(hook(3), *one("s/new.one"))
+        batch = box.claim(max_events=9, max_bytes=10**6, lease_seconds=5)
+        assert [e.name for e in batch] == ["s/old.one", "s/new.one"]
+        assert [held.body for _, held, _ in box.quarantined()] == [hook(2).body]
+    kids = [blob_key_id(blob) for (blob,) in raw(db, "SELECT payload FROM events ORDER BY seq")]
+    assert kids == [Cipher([old]).current_key_id, rotated.current_key_id]
+
+
+def test_dropping_a_key_still_needed_is_refused_at_open(tmp_path: Path) -> None:
+    db = tmp_path / FILE_NAME
+    old, new = generate_key(), generate_key()
+    old_id = Cipher([old]).current_key_id.hex()
+    with SQLiteOutbox(db, cipher=Cipher([old])) as box:
+        box.accept(hook(1), *one("s/a.one"))
+        box.accept(hook(2), *one("s/b.one"))
+    with pytest.raises(CipherError, match=f"2 stored row.*key id {old_id}.*not configured"):
+        SQLiteOutbox(db, cipher=Cipher([new]))
+    with pytest.raises(CipherError, match=r"set outbox\.encryption_key"):
+        SQLiteOutbox(db)  # encryption turned off with encrypted events waiting
+    with SQLiteOutbox(db, cipher=Cipher([new, old])) as box:
+        box.ack(claim_all(box))
+    with SQLiteOutbox(db, cipher=Cipher([new])) as box:  # delivered rows need no key
+        box.accept(hook(3), *one("s/c.one"))
+        assert [e.payload for e in box.claim(max_events=9, max_bytes=10**6, lease_seconds=5)] == (
+            one("s/c.one")[0]
+        )
+    assert raw(db, "SELECT key_id FROM encryption_keys") == [(Cipher([new]).current_key_id,)]
+
+
+def test_turning_encryption_on_keeps_plaintext_rows_readable(tmp_path: Path) -> None:
+    db = tmp_path / FILE_NAME
+    with SQLiteOutbox(db) as box:
+        box.accept(hook(1), *one("s/plain.one"))
+    with SQLiteOutbox(db, cipher=Cipher([generate_key()])) as box:
+        box.accept(hook(2), *one("s/sealed.one"))
+        batch = box.claim(max_events=9, max_bytes=10**6, lease_seconds=5)
+        assert [e.payload for e in batch] == one("s/plain.one")[0] + one("s/sealed.one")[0]
+    assert raw(db, "SELECT sealed FROM events ORDER BY seq") == [(0,), (1,)]
+
+
+def test_a_tampered_row_fails_loudly(tmp_path: Path) -> None:
+    db = tmp_path / FILE_NAME
+    cipher = Cipher([generate_key()])
+    with SQLiteOutbox(db, cipher=cipher) as box:
+        box.quarantine(hook(1), "boom", "tb")
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE webhooks SET body = headers")  # a blob moved to another column
+    conn.commit()
+    conn.close()
+    with SQLiteOutbox(db, cipher=cipher) as box, pytest.raises(CipherError, match="authentic"):
+        box.quarantined()
+
+
+def test_cipher_keys_are_checked_and_blobs_bound_to_their_kind() -> None:
     with pytest.raises(CipherError, match="base64"):
         Cipher(["not base64 at all!"])
-    with pytest.raises(CipherError, match="32 bytes"):
-        Cipher([base64.urlsafe_b64encode(b"short").decode()])
+    with pytest.raises(CipherError, match="#2 must decode to 32 bytes"):
+        Cipher([generate_key(), "c2hvcnQ="])
     with pytest.raises(CipherError, match="at least one key"):
         Cipher([])
-    cipher = Cipher([key()])
-    blob = cipher.encrypt(b"data", "payload")
-    assert cipher.decrypt(blob, "payload") == b"data"
+    key = generate_key()
+    cipher = Cipher([key.rstrip("=")])  # padding is optional
+    blob = cipher.encrypt(b"data", "event.payload")
+    assert blob[0] == 1 and blob[1:5] == cipher.current_key_id
+    assert cipher.encrypt(b"data", "event.payload") != blob  # a fresh nonce every time
+    assert cipher.decrypt(blob, "event.payload") == b"data"
     with pytest.raises(CipherError, match="authentication"):
-        cipher.decrypt(blob, "body")
+        cipher.decrypt(blob, "webhook.body")
+    with pytest.raises(CipherError, match="not an encrypted blob"):
+        cipher.decrypt(b"{}", "event.payload")
+    with pytest.raises(CipherError, match="not configured"):
+        Cipher([generate_key()]).decrypt(blob, "event.payload")
+    assert key_id(base64.urlsafe_b64decode(key)) == cipher.current_key_id
 
 
-def test_open_with_encryption_from_environment(tmp_path: Path) -> None:
-    config = OutboxConfig(encryption_key="env:OUTBOX_KEY")
-    box = SQLiteOutbox.open(tmp_path / "d", config, {"OUTBOX_KEY": key()})
-    assert box.cipher is not None and (tmp_path / "d" / "outbox.sqlite3").exists()
-    box.close()
-    with pytest.raises(OutboxUnavailable, match="32 bytes"):
+def test_open_resolves_the_key_reference(tmp_path: Path) -> None:
+    config = OutboxConfig(encryption_key="env:OUTBOX_KEY", durability="process_crash")
+    key = generate_key()
+    environ = {"OUTBOX_KEY": f"{key}, {generate_key()}"}
+    with SQLiteOutbox.open(tmp_path / "d", config, environ) as box:
+        assert box.cipher is not None and box.durability == "process_crash"
+        box.accept(hook(), *one())
+        assert len(box.cipher.key_ids) == 2
+        assert (tmp_path / "d" / FILE_NAME).exists()
+    key_file = tmp_path / "key"
+    key_file.write_text(key + "\n")
+    with SQLiteOutbox.open(tmp_path / "d", OutboxConfig(encryption_key=f"file:{key_file}")) as box:
+        assert box.cipher is not None
+    with pytest.raises(OutboxUnavailable, match=r"encryption_key.*32 bytes"):
         SQLiteOutbox.open(tmp_path / "e", config, {"OUTBOX_KEY": "abcd"})
+    with pytest.raises(ConfigError, match="OUTBOX_KEY"):
+        SQLiteOutbox.open(tmp_path / "e", config, {})
+    with pytest.raises(OutboxUnavailable, match="not configured"):
+        SQLiteOutbox.open(tmp_path / "d", config, {"OUTBOX_KEY": generate_key()})

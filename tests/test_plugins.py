@@ -1,30 +1,43 @@
-"""Transform discovery (built-ins, entry points, a directory, module:function) and running."""
+"""Transform discovery: the decorator, built-ins, a directory, module:function references."""
 
 from __future__ import annotations
 
-import subprocess
+import logging
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
 
-from gateway import Event, TransformError, Webhook
-from gateway.plugins import PluginLoadError, load_registry, transform
-from gateway.transform_runner import run_transform, run_transform_bounded
-from tests.helpers import fixture
-from tests.server import anyio_run
+from gateway import Event, Webhook
+from gateway.plugins import (
+    PluginLoadError,
+    TransformRegistry,
+    UnknownTransformError,
+    builtin_modules,
+    default_transform_for,
+    load_registry,
+    transform,
+)
+from gateway.transform_runner import run_transform
+from transforms.intercom import intercom
+from transforms.slack import slack
+from transforms.stripe import stripe
 
-ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples" / "transforms"
+FIXTURES = Path(__file__).parent / "fixtures" / "transforms"
 
 
-def stripe_webhook(name: str = "invoice.paid.json") -> Webhook:
-    return Webhook(source="stripe", provider="stripe", body=fixture(f"stripe/{name}"))
+def stripe_webhook() -> Webhook:
+    body = (FIXTURES / "stripe" / "customer.created.json").read_bytes()
+    return Webhook(source="stripe", provider="stripe", body=body, received_at=1.7e9)
 
 
-def test_decorator_marks_without_side_effects() -> None:
+def write(path: Path, source: str) -> Path:
+    path.write_text(textwrap.dedent(source).lstrip())
+    return path
+
+
+def test_decorator_marks_without_registering() -> None:
     @transform
     def plain(webhook: Webhook) -> None:
         return None
@@ -35,222 +48,288 @@ def test_decorator_marks_without_side_effects() -> None:
 
     assert plain.__webhook_gateway_transform__ == "plain"  # type: ignore[attr-defined]
     assert named.__webhook_gateway_transform__ == "custom-name"  # type: ignore[attr-defined]
+    assert plain(stripe_webhook()) is None  # still the plain function
     assert "plain" not in load_registry()
+    assert "custom-name" not in load_registry()
 
 
-def test_builtins_listed_with_origin() -> None:
-    items = dict(load_registry().items())
+@pytest.mark.parametrize("bad", ["a:b", "two words", ""])
+def test_decorator_rejects_names_that_cannot_be_referenced(bad: str) -> None:
+    with pytest.raises(ValueError, match="without ':' or whitespace"):
+        transform(bad)
+
+
+def test_builtins_and_their_origins() -> None:
+    registry = load_registry()
+    items = dict(registry.items())
     assert items["stripe"] == "builtin (transforms.stripe)"
     assert items["slack"] == "builtin (transforms.slack)"
     assert items["intercom"] == "builtin (transforms.intercom)"
+    assert registry.get("stripe") is stripe
+    assert registry.get("slack") is slack
+    assert registry.get("intercom") is intercom
+    assert registry.origin("slack") == "builtin (transforms.slack)"
+    # Every module of the transforms package is a built-in, and nothing else is.
+    assert {origin for origin in items.values()} == {
+        f"builtin ({module})" for module in builtin_modules()
+    }
+    assert len(registry) == len(items)
 
 
-def test_directory_plugin_and_worked_example(tmp_path: Path) -> None:
-    registry = load_registry(EXAMPLES)
-    assert "stripe-billing" in registry
-    assert dict(registry.items())["stripe-billing"] == (
-        f"directory {EXAMPLES / 'stripe_billing.py'}"
+def test_default_transform_for_a_provider() -> None:
+    assert default_transform_for("stripe") is stripe
+    assert default_transform_for("intercom") is intercom
+    with pytest.raises(UnknownTransformError, match="no built-in transform for provider 'acme'"):
+        default_transform_for("acme")
+
+
+def test_directory_plugin(tmp_path: Path) -> None:
+    plugin = write(
+        tmp_path / "billing.py",
+        """
+        from gateway import Event, Webhook, transform
+
+        @transform
+        def customers(webhook: Webhook) -> Event:
+            customer = webhook.json["data"]["object"]
+            return Event(name="billing/customer.signed_up", data={"email": customer["email"]})
+
+        def helper():  # not marked: not a transform
+            return None
+        """,
     )
-    outcome = run_transform(registry.get("stripe-billing"), stripe_webhook(), prefix="stripe")
-    assert [e.name for e in outcome.events] == ["stripe/invoice.paid", "stripe/revenue.recorded"]
-    revenue = outcome.events[1]
-    assert revenue.id == "stripe-evt_1OA9vC2eZvKYlo2C5lW6Yl8R-revenue"
-    assert revenue.data == {"customer": "cus_NffrFeUfNV2Hib", "amount": 2000, "currency": "usd"}
-    filtered = run_transform(
-        registry.get("stripe-billing"),
-        stripe_webhook("checkout.session.completed.json"),
-        prefix="stripe",
+    write(tmp_path / "_shared.py", "raise RuntimeError('files starting with _ are skipped')\n")
+    write(tmp_path / "notes.txt", "not python")
+    registry = load_registry(tmp_path)
+    assert dict(registry.items())["customers"] == f"directory {plugin}"
+    assert "helper" not in registry
+    outcome = run_transform(registry.get("customers"), stripe_webhook(), prefix="billing")
+    assert outcome.events == [
+        Event(name="billing/customer.signed_up", data={"email": "jenny.rosen@example.com"})
+    ]
+    assert outcome.convention_warnings == []
+
+
+def test_directory_plugin_may_use_dataclasses_and_pydantic(tmp_path: Path) -> None:
+    write(
+        tmp_path / "typed.py",
+        """
+        from __future__ import annotations
+        from dataclasses import dataclass
+        from pydantic import BaseModel
+        from gateway import Event, Webhook, transform
+
+        @dataclass
+        class Ref:
+            id: str
+
+        class Customer(BaseModel):
+            id: str
+            email: str
+
+        @transform("typed")
+        def typed(webhook: Webhook) -> Event:
+            customer = Customer.model_validate(webhook.json["data"]["object"], strict=False)
+            return Event(name="stripe/customer.seen", data={"ref": Ref(customer.id).id})
+        """,
     )
-    assert filtered.events == []
+    registry = load_registry(tmp_path)
+    [event] = run_transform(registry.get("typed"), stripe_webhook(), prefix="stripe").events
+    assert event.data == {"ref": "cus_QhXjZ5uM0dUvq2"}
 
 
-def test_docs_show_the_tested_example_verbatim() -> None:
-    docs = (ROOT / "docs" / "plugins.md").read_text()
-    assert (EXAMPLES / "stripe_billing.py").read_text().strip() in docs
+def test_same_file_name_in_two_directories(tmp_path: Path) -> None:
+    for team in ("a", "b"):
+        (tmp_path / team).mkdir()
+        write(
+            tmp_path / team / "orders.py",
+            f"""
+            from gateway import Event, transform
 
-
-def test_module_function_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "refmod_abc.py").write_text(
-        textwrap.dedent("""
-        from gateway import Event
-        def rename(webhook):
-            return Event(name="stripe/renamed.event", data={"n": 1})
-    """)
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    registry = load_registry()
-    func = registry.get("refmod_abc:rename")
-    assert run_transform(func, stripe_webhook(), prefix="stripe").events[0].name == (
-        "stripe/renamed.event"
-    )
-    with pytest.raises(PluginLoadError, match="no function 'missing'"):
-        registry.get("refmod_abc:missing")
-    with pytest.raises(PluginLoadError, match="cannot import"):
-        registry.get("no_such_module_xyz:f")
-    with pytest.raises(KeyError, match="unknown transform 'nope'"):
-        registry.get("nope")
+            @transform("orders-{team}")
+            def orders(webhook):
+                return Event(name="shop/order.{team}")
+            """,
+        )
+    first = load_registry(tmp_path / "a").get("orders-a")
+    second = load_registry(tmp_path / "b").get("orders-b")
+    assert first.__module__ != second.__module__
+    assert sys.modules[first.__module__].__file__ == str(tmp_path / "a" / "orders.py")
+    assert run_transform(first, stripe_webhook(), prefix="shop").events[0].name == "shop/order.a"
+    assert run_transform(second, stripe_webhook(), prefix="shop").events[0].name == "shop/order.b"
 
 
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("def broken(:\n", "line 1: SyntaxError"),
-        ("import no_such_module_for_plugin\n", "ModuleNotFoundError"),
-        ("raise RuntimeError('boom at import')\n", "RuntimeError: boom at import"),
+        ("x = 1\ndef broken(:\n    pass\n", "line 2: SyntaxError: "),
+        ("import os\nimport no_such_module_for_plugin\n", "line 2: ModuleNotFoundError: No module"),
+        ("def f():\n    pass\nraise RuntimeError('boom')\n", "line 3: RuntimeError: boom"),
+        ("from gateway import transform\n@transform('a b')\ndef f(w): ...\n", "line 2: ValueError"),
     ],
 )
-def test_broken_plugin_file_fails_at_load(tmp_path: Path, source: str, message: str) -> None:
-    bad = tmp_path / "bad_plugin.py"
-    bad.write_text(source)
+def test_broken_plugin_file_names_file_line_and_error(
+    tmp_path: Path, source: str, message: str
+) -> None:
+    bad = write(tmp_path / "bad_plugin.py", source)
     with pytest.raises(PluginLoadError) as info:
         load_registry(tmp_path)
-    assert str(bad) in str(info.value)
-    assert message in str(info.value)
+    assert str(info.value).startswith(f"plugin file {bad} {message}")
 
 
-def test_missing_directory_and_name_clash(tmp_path: Path) -> None:
-    with pytest.raises(PluginLoadError, match="does not exist"):
+def test_error_inside_an_imported_helper_names_both_files(tmp_path: Path) -> None:
+    helper_dir = tmp_path / "lib"
+    helper_dir.mkdir()
+    helper = write(helper_dir / "gw_helper_raises_xyz.py", "x = 1\nraise LookupError('config')\n")
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    plugin = write(plugins / "uses_helper.py", "import gw_helper_raises_xyz\n")
+    sys.path.insert(0, str(helper_dir))
+    try:
+        with pytest.raises(PluginLoadError) as info:
+            load_registry(plugins)
+    finally:
+        sys.path.remove(str(helper_dir))
+        sys.modules.pop("gw_helper_raises_xyz", None)
+    assert str(info.value) == (
+        f"plugin file {plugin} line 1: LookupError: config (at {helper} line 2)"
+    )
+
+
+def test_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(PluginLoadError, match=r"transforms directory .*absent does not exist"):
         load_registry(tmp_path / "absent")
+
+
+class Records(logging.Handler):
+    """Collects records straight from a logger (whatever its propagation settings)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_a_plugin_may_override_a_builtin_with_a_warning(tmp_path: Path) -> None:
+    override = write(
+        tmp_path / "override.py",
+        """
+        from gateway import Event, transform
+
+        @transform("stripe")
+        def mine(webhook):
+            return Event(name="stripe/mine.done")
+        """,
+    )
+    logger = logging.getLogger("webhook_gateway.plugins")
+    handler, level = Records(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)  # whatever another test configured for the parent
+    try:
+        registry = load_registry(tmp_path)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    [record] = handler.records
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == "transform overrides a built-in"
+    assert record.__dict__["transform"] == "stripe"
+    assert record.__dict__["origin"] == f"directory {override}"
+    assert record.__dict__["builtin"] == "builtin (transforms.stripe)"
+    assert dict(registry.items())["stripe"] == f"directory {override}"
+    [event] = run_transform(registry.get("stripe"), stripe_webhook(), prefix="stripe").events
+    assert event.name == "stripe/mine.done"
+    assert default_transform_for("stripe") is stripe  # the built-in stays reachable
+
+
+def test_two_plugins_with_one_name_stop_the_load(tmp_path: Path) -> None:
     for name in ("one", "two"):
-        (tmp_path / f"{name}.py").write_text(
-            "from gateway import transform\n@transform('same')\ndef f(w):\n    return None\n"
+        write(
+            tmp_path / f"{name}.py",
+            "from gateway import transform\n@transform('same')\ndef f(w): ...\n",
         )
-    with pytest.raises(PluginLoadError, match="clashes"):
+    with pytest.raises(PluginLoadError) as info:
+        load_registry(tmp_path)
+    assert str(info.value) == (
+        f"transform 'same' from directory {tmp_path / 'two.py'} clashes with the one from "
+        f"directory {tmp_path / 'one.py'}"
+    )
+
+
+def test_a_plugin_overriding_a_builtin_twice_is_a_clash(tmp_path: Path) -> None:
+    for name in ("one", "two"):
+        write(
+            tmp_path / f"{name}.py",
+            "from gateway import transform\n@transform('slack')\ndef f(w): ...\n",
+        )
+    with pytest.raises(
+        PluginLoadError, match=r"transform 'slack' from directory .*two\.py clashes"
+    ):
         load_registry(tmp_path)
 
 
-def test_directory_plugin_may_override_a_builtin(tmp_path: Path) -> None:
-    (tmp_path / "override.py").write_text(
-        "from gateway import Event, transform\n"
-        "@transform('stripe')\ndef mine(w):\n    return Event(name='stripe/mine.done')\n"
-    )
-    registry = load_registry(tmp_path)
-    assert (
-        run_transform(registry.get("stripe"), stripe_webhook(), prefix="stripe").events[0].name
-        == "stripe/mine.done"
-    )
+def test_register_validates_name_and_function() -> None:
+    registry = TransformRegistry()
+    with pytest.raises(PluginLoadError, match="here: transform name 'a:b'"):
+        registry.register("a:b", stripe, "here")
+    with pytest.raises(PluginLoadError, match="here: transform 'x' is not callable"):
+        registry.register("x", "stripe", "here")  # type: ignore[arg-type]
 
 
-def test_entry_point_plugin_from_an_installed_package(
+def test_module_function_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = write(
+        tmp_path / "gw_refmod_xyz.py",
+        """
+        from gateway import Event
+
+        def rename(webhook):  # a reference need not be marked
+            return Event(name="stripe/renamed.event", data={"n": 1})
+
+        NOT_A_FUNCTION = 3
+        """,
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "gw_refmod_xyz", raising=False)
+    registry = load_registry()
+    func = registry.get("gw_refmod_xyz:rename")
+    assert registry.get("gw_refmod_xyz:rename") is func
+    assert dict(registry.items())["gw_refmod_xyz:rename"] == (
+        f"reference gw_refmod_xyz:rename ({module})"
+    )
+    [event] = run_transform(func, stripe_webhook(), prefix="stripe").events
+    assert (event.name, event.data) == ("stripe/renamed.event", {"n": 1})
+    with pytest.raises(PluginLoadError, match="has no function 'missing'"):
+        registry.get("gw_refmod_xyz:missing")
+    with pytest.raises(PluginLoadError, match="has no function 'NOT_A_FUNCTION'"):
+        registry.get("gw_refmod_xyz:NOT_A_FUNCTION")
+    with pytest.raises(PluginLoadError, match="looks like module:function"):
+        registry.get(":rename")
+    sys.modules.pop("gw_refmod_xyz", None)
+
+
+def test_reference_to_a_module_that_fails_to_import(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pkg = tmp_path / "src"
-    (pkg / "acme_gw_plugin").mkdir(parents=True)
-    (pkg / "acme_gw_plugin" / "__init__.py").write_text(
-        textwrap.dedent("""
-        from gateway import Event, transform
-
-        @transform("acme")
-        def acme(webhook):
-            return Event(name="acme/thing.happened", data={"bytes": len(webhook.body)})
-
-        def by_entry_point_name(webhook):
-            return None
-    """)
-    )
-    (pkg / "pyproject.toml").write_text(
-        textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools>=61"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "acme-gw-plugin"
-        version = "1.2.3"
-        [project.entry-points."webhook_gateway.transforms"]
-        acme = "acme_gw_plugin"
-        acme-direct = "acme_gw_plugin:by_entry_point_name"
-    """)
-    )
-    target = tmp_path / "site"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "--target",
-            str(target),
-            str(pkg),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"pip cannot build a local package here: {result.stderr[-500:]}")
-    monkeypatch.syspath_prepend(str(target))
+    broken = write(tmp_path / "gw_refbroken_xyz.py", "import json\n1 / 0\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
     registry = load_registry()
-    items = dict(registry.items())
-    assert items["acme"].startswith("entry point webhook_gateway.transforms: acme_gw_plugin")
-    assert "acme-gw-plugin 1.2.3" in items["acme"]
-    assert "acme-direct" in items
-    events = run_transform(registry.get("acme"), stripe_webhook(), prefix="acme").events
-    assert events[0].name == "acme/thing.happened"
-    assert events[0].data == {"bytes": len(fixture("stripe/invoice.paid.json"))}
-
-
-# -- running transforms ------------------------------------------------------------------
-
-
-def test_fan_out_filter_and_dicts() -> None:
-    webhook = stripe_webhook()
-    many = run_transform(
-        lambda w: [Event(name="stripe/a.b"), {"name": "stripe/c.d"}], webhook, prefix="stripe"
+    with pytest.raises(PluginLoadError) as info:
+        registry.get("gw_refbroken_xyz:f")
+    assert str(info.value) == (
+        f"transform 'gw_refbroken_xyz:f': cannot import gw_refbroken_xyz ({broken} line 2): "
+        "ZeroDivisionError: division by zero"
     )
-    assert [e.name for e in many.events] == ["stripe/a.b", "stripe/c.d"]
-    assert many.payloads == [b'{"name":"stripe/a.b","data":{}}', b'{"name":"stripe/c.d","data":{}}']
-    assert run_transform(lambda w: None, webhook, prefix="stripe").events == []
-    assert run_transform(lambda w: [], webhook, prefix="stripe").events == []
+    with pytest.raises(PluginLoadError, match="cannot import no_such_module_xyz"):
+        registry.get("no_such_module_xyz:f")
 
 
-@pytest.mark.parametrize(
-    ("result", "message"),
-    [
-        ({"name": "inngest/function.failed"}, "reserved"),
-        ({"name": ""}, "non-empty"),
-        ({"name": "stripe/a.b", "ts": 1.5}, "ts"),
-        ({"name": "stripe/a.b", "data": [1]}, "data"),
-        ("a string", "str"),
-        ([Event(name="stripe/a.b"), 7], "event 1 is a int"),
-        (Event(name="stripe/a.b", data={"when": object()}), "not JSON"),
-    ],
-)
-def test_invalid_results_are_transform_errors(result: object, message: str) -> None:
-    with pytest.raises(TransformError, match=message):
-        run_transform(lambda w: result, stripe_webhook(), prefix="stripe")
-
-
-def test_raising_transform_keeps_traceback() -> None:
-    def explode(webhook: Webhook) -> None:
-        raise KeyError("type")
-
-    with pytest.raises(TransformError, match="transform raised KeyError") as info:
-        run_transform(explode, stripe_webhook(), prefix="stripe")
-    assert "explode" in info.value.detail  # type: ignore[attr-defined]
-
-
-def test_convention_warning_and_strict_mode() -> None:
-    def odd(webhook: Webhook) -> Event:
-        return Event(name="stripe/CustomerCreated")
-
-    outcome = run_transform(odd, stripe_webhook(), prefix="stripe")
-    assert len(outcome.events) == 1
-    assert "does not follow the convention" in outcome.convention_warnings[0]
-    with pytest.raises(TransformError, match="convention"):
-        run_transform(odd, stripe_webhook(), prefix="stripe", strict_names=True)
-
-
-def test_hanging_transform_is_bounded() -> None:
-    release = threading.Event()
-
-    def hang(webhook: Webhook) -> None:
-        release.wait(30)
-
-    try:
-        with pytest.raises(TransformError, match=r"timed out after 0\.2s"):
-            anyio_run(run_transform_bounded(hang, stripe_webhook(), prefix="stripe", timeout=0.2))
-    finally:
-        release.set()
+def test_unknown_name() -> None:
+    registry = load_registry()
+    with pytest.raises(KeyError) as info:
+        registry.get("nope")
+    assert isinstance(info.value, UnknownTransformError)
+    names = ", ".join(name for name, _ in registry.items())
+    assert "intercom, " in names
+    assert str(info.value) == f"unknown transform 'nope' (registered: {names})"

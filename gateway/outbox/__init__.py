@@ -122,6 +122,8 @@ class Outbox(Protocol):
 
         Always returns at least one event when one is due, even if it alone exceeds
         ``max_bytes``. Leased events are not returned again until released or the lease expires.
+        An event is held back while an earlier event of its webhook is leased or waiting for a
+        retry, so one webhook's events are delivered in order.
         """
         ...
 

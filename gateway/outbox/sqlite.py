@@ -1,11 +1,12 @@
 """The embedded outbox: one SQLite file in WAL mode, written through one group-commit thread.
 
 Every write goes through a single writer thread that owns the write connection. It takes one
-job, then every job already queued, and runs them all in one transaction (each inside its own
-savepoint, so one failing job fails alone), committing -- and so fsyncing -- once. Concurrent
-webhooks therefore share a commit. Reads use a separate connection (WAL lets them run beside
-the writer). Several processes may share the file: SQLite's locks serialize their writers and
-leases keep their forwarders from sending the same event twice while a lease holds.
+job, then every job already queued, and runs them all in one ``BEGIN IMMEDIATE`` transaction,
+each inside its own savepoint so a failing job rolls back alone and gets its own exception.
+One ``COMMIT`` (one fsync with ``durability="power_loss"``) then resolves every job's future:
+concurrent webhooks share a commit. Reads use a second connection, which WAL lets run beside
+the writer. Several processes on one host may share the file: SQLite's lock serializes their
+write transactions and leases keep their forwarders from holding the same event at once.
 """
 
 from __future__ import annotations
@@ -20,49 +21,119 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Literal, TypeVar
 
 import orjson
 
 from gateway.config import OutboxConfig, resolve_secret
-from gateway.outbox import (
-    AcceptResult,
-    DeadLetter,
-    OutboxStats,
-    OutboxUnavailable,
-    StoredEvent,
-)
+from gateway.outbox import AcceptResult, DeadLetter, OutboxStats, OutboxUnavailable, StoredEvent
 from gateway.outbox.crypto import Cipher, CipherError
 from gateway.webhook import Webhook
 
 T = TypeVar("T")
-FILE_NAME = "outbox.sqlite3"
-_MAX_GROUP = 512
-_PRUNE_EVERY = 1000
+Durability = Literal["power_loss", "process_crash"]
 
+FILE_NAME = "outbox.sqlite3"
+SCHEMA_VERSION = 1
+_SYNCHRONOUS: dict[str, str] = {"power_loss": "FULL", "process_crash": "NORMAL"}
+_MAX_GROUP = 512  # jobs per transaction: bounds how long one commit holds the write lock
+_DEDUP_PRUNE_EVERY = 1000  # accepts between sweeps of expired dedup entries
+_PRUNE_CHUNK = 5000  # rows per prune transaction, so accepts interleave with a long prune
+_CHUNK = 500  # ids per ``IN (...)`` list
+
+# Partial indexes keep each state's rows in their own small index: the claim, stats and
+# prune queries touch only the rows of the state they ask for, however many delivered rows
+# the retention period keeps around.
 _SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS webhooks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    source TEXT NOT NULL, provider TEXT NOT NULL, received_at REAL NOT NULL,
-    headers BLOB NOT NULL, query BLOB NOT NULL, body BLOB NOT NULL,
-    status TEXT NOT NULL, error TEXT, detail TEXT
+    source TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    headers BLOB NOT NULL,
+    query BLOB NOT NULL,
+    body BLOB NOT NULL,
+    sealed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('accepted', 'quarantined', 'resolved')),
+    error TEXT,
+    detail TEXT
 );
-CREATE INDEX IF NOT EXISTS webhooks_status ON webhooks (status, id);
+CREATE INDEX IF NOT EXISTS webhooks_quarantined ON webhooks (id) WHERE status = 'quarantined';
+CREATE INDEX IF NOT EXISTS webhooks_received ON webhooks (received_at)
+    WHERE status <> 'quarantined';
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    webhook_id INTEGER NOT NULL, event_id TEXT, name TEXT NOT NULL,
-    payload BLOB NOT NULL, size INTEGER NOT NULL,
-    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at REAL NOT NULL, lease_until REAL,
-    last_error TEXT, created_at REAL NOT NULL, delivered_at REAL
+    webhook_id INTEGER NOT NULL,
+    event_id TEXT,
+    name TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    sealed INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'leased', 'delivered', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_until REAL,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    delivered_at REAL
 );
-CREATE INDEX IF NOT EXISTS events_state_seq ON events (state, seq);
+CREATE INDEX IF NOT EXISTS events_pending ON events (seq, next_attempt_at, attempts)
+    WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS events_retry ON events (next_attempt_at) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS events_leased ON events (lease_until) WHERE state = 'leased';
+CREATE INDEX IF NOT EXISTS events_dead ON events (seq) WHERE state = 'dead';
+CREATE INDEX IF NOT EXISTS events_delivered ON events (delivered_at) WHERE state = 'delivered';
 CREATE INDEX IF NOT EXISTS events_webhook ON events (webhook_id);
 CREATE TABLE IF NOT EXISTS dedup (
-    event_id TEXT PRIMARY KEY, first_seen REAL NOT NULL, seq INTEGER NOT NULL
+    event_id TEXT PRIMARY KEY,
+    first_seen REAL NOT NULL,
+    seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_first_seen ON dedup (first_seen);
+CREATE TABLE IF NOT EXISTS encryption_keys (
+    key_id BLOB PRIMARY KEY,
+    first_used REAL NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS heartbeat (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at REAL NOT NULL,
+    pid INTEGER NOT NULL,
+    pad BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS heartbeat (id INTEGER PRIMARY KEY, at REAL, pad BLOB);
 """
+
+# A due pending row, unless an earlier event of its webhook is still in flight or waiting for
+# its retry: one webhook's events go out in order even across retries and processes.
+_DUE = """
+SELECT seq, webhook_id, size FROM events AS e INDEXED BY events_pending
+WHERE state = 'pending' AND next_attempt_at <= :at AND NOT EXISTS (
+    SELECT 1 FROM events AS p
+    WHERE p.webhook_id = e.webhook_id AND p.seq < e.seq AND (
+        (p.state = 'pending' AND p.next_attempt_at > :at)
+        OR (p.state = 'leased' AND p.lease_until >= :at)))
+ORDER BY seq LIMIT :limit
+"""
+_EXPIRED = """
+SELECT seq, webhook_id, size FROM events INDEXED BY events_leased
+WHERE state = 'leased' AND lease_until < :at ORDER BY seq LIMIT :limit
+"""
+_STATS = """
+SELECT
+    (SELECT COUNT(*) FROM events INDEXED BY events_pending
+        WHERE state = 'pending' AND attempts = 0),
+    (SELECT COUNT(*) FROM events INDEXED BY events_pending
+        WHERE state = 'pending' AND attempts > 0),
+    (SELECT COUNT(*) FROM events WHERE state = 'leased'),
+    (SELECT COUNT(*) FROM events WHERE state = 'dead'),
+    (SELECT COUNT(*) FROM webhooks WHERE status = 'quarantined'),
+    (SELECT COUNT(*) FROM events WHERE state = 'delivered'),
+    (SELECT MIN(created_at) FROM events WHERE seq IN (
+        (SELECT MIN(seq) FROM events WHERE state = 'pending'),
+        (SELECT MIN(seq) FROM events INDEXED BY events_leased WHERE state = 'leased')))
+"""
+_WEBHOOK_COLUMNS = "id, source, provider, received_at, headers, query, body, sealed"
 
 
 class _Job:
@@ -73,38 +144,67 @@ class _Job:
         self.future: Future[Any] = Future()
 
 
+class _GroupLost(Exception):
+    """SQLite rolled back the whole transaction (disk full, I/O error): every job failed."""
+
+
 def _unavailable(exc: BaseException) -> OutboxUnavailable:
-    return OutboxUnavailable(f"{type(exc).__name__}: {exc}")
+    cause = exc.__cause__ if isinstance(exc, _GroupLost) and exc.__cause__ else exc
+    return OutboxUnavailable(f"{type(cause).__name__}: {cause}")
+
+
+def _as_job_error(exc: Exception) -> Exception:
+    return _unavailable(exc) if isinstance(exc, sqlite3.Error) else exc
+
+
+def _chunks(ids: Sequence[int]) -> list[list[int]]:
+    items = list(ids)
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+
+
+def _marks(ids: Sequence[int]) -> str:
+    return ",".join("?" * len(ids))
 
 
 class SQLiteOutbox:
-    """The :class:`gateway.outbox.Outbox` on a SQLite file."""
+    """The :class:`gateway.outbox.Outbox` on one SQLite file.
+
+    ``durability="power_loss"`` fsyncs every commit (``synchronous=FULL``); ``"process_crash"``
+    survives a crash of the process but may lose the last commits on power loss
+    (``synchronous=NORMAL``). ``cipher`` encrypts bodies, headers, query strings and event
+    payloads at rest. ``clock`` is injectable for tests; ``max_pages`` caps the file size
+    (SQLite's ``max_page_count``); ``busy_timeout`` is how long a write waits for another
+    process's transaction before :class:`OutboxUnavailable`.
+
+    Raises :class:`OutboxUnavailable` when the file cannot be opened for writing, and
+    :class:`CipherError` when rows that may still be read are encrypted with a key that is
+    not configured.
+    """
 
     def __init__(
         self,
         path: str | os.PathLike[str],
         *,
-        durability: str = "power_loss",
+        durability: Durability = "power_loss",
         dedup_window: float = 86400.0,
         cipher: Cipher | None = None,
         clock: Callable[[], float] = time.time,
         max_pages: int | None = None,
+        busy_timeout: float = 10.0,
     ) -> None:
+        if durability not in _SYNCHRONOUS:
+            raise ValueError(f"durability must be power_loss or process_crash, not {durability!r}")
         self.path = Path(path)
+        self.durability = durability
         self.dedup_window = dedup_window
         self.cipher = cipher
         self.clock = clock
-        self.commit_count = 0
-        self.job_count = 0
+        self.commit_count = 0  # transactions committed by this instance's writer
+        self.job_count = 0  # jobs (accepts, claims, acks ...) those transactions carried
         self._accepts = 0
-        synchronous = "FULL" if durability == "power_loss" else "NORMAL"
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._write = self._connect(synchronous, max_pages)
-            self._write.executescript(_SCHEMA)
-            self._read = self._connect(synchronous, None)
-        except (sqlite3.Error, OSError) as exc:
-            raise _unavailable(exc) from None
+        self._busy_timeout = busy_timeout
+        self._write, self._read = self._open_connections(max_pages)
+        self._lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
@@ -118,210 +218,43 @@ class SQLiteOutbox:
         config: OutboxConfig,
         environ: Mapping[str, str] | None = None,
     ) -> SQLiteOutbox:
-        """Open (creating) ``<data_dir>/outbox.sqlite3`` with the configured settings."""
+        """Open ``<data_dir>/outbox.sqlite3`` (creating both) as ``config`` describes.
+
+        Raises :class:`OutboxUnavailable` for an unusable directory, file or encryption key;
+        :class:`gateway.config.ConfigError` when the key's secret reference does not resolve.
+        """
+        directory = Path(data_dir)
         try:
-            Path(data_dir).mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
-            raise OutboxUnavailable(f"cannot create data directory: {exc.strerror}") from None
+            raise OutboxUnavailable(
+                f"cannot create data directory {directory}: {exc.strerror}"
+            ) from None
         cipher = None
-        if config.encryption_key:
-            try:
-                cipher = Cipher(resolve_secret(config.encryption_key, environ))
-            except CipherError as exc:
-                raise OutboxUnavailable(str(exc)) from None
-        return cls(
-            Path(data_dir) / FILE_NAME,
-            durability=config.durability,
-            dedup_window=config.dedup_window,
-            cipher=cipher,
-        )
-
-    def _connect(self, synchronous: str, max_pages: int | None) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
-        )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={synchronous}")
-        conn.execute("PRAGMA busy_timeout=30000")
-        if max_pages is not None:
-            conn.execute(f"PRAGMA max_page_count={int(max_pages)}")
-        return conn
-
-    # -- the writer thread ---------------------------------------------------------------
-
-    def _writer(self) -> None:
-        conn = self._write
-        while True:
-            first = self._jobs.get()
-            if first is None:
-                return
-            jobs = [first]
-            while len(jobs) < _MAX_GROUP:
-                try:
-                    nxt = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._jobs.put(None)
-                    break
-                jobs.append(nxt)
-            self._run_group(conn, jobs)
-
-    def _run_group(self, conn: sqlite3.Connection, jobs: list[_Job]) -> None:
-        results: list[tuple[_Job, Any, BaseException | None]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job in jobs:
-                conn.execute("SAVEPOINT job")
-                try:
-                    value = job.fn(conn)
-                except Exception as exc:
-                    if not conn.in_transaction:
-                        # SQLite rolled the whole transaction back (disk full, I/O error):
-                        # every job of the group is lost, so every job fails.
-                        raise (
-                            exc
-                            if isinstance(exc, sqlite3.Error)
-                            else sqlite3.OperationalError(str(exc))
-                        ) from exc
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    if isinstance(exc, sqlite3.Error):
-                        exc = _unavailable(exc)
-                    results.append((job, None, exc))
-                else:
-                    conn.execute("RELEASE job")
-                    results.append((job, value, None))
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            failure = _unavailable(exc)
-            for job in jobs:
-                job.future.set_exception(failure)
-            return
-        self.commit_count += 1
-        self.job_count += len(jobs)
-        for job, value, error in results:
-            if error is None:
-                job.future.set_result(value)
-            else:
-                job.future.set_exception(error)
+            if config.encryption_key:
+                cipher = Cipher(resolve_secret(config.encryption_key, environ))
+            return cls(
+                directory / FILE_NAME,
+                durability=config.durability,
+                dedup_window=config.dedup_window,
+                cipher=cipher,
+            )
+        except CipherError as exc:
+            raise OutboxUnavailable(f"outbox.encryption_key: {exc}") from None
 
-    def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
-        if self._closed:
-            raise OutboxUnavailable("outbox is closed")
-        job = _Job(fn)
-        self._jobs.put(job)
-        return job.future
+    def __enter__(self) -> SQLiteOutbox:
+        return self
 
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return self._submit(fn).result()
-
-    def _read_query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
-        with self._read_lock:
-            try:
-                return self._read.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise _unavailable(exc) from None
-
-    # -- encoding -----------------------------------------------------------------------
-
-    def _seal(self, data: bytes, column: str) -> bytes:
-        return self.cipher.encrypt(data, column) if self.cipher else data
-
-    def _open(self, blob: bytes, column: str) -> bytes:
-        return self.cipher.decrypt(blob, column) if self.cipher else blob
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     # -- receive side -------------------------------------------------------------------
-
-    def _insert_webhook(
-        self,
-        conn: sqlite3.Connection,
-        webhook: Webhook,
-        status: str,
-        error: str | None = None,
-        detail: str | None = None,
-    ) -> int:
-        cur = conn.execute(
-            "INSERT INTO webhooks (source, provider, received_at, headers, query, body, status,"
-            " error, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                webhook.source,
-                webhook.provider,
-                webhook.received_at,
-                self._seal(orjson.dumps(dict(webhook.headers)), "headers"),
-                orjson.dumps(dict(webhook.query)),
-                self._seal(webhook.body, "body"),
-                status,
-                error,
-                detail,
-            ),
-        )
-        return int(cur.lastrowid or 0)
-
-    def _insert_events(
-        self,
-        conn: sqlite3.Connection,
-        webhook_id: int,
-        events: Sequence[bytes],
-        event_ids: Sequence[str | None],
-        names: Sequence[str],
-    ) -> tuple[int, int]:
-        now = self.clock()
-        stored = duplicates = 0
-        for payload, event_id, name in zip(events, event_ids, names, strict=True):
-            if event_id is not None and self.dedup_window > 0:
-                row = conn.execute(
-                    "SELECT d.first_seen, e.state FROM dedup d LEFT JOIN events e ON e.seq = d.seq"
-                    " WHERE d.event_id = ?",
-                    (event_id,),
-                ).fetchone()
-                if row is not None and row[0] > now - self.dedup_window and row[1] != "dead":
-                    duplicates += 1
-                    continue
-            cur = conn.execute(
-                "INSERT INTO events (webhook_id, event_id, name, payload, size, state,"
-                " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (
-                    webhook_id,
-                    event_id,
-                    name,
-                    self._seal(payload, "payload"),
-                    len(payload),
-                    now,
-                    now,
-                ),
-            )
-            if event_id is not None and self.dedup_window > 0:
-                conn.execute(
-                    "INSERT OR REPLACE INTO dedup (event_id, first_seen, seq) VALUES (?, ?, ?)",
-                    (event_id, now, cur.lastrowid),
-                )
-            stored += 1
-        self._accepts += 1
-        if self._accepts % _PRUNE_EVERY == 0 and self.dedup_window > 0:
-            conn.execute("DELETE FROM dedup WHERE first_seen < ?", (now - self.dedup_window,))
-        return stored, duplicates
-
-    def _accept_job(
-        self,
-        webhook: Webhook,
-        events: Sequence[bytes],
-        event_ids: Sequence[str | None],
-        names: Sequence[str],
-    ) -> Callable[[sqlite3.Connection], AcceptResult]:
-        if not len(events) == len(event_ids) == len(names):
-            raise ValueError("events, event_ids and names must have the same length")
-        payloads, ids, labels = list(events), list(event_ids), list(names)
-
-        def job(conn: sqlite3.Connection) -> AcceptResult:
-            webhook_id = self._insert_webhook(conn, webhook, "accepted")
-            stored, duplicates = self._insert_events(conn, webhook_id, payloads, ids, labels)
-            return AcceptResult(webhook_id, stored, duplicates)
-
-        return job
 
     def accept(
         self,
@@ -330,6 +263,7 @@ class SQLiteOutbox:
         event_ids: Sequence[str | None],
         names: Sequence[str],
     ) -> AcceptResult:
+        """Store a webhook and its events in one transaction; see :class:`Outbox`."""
         return self._call(self._accept_job(webhook, events, event_ids, names))
 
     async def accept_async(
@@ -339,100 +273,65 @@ class SQLiteOutbox:
         event_ids: Sequence[str | None],
         names: Sequence[str],
     ) -> AcceptResult:
-        future = self._submit(self._accept_job(webhook, events, event_ids, names))
-        return await asyncio.wrap_future(future)
-
-    def _quarantine_job(
-        self, webhook: Webhook, error: str, detail: str
-    ) -> Callable[[sqlite3.Connection], int]:
-        return lambda conn: self._insert_webhook(conn, webhook, "quarantined", error, detail)
+        """:meth:`accept` without blocking the loop; concurrent calls share one commit."""
+        job = self._accept_job(webhook, events, event_ids, names)
+        return await asyncio.wrap_future(self._submit(job))
 
     def quarantine(self, webhook: Webhook, error: str, detail: str) -> int:
+        """Keep a webhook whose transform failed; returns its webhook id."""
         return self._call(self._quarantine_job(webhook, error, detail))
 
     async def quarantine_async(self, webhook: Webhook, error: str, detail: str) -> int:
+        """:meth:`quarantine` without blocking the loop."""
         return await asyncio.wrap_future(self._submit(self._quarantine_job(webhook, error, detail)))
+
+    def resolve_quarantined(
+        self,
+        webhook_id: int,
+        events: Sequence[bytes],
+        event_ids: Sequence[str | None],
+        names: Sequence[str],
+    ) -> AcceptResult:
+        """Store a re-run transform's events; raises ``KeyError`` if not quarantined."""
+        payloads, ids, labels = self._checked(events, event_ids, names)
+
+        def job(conn: sqlite3.Connection) -> AcceptResult:
+            changed = conn.execute(
+                "UPDATE webhooks SET status = 'resolved' WHERE id = ? AND status = 'quarantined'",
+                (webhook_id,),
+            ).rowcount
+            if not changed:
+                raise KeyError(f"webhook {webhook_id} is not quarantined")
+            stored, duplicates = self._insert_events(conn, webhook_id, payloads, ids, labels)
+            return AcceptResult(webhook_id, stored, duplicates)
+
+        return self._call(job)
 
     # -- forwarder side -----------------------------------------------------------------
 
     def claim(
         self, *, max_events: int, max_bytes: int, lease_seconds: float, now: float | None = None
     ) -> list[StoredEvent]:
+        """Lease due events in ``seq`` order (expired leases count as due); see :class:`Outbox`."""
+        if max_events < 1:
+            raise ValueError("max_events must be at least 1")
         at = self.clock() if now is None else now
-
-        def job(conn: sqlite3.Connection) -> list[StoredEvent]:
-            due = conn.execute(
-                "SELECT seq, webhook_id, size FROM events WHERE state = 'pending'"
-                " AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
-                (at, max_events + 1),
-            ).fetchall()
-            expired = conn.execute(
-                "SELECT seq, webhook_id, size FROM events WHERE state = 'leased'"
-                " AND lease_until < ? ORDER BY seq LIMIT ?",
-                (at, max_events + 1),
-            ).fetchall()
-            rows = sorted(due + expired)[: max_events + 1]
-            chosen: list[int] = []
-            total = 0
-            for seq, _, size in rows:
-                if chosen and (total + size > max_bytes or len(chosen) == max_events):
-                    break
-                chosen.append(seq)
-                total += size
-            if len(chosen) < len(rows) and len(chosen) > 1:
-                # keep a webhook's events in one batch: cut at the last webhook boundary
-                by_seq = {seq: wid for seq, wid, _ in rows}
-                cut_webhook = by_seq[rows[len(chosen)][0]]
-                trimmed = [s for s in chosen if by_seq[s] != cut_webhook]
-                if trimmed:
-                    chosen = trimmed
-            if not chosen:
-                return []
-            marks = ",".join("?" * len(chosen))
-            conn.execute(
-                f"UPDATE events SET state = 'leased', lease_until = ? WHERE seq IN ({marks})",
-                (at + lease_seconds, *chosen),
-            )
-            fetched = conn.execute(
-                "SELECT seq, webhook_id, event_id, name, payload, attempts, created_at FROM events"
-                f" WHERE seq IN ({marks}) ORDER BY seq",
-                chosen,
-            ).fetchall()
-            return [
-                StoredEvent(seq, wid, eid, name, self._open(payload, "payload"), attempts, created)
-                for seq, wid, eid, name, payload, attempts, created in fetched
-            ]
-
-        return self._call(job)
-
-    def _update(self, sql: str, seqs: Sequence[int], *args: Any) -> int:
-        ids = list(seqs)
-        if not ids:
-            return 0
-
-        def job(conn: sqlite3.Connection) -> int:
-            count = 0
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                count += conn.execute(sql.format(marks=marks), (*args, *chunk)).rowcount
-            return count
-
-        return self._call(job)
+        return self._call(lambda conn: self._claim(conn, at, max_events, max_bytes, lease_seconds))
 
     def ack(self, seqs: Sequence[int]) -> None:
+        """Mark events delivered (also after their lease expired: they were delivered)."""
         self._update(
             "UPDATE events SET state = 'delivered', delivered_at = ?, lease_until = NULL"
-            " WHERE seq IN ({marks})",
+            " WHERE state IN ('leased', 'pending') AND seq IN ({marks})",
             seqs,
             self.clock(),
         )
 
     def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
+        """Return leased events for a retry at ``retry_at``, counting an attempt."""
         self._update(
-            "UPDATE events SET state = 'pending', attempts = attempts + 1,"
-            " next_attempt_at = ?, last_error = ?, lease_until = NULL"
-            " WHERE seq IN ({marks})",
+            "UPDATE events SET state = 'pending', attempts = attempts + 1, next_attempt_at = ?,"
+            " last_error = ?, lease_until = NULL WHERE state = 'leased' AND seq IN ({marks})",
             seqs,
             retry_at,
             error,
@@ -447,14 +346,16 @@ class SQLiteOutbox:
         )
 
     def dead_letter(self, seq: int, error: str) -> None:
+        """Dead-letter an event that is not yet delivered; the failed attempt counts."""
         self._update(
             "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ?,"
-            " lease_until = NULL WHERE seq IN ({marks})",
+            " lease_until = NULL WHERE state IN ('leased', 'pending') AND seq IN ({marks})",
             [seq],
             error,
         )
 
     def retry_dead(self, seqs: Sequence[int] | None = None) -> int:
+        """Make dead events pending and due now, keeping their attempt count."""
         now = self.clock()
         if seqs is None:
             return self._call(
@@ -476,10 +377,11 @@ class SQLiteOutbox:
     # -- inspection ---------------------------------------------------------------------
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        """Dead events and quarantined webhooks, newest first."""
         events = self._read_query(
             "SELECT e.seq, w.source, e.name, e.last_error, e.created_at, e.attempts"
-            " FROM events e JOIN webhooks w ON w.id = e.webhook_id WHERE e.state = 'dead'"
-            " ORDER BY e.seq DESC LIMIT ?",
+            " FROM events e LEFT JOIN webhooks w ON w.id = e.webhook_id"
+            " WHERE e.state = 'dead' ORDER BY e.seq DESC LIMIT ?",
             (limit,),
         )
         held = self._read_query(
@@ -488,120 +390,511 @@ class SQLiteOutbox:
             (limit,),
         )
         letters = [
-            DeadLetter(seq, "event", src, name, err or "", created, attempts)
-            for seq, src, name, err, created, attempts in events
+            DeadLetter(seq, "event", source or "", name, error or "", created, attempts)
+            for seq, source, name, error, created, attempts in events
         ]
         letters += [
-            DeadLetter(wid, "webhook", src, None, err or "", at, 0) for wid, src, err, at in held
+            DeadLetter(wid, "webhook", source, None, error or "", at, 0)
+            for wid, source, error, at in held
         ]
-        return sorted(letters, key=lambda d: d.created_at, reverse=True)[:limit]
-
-    def _webhook_from_row(self, row: Sequence[Any]) -> Webhook:
-        _, source, provider, received_at, headers, query, body = row[:7]
-        return Webhook(
-            source=source,
-            provider=provider,
-            body=self._open(body, "body"),
-            headers=orjson.loads(self._open(headers, "headers")),
-            query=orjson.loads(query),
-            received_at=received_at,
-        )
+        letters.sort(key=lambda d: d.created_at, reverse=True)
+        return letters[:limit]
 
     def quarantined(self, limit: int = 100) -> list[tuple[int, Webhook, str]]:
+        """Quarantined webhooks, rebuilt (and decrypted), oldest first."""
         rows = self._read_query(
-            "SELECT id, source, provider, received_at, headers, query, body, error FROM webhooks"
-            " WHERE status = 'quarantined' ORDER BY id LIMIT ?",
+            f"SELECT {_WEBHOOK_COLUMNS}, error FROM webhooks WHERE status = 'quarantined'"
+            " ORDER BY id LIMIT ?",
             (limit,),
         )
-        return [(row[0], self._webhook_from_row(row), row[7] or "") for row in rows]
-
-    def resolve_quarantined(
-        self,
-        webhook_id: int,
-        events: Sequence[bytes],
-        event_ids: Sequence[str | None],
-        names: Sequence[str],
-    ) -> AcceptResult:
-        payloads, ids, labels = list(events), list(event_ids), list(names)
-
-        def job(conn: sqlite3.Connection) -> AcceptResult:
-            changed = conn.execute(
-                "UPDATE webhooks SET status = 'resolved' WHERE id = ? AND status = 'quarantined'",
-                (webhook_id,),
-            ).rowcount
-            if not changed:
-                raise KeyError(f"webhook {webhook_id} is not quarantined")
-            stored, duplicates = self._insert_events(conn, webhook_id, payloads, ids, labels)
-            return AcceptResult(webhook_id, stored, duplicates)
-
-        return self._call(job)
+        return [(row[0], self._webhook_from_row(row), row[8] or "") for row in rows]
 
     def stats(self, now: float | None = None) -> OutboxStats:
+        """Counts by state; the oldest age runs over pending, retrying and leased events."""
         at = self.clock() if now is None else now
-        counts = dict(
-            self._read_query(
-                "SELECT CASE WHEN state = 'pending' AND attempts > 0 THEN 'retrying'"
-                " ELSE state END,"
-                " COUNT(*) FROM events GROUP BY 1"
-            )
-        )
-        oldest = self._read_query(
-            "SELECT MIN(created_at) FROM events WHERE state IN ('pending', 'leased')"
-        )[0][0]
-        quarantined = self._read_query(
-            "SELECT COUNT(*) FROM webhooks WHERE status = 'quarantined'"
-        )[0][0]
+        pending, retrying, leased, dead, quarantined, delivered, oldest = self._read_query(_STATS)[
+            0
+        ]
         return OutboxStats(
-            pending=counts.get("pending", 0),
-            retrying=counts.get("retrying", 0),
-            leased=counts.get("leased", 0),
-            dead=counts.get("dead", 0),
+            pending=pending,
+            retrying=retrying,
+            leased=leased,
+            dead=dead,
             quarantined=quarantined,
-            delivered=counts.get("delivered", 0),
+            delivered=delivered,
             oldest_pending_age=max(0.0, at - oldest) if oldest is not None else 0.0,
         )
 
+    # -- housekeeping -------------------------------------------------------------------
+
     def prune(self, older_than: float) -> int:
-        """Delete delivered events delivered before ``older_than`` and webhooks left empty."""
+        """Delete events delivered before ``older_than``, then webhooks left without events.
 
-        def job(conn: sqlite3.Connection) -> int:
+        Works in chunks, each its own transaction, so receiving goes on during a long prune.
+        Expired dedup entries go too (they are not counted).
+        """
+
+        def chunk(conn: sqlite3.Connection) -> int:
             gone = conn.execute(
-                "DELETE FROM events WHERE state = 'delivered' AND delivered_at < ?", (older_than,)
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
+                " WHERE state = 'delivered' AND delivered_at < ? LIMIT ?)",
+                (older_than, _PRUNE_CHUNK),
             ).rowcount
-            gone += conn.execute(
-                "DELETE FROM webhooks WHERE status != 'quarantined' AND received_at < ? AND"
-                " NOT EXISTS (SELECT 1 FROM events e WHERE e.webhook_id = webhooks.id)",
-                (older_than,),
-            ).rowcount
-            return gone
+            return (
+                gone
+                + conn.execute(
+                    "DELETE FROM webhooks WHERE id IN (SELECT id FROM webhooks w"
+                    " WHERE status <> 'quarantined' AND received_at < ? AND NOT EXISTS"
+                    " (SELECT 1 FROM events e WHERE e.webhook_id = w.id) LIMIT ?)",
+                    (older_than, _PRUNE_CHUNK),
+                ).rowcount
+            )
 
-        return self._call(job)
+        total = 0
+        while True:
+            gone = self._call(chunk)
+            total += gone
+            if gone < _PRUNE_CHUNK:
+                break
+        self._call(self._prune_dedup)
+        return total
 
     def purge(self) -> int:
+        """Delete delivered and dead events, quarantined webhooks and webhooks left empty."""
+
         def job(conn: sqlite3.Connection) -> int:
+            # a purged dead event no longer blocks its id from being accepted again
+            conn.execute(
+                "DELETE FROM dedup WHERE seq IN (SELECT seq FROM events WHERE state = 'dead')"
+            )
             gone = conn.execute("DELETE FROM events WHERE state IN ('delivered', 'dead')").rowcount
-            gone += conn.execute(
-                "DELETE FROM webhooks WHERE status = 'quarantined' OR NOT EXISTS"
-                " (SELECT 1 FROM events e WHERE e.webhook_id = webhooks.id)"
-            ).rowcount
-            return gone
+            return (
+                gone
+                + conn.execute(
+                    "DELETE FROM webhooks WHERE status = 'quarantined' OR NOT EXISTS"
+                    " (SELECT 1 FROM events e WHERE e.webhook_id = webhooks.id)"
+                ).rowcount
+            )
 
         return self._call(job)
 
     def check_writable(self) -> None:
+        """Commit a heartbeat through the writer; raises :class:`OutboxUnavailable` if it fails."""
+
         def job(conn: sqlite3.Connection) -> None:
+            # a page-sized random pad needs fresh pages, so a full disk shows here first
             conn.execute(
-                "INSERT OR REPLACE INTO heartbeat (id, at, pad) VALUES (1, ?, ?)",
-                (self.clock(), os.urandom(8192)),
+                "INSERT INTO heartbeat (id, at, pid, pad) VALUES (1, ?, ?, ?) ON CONFLICT (id)"
+                " DO UPDATE SET at = excluded.at, pid = excluded.pid, pad = excluded.pad",
+                (self.clock(), os.getpid(), os.urandom(8192)),
             )
 
         self._call(job)
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._jobs.put(None)
+        """Finish every queued write, then close the connections. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._jobs.put(None)
         self._thread.join()
-        for conn in (self._write, self._read):
+        with self._read_lock, contextlib.suppress(sqlite3.Error):
+            self._read.close()
+        with contextlib.suppress(sqlite3.Error):
+            self._write.close()
+
+    # -- opening ------------------------------------------------------------------------
+
+    def _open_connections(
+        self, max_pages: int | None
+    ) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+        conns: list[sqlite3.Connection] = []
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._create_private_file()
+            write = self._connect()
+            conns.append(write)
+            write.execute(f"PRAGMA synchronous={_SYNCHRONOUS[self.durability]}")
+            write.execute("PRAGMA journal_size_limit=67108864")  # shrink the WAL after bursts
+            if max_pages is not None:
+                write.execute(f"PRAGMA max_page_count={int(max_pages)}")
+            self._initialize(write)
+            read = self._connect()
+            conns.append(read)
+            read.execute("PRAGMA query_only=ON")
+        except BaseException as exc:
+            for conn in conns:
+                conn.close()
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise OutboxUnavailable(f"cannot open {self.path}: {exc}") from None
+            raise
+        return write, read
+
+    def _create_private_file(self) -> None:
+        # webhook bodies are sensitive: owner-only; SQLite gives the -wal/-shm files the same mode
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise sqlite3.OperationalError(f"cannot switch to WAL mode (journal_mode={mode})")
+        except BaseException:
             conn.close()
+            raise
+        return conn
+
+    def _initialize(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+            version = int(
+                conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+            )
+            if version > SCHEMA_VERSION:
+                raise sqlite3.OperationalError(
+                    f"outbox schema version {version} is newer than this gateway's"
+                    f" ({SCHEMA_VERSION}); upgrade the gateway"
+                )
+            self._check_keys(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    def _check_keys(self, conn: sqlite3.Connection) -> None:
+        """Refuse to open while rows that may still be read need a key that is not configured."""
+        configured = self.cipher.key_ids if self.cipher else frozenset()
+        recorded = [bytes(r[0]) for r in conn.execute("SELECT key_id FROM encryption_keys")]
+        for kid in recorded:
+            if kid in configured:
+                continue
+            needed = conn.execute(
+                "SELECT (SELECT COUNT(*) FROM events WHERE sealed = 1 AND state <> 'delivered'"
+                " AND substr(payload, 2, 4) = :kid) + (SELECT COUNT(*) FROM webhooks"
+                " WHERE sealed = 1 AND status = 'quarantined' AND substr(body, 2, 4) = :kid)",
+                {"kid": kid},
+            ).fetchone()[0]
+            if needed:
+                if self.cipher is None:
+                    hint = "set outbox.encryption_key to the key that wrote them"
+                else:
+                    hint = "list that key after the new one in outbox.encryption_key"
+                raise CipherError(
+                    f"{needed} stored row(s) that are not delivered yet are encrypted with key"
+                    f" id {kid.hex()}, which is not configured: {hint}"
+                )
+            conn.execute("DELETE FROM encryption_keys WHERE key_id = ?", (kid,))
+        if self.cipher is not None:
+            conn.execute(
+                "INSERT OR IGNORE INTO encryption_keys (key_id, first_used) VALUES (?, ?)",
+                (self.cipher.current_key_id, self.clock()),
+            )
+
+    # -- the writer thread --------------------------------------------------------------
+
+    def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        job = _Job(fn)
+        with self._lock:
+            if self._closed:
+                raise OutboxUnavailable("the outbox is closed")
+            self._jobs.put(job)
+        return job.future
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return self._submit(fn).result()
+
+    def _writer(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._jobs.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < _MAX_GROUP:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                group.append(nxt)
+            # a job whose caller gave up (a cancelled request) is dropped, not written
+            live = [job for job in group if job.future.set_running_or_notify_cancel()]
+            if live:
+                self._run_group(live)
+
+    def _run_group(self, jobs: list[_Job]) -> None:
+        conn = self._write
+        outcomes: list[tuple[_Job, Any, Exception | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in jobs:
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = job.fn(conn)
+                except Exception as exc:
+                    if not conn.in_transaction:
+                        raise _GroupLost() from exc
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    outcomes.append((job, None, _as_job_error(exc)))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((job, value, None))
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            for job in jobs:
+                job.future.set_exception(_unavailable(exc))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.commit_count += 1
+        self.job_count += len(jobs)
+        for job, value, error in outcomes:
+            if error is None:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(error)
+
+    def _update(self, sql: str, seqs: Sequence[int], *args: Any) -> int:
+        chunks = _chunks(seqs)
+        if not chunks:
+            return 0
+
+        def job(conn: sqlite3.Connection) -> int:
+            return sum(
+                conn.execute(sql.format(marks=_marks(chunk)), (*args, *chunk)).rowcount
+                for chunk in chunks
+            )
+
+        return self._call(job)
+
+    def _read_query(self, sql: str, args: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
+        with self._read_lock:
+            if self._closed:
+                raise OutboxUnavailable("the outbox is closed")
+            try:
+                return self._read.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise _unavailable(exc) from None
+
+    # -- rows ---------------------------------------------------------------------------
+
+    def _seal(self, data: bytes, kind: str) -> bytes:
+        return self.cipher.encrypt(data, kind) if self.cipher else data
+
+    def _unseal(self, blob: bytes, sealed: int, kind: str) -> bytes:
+        if not sealed:
+            return blob
+        if self.cipher is None:
+            raise CipherError(f"stored {kind} is encrypted and no outbox.encryption_key is set")
+        return self.cipher.decrypt(blob, kind)
+
+    def _webhook_from_row(self, row: Sequence[Any]) -> Webhook:
+        _, source, provider, received_at, headers, query, body, sealed = row[:8]
+        return Webhook(
+            source=source,
+            provider=provider,
+            body=self._unseal(body, sealed, "webhook.body"),
+            headers=orjson.loads(self._unseal(headers, sealed, "webhook.headers")),
+            query=orjson.loads(self._unseal(query, sealed, "webhook.query")),
+            received_at=received_at,
+        )
+
+    @staticmethod
+    def _checked(
+        events: Sequence[bytes], event_ids: Sequence[str | None], names: Sequence[str]
+    ) -> tuple[list[bytes], list[str | None], list[str]]:
+        if not len(events) == len(event_ids) == len(names):
+            raise ValueError("events, event_ids and names must have the same length")
+        return list(events), list(event_ids), list(names)
+
+    def _accept_job(
+        self,
+        webhook: Webhook,
+        events: Sequence[bytes],
+        event_ids: Sequence[str | None],
+        names: Sequence[str],
+    ) -> Callable[[sqlite3.Connection], AcceptResult]:
+        payloads, ids, labels = self._checked(events, event_ids, names)
+
+        def job(conn: sqlite3.Connection) -> AcceptResult:
+            webhook_id = self._insert_webhook(conn, webhook, "accepted")
+            stored, duplicates = self._insert_events(conn, webhook_id, payloads, ids, labels)
+            return AcceptResult(webhook_id, stored, duplicates)
+
+        return job
+
+    def _quarantine_job(
+        self, webhook: Webhook, error: str, detail: str
+    ) -> Callable[[sqlite3.Connection], int]:
+        return lambda conn: self._insert_webhook(conn, webhook, "quarantined", error, detail)
+
+    def _insert_webhook(
+        self,
+        conn: sqlite3.Connection,
+        webhook: Webhook,
+        status: str,
+        error: str | None = None,
+        detail: str | None = None,
+    ) -> int:
+        cur = conn.execute(
+            "INSERT INTO webhooks (source, provider, received_at, headers, query, body, sealed,"
+            " status, error, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                webhook.source,
+                webhook.provider,
+                webhook.received_at,
+                self._seal(orjson.dumps(dict(webhook.headers)), "webhook.headers"),
+                self._seal(orjson.dumps(dict(webhook.query)), "webhook.query"),
+                self._seal(webhook.body, "webhook.body"),
+                int(self.cipher is not None),
+                status,
+                error,
+                detail,
+            ),
+        )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    def _insert_events(
+        self,
+        conn: sqlite3.Connection,
+        webhook_id: int,
+        payloads: list[bytes],
+        event_ids: list[str | None],
+        names: list[str],
+    ) -> tuple[int, int]:
+        now = self.clock()
+        dedup = self.dedup_window > 0
+        stored = duplicates = 0
+        for payload, event_id, name in zip(payloads, event_ids, names, strict=True):
+            if dedup and event_id is not None and self._seen(conn, event_id, now):
+                duplicates += 1
+                continue
+            cur = conn.execute(
+                "INSERT INTO events (webhook_id, event_id, name, payload, size, sealed, state,"
+                " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
+                (
+                    webhook_id,
+                    event_id,
+                    name,
+                    self._seal(payload, "event.payload"),
+                    len(payload),
+                    int(self.cipher is not None),
+                    now,
+                    now,
+                ),
+            )
+            if dedup and event_id is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO dedup (event_id, first_seen, seq) VALUES (?, ?, ?)",
+                    (event_id, now, cur.lastrowid),
+                )
+            stored += 1
+        self._accepts += 1
+        if dedup and self._accepts % _DEDUP_PRUNE_EVERY == 0:
+            self._prune_dedup(conn)
+        return stored, duplicates
+
+    def _seen(self, conn: sqlite3.Connection, event_id: str, now: float) -> bool:
+        """The id was accepted within the window and that event was not dead-lettered."""
+        row = conn.execute(
+            "SELECT d.first_seen, e.state FROM dedup d LEFT JOIN events e ON e.seq = d.seq"
+            " WHERE d.event_id = ?",
+            (event_id,),
+        ).fetchone()
+        # a pruned event (state NULL) was delivered: still a duplicate within the window
+        return row is not None and row[0] > now - self.dedup_window and row[1] != "dead"
+
+    def _prune_dedup(self, conn: sqlite3.Connection) -> None:
+        conn.execute("DELETE FROM dedup WHERE first_seen <= ?", (self.clock() - self.dedup_window,))
+
+    def _claim(
+        self,
+        conn: sqlite3.Connection,
+        at: float,
+        max_events: int,
+        max_bytes: int,
+        lease_seconds: float,
+    ) -> list[StoredEvent]:
+        next_due, next_expiry = conn.execute(
+            "SELECT (SELECT MIN(next_attempt_at) FROM events WHERE state = 'pending'),"
+            " (SELECT MIN(lease_until) FROM events WHERE state = 'leased')"
+        ).fetchone()
+        # cheap answer for the idle poll, and during an outage when every row waits for a retry
+        if (next_due is None or next_due > at) and (next_expiry is None or next_expiry >= at):
+            return []
+        window = {"at": at, "limit": max_events + 1}
+        rows = conn.execute(_DUE, window).fetchall() + conn.execute(_EXPIRED, window).fetchall()
+        chosen = _fit(sorted(rows)[: max_events + 1], max_events, max_bytes)
+        if not chosen:
+            return []
+        leased: list[tuple[Any, ...]] = []
+        for chunk in _chunks(chosen):
+            marks = _marks(chunk)
+            conn.execute(
+                f"UPDATE events SET state = 'leased', lease_until = ? WHERE seq IN ({marks})",
+                (at + lease_seconds, *chunk),
+            )
+            leased += conn.execute(
+                "SELECT seq, webhook_id, event_id, name, payload, sealed, attempts, created_at"
+                f" FROM events WHERE seq IN ({marks})",
+                chunk,
+            ).fetchall()
+        leased.sort()
+        return [
+            StoredEvent(
+                seq=seq,
+                webhook_id=webhook_id,
+                event_id=event_id,
+                name=name,
+                payload=self._unseal(payload, sealed, "event.payload"),
+                attempts=attempts,
+                created_at=created_at,
+            )
+            for seq, webhook_id, event_id, name, payload, sealed, attempts, created_at in leased
+        ]
+
+
+def _fit(rows: list[Any], max_events: int, max_bytes: int) -> list[int]:
+    """The seqs of a batch from ``(seq, webhook_id, size)`` rows in seq order.
+
+    At least one row; then as many as fit the bounds. A webhook cut off at the end is left
+    whole for the next batch, unless it is all the batch holds.
+    """
+    chosen: list[int] = []
+    total = 0
+    for seq, _, size in rows:
+        if chosen and (len(chosen) == max_events or total + size > max_bytes):
+            break
+        chosen.append(seq)
+        total += size
+    if 0 < len(chosen) < len(rows):
+        webhook_of = {seq: webhook_id for seq, webhook_id, _ in rows}
+        cut = webhook_of[rows[len(chosen)][0]]
+        whole = [seq for seq in chosen if webhook_of[seq] != cut]
+        if whole:
+            chosen = whole
+    return chosen

@@ -184,6 +184,10 @@ BUILTIN_PROVIDER_MODULES: list[str] = [
     "gateway.providers.stripe",
     "gateway.providers.slack",
     "gateway.providers.intercom",
+    "gateway.providers.standard",
+    "gateway.providers.github",
+    "gateway.providers.shopify",
+    "gateway.providers.generic_hmac",
 ]
 
 __all__ = [

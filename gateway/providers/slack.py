@@ -1,10 +1,14 @@
 """Slack: ``X-Slack-Signature: v0=<hex>`` over ``v0:{X-Slack-Request-Timestamp}:{body}``.
 
-HMAC-SHA256 with the app's signing secret, a 5-minute window in both directions (as
-``slack_sdk.signature.SignatureVerifier``). Bodies are JSON (Events API) or form-encoded (slash
-commands; interactivity carries JSON in a ``payload`` field). Following Bolt: an ``ssl_check``
-form POST is answered before verification; ``url_verification`` is answered with its challenge
-after verification.
+HMAC-SHA256 with the app's signing secret and a window of ``tolerance`` (300 s) in both
+directions, as ``slack_sdk.signature.SignatureVerifier`` does (the tests cross-check it). The
+signature is checked before the timestamp, so a forged request learns nothing but "mismatch".
+
+Bodies are JSON (Events API: ``event_callback``, ``url_verification``, ``app_rate_limited``) or
+form-encoded (slash commands; interactivity carries a JSON object in its ``payload`` field), so
+``body_kind`` is ``"bytes"`` and :meth:`SlackProvider.check_payload` checks whichever it is.
+Following Bolt, an ``ssl_check=1`` form POST is answered (empty 200) before verification, and a
+verified ``url_verification`` is answered with its challenge; neither becomes an event.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
@@ -30,29 +35,52 @@ from gateway.webhook import PayloadError, Webhook
 
 TIMESTAMP_HEADER = "x-slack-request-timestamp"
 SIGNATURE_HEADER = "x-slack-signature"
+VERSION = "v0"
+MAX_TIMESTAMP_DIGITS = 12
 
 
-def _looks_like_json(body: bytes) -> bool:
+def looks_like_json(body: bytes) -> bool:
+    """Whether Slack sent ``body`` as JSON (Events API) rather than a form."""
     return body.lstrip()[:1] in (b"{", b"[")
 
 
-def parsed_payload(webhook: Webhook) -> dict[str, object]:
-    """The request's JSON: the body itself, or a form's ``payload`` field, or the form."""
-    if _looks_like_json(webhook.body):
-        payload = webhook.json
+def parse_form(body: bytes) -> dict[str, str]:
+    """A form-encoded body, strictly parsed (last value wins); :class:`PayloadError` else."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PayloadError("Slack form body is not UTF-8") from None
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, strict_parsing=True))
+    except ValueError:
+        raise PayloadError("Slack body is neither a JSON object nor a form") from None
+
+
+def parse_payload(body: bytes) -> dict[str, Any]:
+    """What the request carries: the JSON object, a form's ``payload`` JSON object, or the form.
+
+    Raises :class:`PayloadError` when the body is none of those.
+    """
+    if not body.strip():
+        raise PayloadError("Slack body is empty")
+    if looks_like_json(body):
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise PayloadError("Slack JSON body is not valid JSON") from None
         if not isinstance(payload, dict):
             raise PayloadError("Slack JSON body must be an object")
         return payload
-    form = webhook.form
-    if "payload" in form:
-        try:
-            inner = orjson.loads(form["payload"])
-        except orjson.JSONDecodeError:
-            raise PayloadError("Slack form field 'payload' is not valid JSON") from None
-        if not isinstance(inner, dict):
-            raise PayloadError("Slack form field 'payload' must be a JSON object")
-        return inner
-    return dict(form)
+    form = parse_form(body)
+    if "payload" not in form:
+        return dict(form)
+    try:
+        inner = orjson.loads(form["payload"])
+    except orjson.JSONDecodeError:
+        raise PayloadError("Slack form field 'payload' is not valid JSON") from None
+    if not isinstance(inner, dict):
+        raise PayloadError("Slack form field 'payload' must be a JSON object")
+    return inner
 
 
 @register_provider
@@ -63,50 +91,63 @@ class SlackProvider(Provider):
     body_kind = "bytes"
 
     def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
-        timestamp = headers.get(TIMESTAMP_HEADER)
-        signature = headers.get(SIGNATURE_HEADER)
+        timestamp = headers.get(TIMESTAMP_HEADER, "").strip()
+        signature = headers.get(SIGNATURE_HEADER, "").strip()
         if not timestamp:
             raise MissingSignature("X-Slack-Request-Timestamp header is missing")
         if not signature:
             raise MissingSignature("X-Slack-Signature header is missing")
-        if not timestamp.isascii() or not timestamp.isdigit():
-            raise MalformedSignature("X-Slack-Request-Timestamp is not an integer")
-        if not signature.isascii() or not signature.startswith("v0="):
+        if (
+            not (timestamp.isascii() and timestamp.isdigit())
+            or len(timestamp) > MAX_TIMESTAMP_DIGITS
+        ):
+            raise MalformedSignature("X-Slack-Request-Timestamp is not a Unix time in seconds")
+        # A repeated header arrives joined with ", ": every part is a candidate.
+        received = [part.strip() for part in signature.split(",")]
+        if not all(
+            part.startswith(f"{VERSION}=") and part.isascii() and part.isprintable()
+            for part in received
+        ):
             raise MalformedSignature("X-Slack-Signature must look like v0=<hex>")
-        check_timestamp(int(timestamp), self.tolerance, now)
-        base = b"v0:" + timestamp.encode() + b":" + body
+        base = f"{VERSION}:{timestamp}:".encode() + body
         expected = [
-            "v0=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+            f"{VERSION}=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
             for secret in self.secrets
         ]
-        if not any_signature_matches(expected, [signature]):
+        if not any_signature_matches(expected, received):
             raise SignatureMismatch("X-Slack-Signature does not match any configured secret")
+        check_timestamp(int(timestamp), self.tolerance, now)
 
     def pre_verify_reply(self, body: bytes, headers: Mapping[str, str]) -> Reply | None:
-        if b"ssl_check=1" in body and not _looks_like_json(body):
-            try:
-                form = dict(parse_qsl(body.decode("utf-8")))
-            except UnicodeDecodeError:
-                return None
-            if form.get("ssl_check") == "1":
-                return Reply(200, None)
-        return None
+        """Slack's ``ssl_check=1`` probe gets an empty 200, unverified, as Bolt answers it."""
+        if b"ssl_check" not in body or looks_like_json(body):
+            return None
+        try:
+            form = parse_form(body)
+        except PayloadError:
+            return None
+        return Reply(200, None) if form.get("ssl_check") == "1" else None
 
     def check_payload(self, webhook: Webhook) -> None:
-        parsed_payload(webhook)
+        """JSON must be an object, a form must parse, a form's ``payload`` must be an object."""
+        payload = parse_payload(webhook.body)
+        if payload.get("type") == "url_verification" and not isinstance(
+            payload.get("challenge"), str
+        ):
+            raise PayloadError("Slack url_verification has no challenge string")
 
     def handshake(self, webhook: Webhook) -> Reply | None:
-        if not _looks_like_json(webhook.body):
+        """Answer ``url_verification`` with its challenge (the request was verified first)."""
+        if not looks_like_json(webhook.body):
             return None
-        payload = parsed_payload(webhook)
-        if payload.get("type") == "url_verification":
-            return Reply(200, {"challenge": payload.get("challenge")})
-        return None
+        payload = parse_payload(webhook.body)
+        if payload.get("type") != "url_verification":
+            return None
+        return Reply(200, {"challenge": payload.get("challenge")})
 
     def delivery_id(self, webhook: Webhook) -> str | None:
-        payload = parsed_payload(webhook)
-        for key in ("event_id", "trigger_id", "action_ts"):
-            value = payload.get(key)
-            if isinstance(value, str) and value:
-                return value
-        return None
+        """``event_id`` of an ``event_callback`` (kept on retries); else ``trigger_id``."""
+        payload = parse_payload(webhook.body)
+        key = "event_id" if payload.get("type") == "event_callback" else "trigger_id"
+        value = payload.get(key)
+        return value if isinstance(value, str) and value else None

@@ -1,0 +1,46 @@
+"""Serve a bench ASGI app the way ``webhook-gateway serve`` serves the gateway.
+
+The same uvicorn settings as ``gateway/cli.py`` (one worker, ``loop``/``http`` left on
+``auto`` so uvloop and httptools are used when installed, no access log, no server header, no
+proxy headers). The socket is bound here to port 0 before uvicorn starts, and the port is
+announced on stderr in the same words uvicorn uses, so ``bench/run.py`` finds every server's
+port the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from typing import Any
+
+import uvicorn
+
+
+def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
+    """``--host`` and ``--port`` (0 picks a free port), as ``webhook-gateway serve`` takes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def serve(app: Any, host: str, port: int) -> None:
+    """Bind, announce ``Uvicorn running on http://HOST:PORT``, then serve until SIGTERM/SIGINT."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)  # connections queue here until uvicorn takes the socket over
+    bound_host, bound_port = sock.getsockname()[:2]
+    config = uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        lifespan="auto",
+    )
+    server = uvicorn.Server(config)
+    sys.stderr.write(f'{{"msg": "Uvicorn running on http://{bound_host}:{bound_port}"}}\n')
+    sys.stderr.flush()
+    server.run(sockets=[sock])

@@ -1,0 +1,83 @@
+"""Shopify: ``X-Shopify-Hmac-Sha256: <base64>``, HMAC-SHA256 of the raw body.
+
+The key is the app's client secret (or the secret shown with a webhook made in the store admin).
+Shopify signs no timestamp and none of its other headers, so replays are bounded only by
+deduplication on ``X-Shopify-Webhook-Id``. ``X-Shopify-Topic`` names the event.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+from gateway.providers import (
+    MalformedSignature,
+    MissingSignature,
+    Provider,
+    SignatureMismatch,
+    any_signature_matches,
+    register_provider,
+)
+from gateway.webhook import PayloadError, Webhook
+
+HEADER = "x-shopify-hmac-sha256"
+TOPIC_HEADER = "x-shopify-topic"
+WEBHOOK_ID_HEADER = "x-shopify-webhook-id"
+EVENT_ID_HEADER = "x-shopify-event-id"
+_DIGEST_SIZE = hashlib.sha256().digest_size
+
+
+def digest(secret: str, body: bytes) -> bytes:
+    """The raw HMAC-SHA256 of ``body`` that Shopify base64-encodes into its header."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).digest()
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The ``X-Shopify-Hmac-Sha256`` value Shopify sends for ``body``."""
+    return base64.b64encode(digest(secret, body)).decode()
+
+
+def parse_header(header: str) -> list[bytes]:
+    """The raw digests in an ``X-Shopify-Hmac-Sha256`` value; MalformedSignature else.
+
+    A repeated header arrives joined with ``", "``: each part is a candidate.
+    """
+    digests = []
+    for part in (p.strip() for p in header.split(",")):
+        try:
+            raw = base64.b64decode(part, validate=True)
+        except ValueError:  # binascii.Error, or non-ASCII text
+            raise MalformedSignature("X-Shopify-Hmac-Sha256 is not base64") from None
+        if len(raw) != _DIGEST_SIZE:
+            raise MalformedSignature("X-Shopify-Hmac-Sha256 is not a SHA-256 digest")
+        digests.append(raw)
+    return digests
+
+
+@register_provider
+class ShopifyProvider(Provider):
+    """Shopify app and store-admin webhooks."""
+
+    name = "shopify"
+    body_kind = "json"
+
+    def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
+        header = headers.get(HEADER, "").strip()
+        if not header:
+            raise MissingSignature("X-Shopify-Hmac-Sha256 header is missing")
+        received = parse_header(header)
+        expected = [digest(secret, body) for secret in self.secrets]
+        if not any_signature_matches(expected, received):
+            raise SignatureMismatch("X-Shopify-Hmac-Sha256 does not match any configured secret")
+
+    def check_payload(self, webhook: Webhook) -> None:
+        """``X-Shopify-Topic`` must be present and the body a JSON object."""
+        if not webhook.header(TOPIC_HEADER):
+            raise PayloadError("X-Shopify-Topic header is missing")
+        super().check_payload(webhook)
+
+    def delivery_id(self, webhook: Webhook) -> str | None:
+        """``X-Shopify-Webhook-Id`` (kept on retries), else ``X-Shopify-Event-Id``."""
+        return webhook.header(WEBHOOK_ID_HEADER) or webhook.header(EVENT_ID_HEADER) or None
