@@ -106,6 +106,7 @@ def test_outbox_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["outbox", "status"], env) == 0
     status = json.loads(capsys.readouterr().out)
     assert (status["dead"], status["delivered"], status["pending"]) == (1, 1, 0)
+    assert status["undelivered"] == 0
     assert main(["outbox", "list"], env) == 0
     [letter] = json.loads(capsys.readouterr().out)
     assert (letter["id"], letter["error"]) == (bad, "event API: bad data")
