@@ -169,7 +169,16 @@ def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         elif args.outbox_cmd == "retry":
             if not args.all and not args.ids:
                 raise ConfigError("outbox retry: give dead-letter IDs or --all")
-            count = outbox.retry_dead(None if args.all else [int(i) for i in args.ids])
+            seqs = None if args.all else [int(i) for i in args.ids]
+            if seqs is not None:
+                dead = {d.id for d in outbox.dead_letters(limit=1_000_000) if d.kind == "event"}
+                unknown = [seq for seq in seqs if seq not in dead]
+                if unknown:
+                    raise ConfigError(
+                        f"outbox retry: {', '.join(map(str, unknown))} not dead-lettered events "
+                        "(for quarantined webhooks use 'quarantine replay')"
+                    )
+            count = outbox.retry_dead(seqs)
             print(f"{count} dead-lettered event(s) queued for delivery again")
         elif args.outbox_cmd == "purge":
             if not args.yes:

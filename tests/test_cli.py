@@ -111,6 +111,8 @@ def test_outbox_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     [letter] = json.loads(capsys.readouterr().out)
     assert (letter["id"], letter["error"]) == (bad, "event API: bad data")
     assert main(["outbox", "retry"], env) == 2
+    assert main(["outbox", "retry", str(good)], env) == 2  # delivered, not dead
+    assert "not dead-lettered events" in capsys.readouterr().err
     assert main(["outbox", "retry", str(bad)], env) == 0
     assert "1 dead-lettered event(s) queued" in capsys.readouterr().out
     stats = box.stats()

@@ -114,18 +114,22 @@ def make(
     )
 
 
-async def run_until(forwarder: Forwarder, done: Callable[[], bool], *, budget: int = 2000) -> None:
-    """Run the forwarder's loop until ``done()``; fail if it takes more than ``budget`` polls."""
+async def until(done: Callable[[], bool], task: asyncio.Task[None], polls: int = 6000) -> None:
+    """Poll ``done()`` while the forwarder runs; fail if its loop ends or never gets there."""
+    for _ in range(polls):
+        if done():
+            return
+        assert not task.done(), "the forwarder's loop ended on its own"
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition not reached")
+
+
+async def run_until(forwarder: Forwarder, done: Callable[[], bool]) -> None:
+    """Run the forwarder's loop until ``done()``, then stop it."""
     stop = asyncio.Event()
     task = asyncio.create_task(forwarder.run(stop))
     try:
-        for _ in range(budget):
-            if done():
-                break
-            await asyncio.sleep(0.005)
-            assert not task.done(), "the forwarder's loop ended on its own"
-        else:
-            raise AssertionError("condition not reached")
+        await until(done, task)
     finally:
         stop.set()
         await task
@@ -446,18 +450,14 @@ def test_a_refused_key_holds_everything_then_delivers_once_fixed(
         stop = asyncio.Event()
         task = asyncio.create_task(forwarder.run(stop))
         try:
-            while len(api.requests) < 3:
-                await asyncio.sleep(0.005)
-                assert not task.done()
+            await until(lambda: len(api.requests) >= 3, task)
             assert forwarder.degraded == "event API answered 401: Event key not found"
             assert counter(metrics, "event_api_degraded") == 1
             stats = await asyncio.to_thread(outbox.stats)
             assert stats.dead == 0 and stats.delivered == 0  # held, never dropped
             assert api.events == []
             api.valid_keys = {"right-key", "wrong-key"}  # the operator fixes the key
-            while not settled(outbox)():
-                await asyncio.sleep(0.005)
-                assert not task.done()
+            await until(settled(outbox), task)
         finally:
             stop.set()
             await task

@@ -296,16 +296,19 @@ def open_in_child(path: Path) -> str:
             print("unavailable:", exc)
         """
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        preexec_fn=_without_dac_override if os.geteuid() == 0 else None,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            preexec_fn=_without_dac_override if os.geteuid() == 0 else None,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except subprocess.SubprocessError as exc:  # root without CAP_SETPCAP cannot drop it
+        pytest.skip(f"cannot run a child that file modes apply to: {exc}")
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -335,7 +338,7 @@ def test_a_read_only_outbox_is_unavailable_and_left_intact(tmp_path: Path) -> No
         directory.chmod(0o755)
         for name in os.listdir(directory):
             (directory / name).chmod(0o600)
-    assert outcome.startswith("unavailable:")
+    assert outcome.startswith("unavailable:") and "readonly database" in outcome
     with SQLiteOutbox(directory / FILE_NAME) as box:
         assert box.stats().pending == 1
 

@@ -119,6 +119,8 @@ _EXPIRED = """
 SELECT seq, webhook_id, size FROM events INDEXED BY events_leased
 WHERE state = 'leased' AND lease_until < :at ORDER BY seq LIMIT :limit
 """
+# The oldest waiting event is taken as the lowest seq: seqs grow with acceptance time, and an
+# index lookup beats a scan of a large backlog at every metrics scrape.
 _STATS = """
 SELECT
     (SELECT COUNT(*) FROM events INDEXED BY events_pending
@@ -166,6 +168,101 @@ def _marks(ids: Sequence[int]) -> str:
     return ",".join("?" * len(ids))
 
 
+class _GroupCommitWriter:
+    """A thread that owns one connection and runs queued jobs, many per transaction.
+
+    It takes one job, then every job already queued (up to ``_MAX_GROUP``), and runs them in
+    one ``BEGIN IMMEDIATE`` transaction, each in its own savepoint: a job that raises rolls
+    back alone and gets its own exception. After the one ``COMMIT`` every future is resolved.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.commit_count = 0
+        self.job_count = 0
+        self.closed = False
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="outbox-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        job = _Job(fn)
+        with self._lock:
+            if self.closed:
+                raise OutboxUnavailable("the outbox is closed")
+            self._jobs.put(job)
+        return job.future
+
+    def close(self) -> None:
+        """Run every job already queued, stop the thread and close the connection."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            self._jobs.put(None)
+        self._thread.join()
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    def _loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._jobs.get()
+            if first is None:
+                return
+            group = [first]
+            while len(group) < _MAX_GROUP:
+                try:
+                    nxt = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                group.append(nxt)
+            # a job whose caller gave up (a cancelled request) is dropped, not written
+            live = [job for job in group if job.future.set_running_or_notify_cancel()]
+            if live:
+                self._run(live)
+
+    def _run(self, jobs: list[_Job]) -> None:
+        conn = self.conn
+        outcomes: list[tuple[_Job, Any, Exception | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in jobs:
+                conn.execute("SAVEPOINT job")
+                try:
+                    value = job.fn(conn)
+                except Exception as exc:
+                    if not conn.in_transaction:
+                        raise _GroupLost() from exc
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    outcomes.append((job, None, _as_job_error(exc)))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((job, value, None))
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            for job in jobs:
+                job.future.set_exception(_unavailable(exc))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self.commit_count += 1
+        self.job_count += len(jobs)
+        for job, value, error in outcomes:
+            if error is None:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(error)
+
+
 class SQLiteOutbox:
     """The :class:`gateway.outbox.Outbox` on one SQLite file.
 
@@ -199,17 +296,11 @@ class SQLiteOutbox:
         self.dedup_window = dedup_window
         self.cipher = cipher
         self.clock = clock
-        self.commit_count = 0  # transactions committed by this instance's writer
-        self.job_count = 0  # jobs (accepts, claims, acks ...) those transactions carried
         self._accepts = 0
         self._busy_timeout = busy_timeout
-        self._write, self._read = self._open_connections(max_pages)
-        self._lock = threading.Lock()
+        write, self._read = self._open_connections(max_pages)
         self._read_lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._closed = False
-        self._thread = threading.Thread(target=self._writer, name="outbox-writer", daemon=True)
-        self._thread.start()
+        self._writer = _GroupCommitWriter(write)
 
     @classmethod
     def open(
@@ -253,6 +344,16 @@ class SQLiteOutbox:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    @property
+    def commit_count(self) -> int:
+        """Transactions this instance's writer committed."""
+        return self._writer.commit_count
+
+    @property
+    def job_count(self) -> int:
+        """Jobs (accepts, claims, acks ...) those transactions carried."""
+        return self._writer.job_count
 
     # -- receive side -------------------------------------------------------------------
 
@@ -493,16 +594,9 @@ class SQLiteOutbox:
 
     def close(self) -> None:
         """Finish every queued write, then close the connections. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            self._jobs.put(None)
-        self._thread.join()
+        self._writer.close()
         with self._read_lock, contextlib.suppress(sqlite3.Error):
             self._read.close()
-        with contextlib.suppress(sqlite3.Error):
-            self._write.close()
 
     # -- opening ------------------------------------------------------------------------
 
@@ -607,75 +701,13 @@ class SQLiteOutbox:
                 (self.cipher.current_key_id, self.clock()),
             )
 
-    # -- the writer thread --------------------------------------------------------------
+    # -- plumbing -----------------------------------------------------------------------
 
     def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
-        job = _Job(fn)
-        with self._lock:
-            if self._closed:
-                raise OutboxUnavailable("the outbox is closed")
-            self._jobs.put(job)
-        return job.future
+        return self._writer.submit(fn)
 
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return self._submit(fn).result()
-
-    def _writer(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._jobs.get()
-            if first is None:
-                return
-            group = [first]
-            while len(group) < _MAX_GROUP:
-                try:
-                    nxt = self._jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stopping = True
-                    break
-                group.append(nxt)
-            # a job whose caller gave up (a cancelled request) is dropped, not written
-            live = [job for job in group if job.future.set_running_or_notify_cancel()]
-            if live:
-                self._run_group(live)
-
-    def _run_group(self, jobs: list[_Job]) -> None:
-        conn = self._write
-        outcomes: list[tuple[_Job, Any, Exception | None]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for job in jobs:
-                conn.execute("SAVEPOINT job")
-                try:
-                    value = job.fn(conn)
-                except Exception as exc:
-                    if not conn.in_transaction:
-                        raise _GroupLost() from exc
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    outcomes.append((job, None, _as_job_error(exc)))
-                else:
-                    conn.execute("RELEASE job")
-                    outcomes.append((job, value, None))
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            for job in jobs:
-                job.future.set_exception(_unavailable(exc))
-            if not isinstance(exc, Exception):
-                raise
-            return
-        self.commit_count += 1
-        self.job_count += len(jobs)
-        for job, value, error in outcomes:
-            if error is None:
-                job.future.set_result(value)
-            else:
-                job.future.set_exception(error)
+        return self._writer.submit(fn).result()
 
     def _update(self, sql: str, seqs: Sequence[int], *args: Any) -> int:
         chunks = _chunks(seqs)
@@ -692,7 +724,7 @@ class SQLiteOutbox:
 
     def _read_query(self, sql: str, args: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
         with self._read_lock:
-            if self._closed:
+            if self._writer.closed:
                 raise OutboxUnavailable("the outbox is closed")
             try:
                 return self._read.execute(sql, args).fetchall()
