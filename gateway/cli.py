@@ -143,7 +143,7 @@ def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                     "data_dir": config.gateway.data_dir,
                     "pending": stats.pending,
                     "retrying": stats.retrying,
-                "undelivered": stats.pending + stats.retrying + stats.leased,
+                    "undelivered": stats.pending + stats.retrying + stats.leased,
                     "leased": stats.leased,
                     "dead": stats.dead,
                     "quarantined": stats.quarantined,

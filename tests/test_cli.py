@@ -20,13 +20,22 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("INNGEST_", "GATEWAY_"))}
-    return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True,
-                          text=True, env={**clean, **(env or {})}, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        capture_output=True,
+        text=True,
+        env={**clean, **(env or {})},
+        timeout=60,
+    )
 
 
 def test_serve_in_cloud_mode_without_key_refuses_to_start(tmp_path: Path) -> None:
-    result = cli("serve", "--port", "0", env={"STRIPE_WEBHOOK_SECRET": "whsec_x",
-                                              "GATEWAY_DATA_DIR": str(tmp_path)})
+    result = cli(
+        "serve",
+        "--port",
+        "0",
+        env={"STRIPE_WEBHOOK_SECRET": "whsec_x", "GATEWAY_DATA_DIR": str(tmp_path)},
+    )
     assert result.returncode == 2
     assert "no Inngest event key" in result.stderr and "INNGEST_EVENT_KEY" in result.stderr
 
@@ -43,8 +52,11 @@ def test_serve_with_broken_plugin_fails_at_start(tmp_path: Path) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "broken.py").write_text("def oops(:\n")
-    result = cli("serve", "--dev", env={"GATEWAY_TRANSFORMS_DIR": str(plugins),
-                                        "GATEWAY_DATA_DIR": str(tmp_path / "d")})
+    result = cli(
+        "serve",
+        "--dev",
+        env={"GATEWAY_TRANSFORMS_DIR": str(plugins), "GATEWAY_DATA_DIR": str(tmp_path / "d")},
+    )
     assert result.returncode == 2
     assert "broken.py" in result.stderr and "SyntaxError" in result.stderr
 
@@ -57,8 +69,10 @@ def test_serve_with_missing_secret_variable(tmp_path: Path) -> None:
 
 
 def test_check_and_transforms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    env = {"STRIPE_WEBHOOK_SECRET": "whsec_x", "GATEWAY_TRANSFORMS_DIR":
-           str(ROOT / "examples" / "transforms")}
+    env = {
+        "STRIPE_WEBHOOK_SECRET": "whsec_x",
+        "GATEWAY_TRANSFORMS_DIR": str(ROOT / "examples" / "transforms"),
+    }
     assert main(["check"], env) == 0
     out = capsys.readouterr().out
     assert "source stripe: provider stripe, transform stripe" in out and "configuration OK" in out
@@ -73,8 +87,15 @@ def test_preview_prints_events(capsys: pytest.CaptureFixture[str]) -> None:
     assert event["name"] == "stripe/invoice.paid"
     assert event["id"] == "stripe-evt_1OA9vC2eZvKYlo2C5lW6Yl8R"
     env = {"GATEWAY_TRANSFORMS_DIR": str(ROOT / "examples" / "transforms")}
-    args = ["preview", "stripe", str(FIXTURES / "stripe/invoice.paid.json"),
-            "--transform", "stripe-billing", "--header", "X-Test: 1"]
+    args = [
+        "preview",
+        "stripe",
+        str(FIXTURES / "stripe/invoice.paid.json"),
+        "--transform",
+        "stripe-billing",
+        "--header",
+        "X-Test: 1",
+    ]
     assert main(args, env) == 0
     names = [e["name"] for e in json.loads(capsys.readouterr().out)]
     assert names == ["stripe/invoice.paid", "stripe/revenue.recorded"]
@@ -93,8 +114,12 @@ def seeded(tmp_path: Path) -> tuple[dict[str, str], SQLiteOutbox]:
     data = tmp_path / "data"
     box = SQLiteOutbox(data / "outbox.sqlite3")
     hook = Webhook(source="stripe", provider="stripe", body=b"{}", received_at=1.0)
-    box.accept(hook, [b'{"name":"stripe/a.b"}', b'{"name":"stripe/c.d"}'], ["x", "y"],
-               ["stripe/a.b", "stripe/c.d"])
+    box.accept(
+        hook,
+        [b'{"name":"stripe/a.b"}', b'{"name":"stripe/c.d"}'],
+        ["x", "y"],
+        ["stripe/a.b", "stripe/c.d"],
+    )
     return {"GATEWAY_DATA_DIR": str(data)}, box
 
 
