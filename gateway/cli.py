@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -118,6 +119,7 @@ def cmd_preview(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         body=body,
         headers=_parse_headers(args.header),
         received_at=time.time(),
+        options=source.options if source is not None else {},
     )
     outcome = run_transform(registry.get(transform_name), webhook, prefix=prefix)
     for warning in outcome.convention_warnings:
@@ -229,6 +231,8 @@ def cmd_quarantine(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             source = config.source(webhook.source)
             transform_name = (source.transform if source else None) or webhook.provider
             prefix = source.event_prefix if source else webhook.provider
+            if source is not None:
+                webhook = dataclasses.replace(webhook, options=source.options)
             try:
                 outcome = run_transform(
                     registry.get(transform_name),

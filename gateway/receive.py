@@ -178,6 +178,7 @@ class Receiver:
             headers=headers,
             query=dict(request.query_params),
             received_at=received_at,
+            options=source.config.options,
         )
         try:
             provider.check_payload(webhook)

@@ -31,6 +31,7 @@ class Webhook:
 
     ``headers`` has lower-cased names. ``json`` and ``form`` parse the raw ``body`` on first use
     and raise :class:`PayloadError` when it is not of that kind. ``received_at`` is Unix seconds.
+    ``options`` are the source's provider options from the config file (for generic transforms).
     """
 
     source: str
@@ -39,12 +40,15 @@ class Webhook:
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     query: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     received_at: float = 0.0
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         if not isinstance(self.headers, MappingProxyType):
             object.__setattr__(self, "headers", normalize_headers(self.headers.items()))
         if not isinstance(self.query, MappingProxyType):
             object.__setattr__(self, "query", MappingProxyType(dict(self.query)))
+        if not isinstance(self.options, MappingProxyType):
+            object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
 
     @cached_property
     def json(self) -> Any:

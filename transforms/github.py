@@ -38,9 +38,10 @@ def github(webhook: Webhook) -> Event | None:
         return None
     payload = _payload(webhook)
     action = payload.get("action")
+    name = f"github/{event}.{action}" if isinstance(action, str) and action else f"github/{event}"
     delivery = webhook.header("x-github-delivery")
     return Event(
-        name=f"github/{event}.{action}" if isinstance(action, str) and action else f"github/{event}",
+        name=name,
         id=f"github-{delivery}" if delivery else None,
         ts=webhook.received_at_ms or None,
         data=payload,

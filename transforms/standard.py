@@ -21,7 +21,7 @@ from typing import Any
 from gateway import Event, Webhook, transform
 
 _MS_THRESHOLD = 10**11  # larger Unix numbers are milliseconds (10**11 s is the year 5138)
-_TS_RANGE = range(315_532_800_000, 4_102_444_800_001)  # 1980..2100 in ms, as the Event API takes
+_MIN_TS_MS, _MAX_TS_MS = 315_532_800_000, 4_102_444_800_000  # 1980..2100: the Event API's range
 
 
 def _ms(value: Any) -> int | None:
@@ -36,7 +36,7 @@ def _ms(value: Any) -> int | None:
             ms = int(moment.timestamp() * 1000)
     elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         ms = int(value if value >= _MS_THRESHOLD else value * 1000)
-    return ms if ms in _TS_RANGE else None
+    return ms if ms is not None and _MIN_TS_MS <= ms <= _MAX_TS_MS else None
 
 
 @transform("standard")

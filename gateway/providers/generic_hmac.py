@@ -1,8 +1,5 @@
 """The generic HMAC receiver (provider ``hmac``), configured entirely by the source's options.
 
-(The module is not called ``hmac.py``: as a submodule of ``gateway.providers`` it would replace
-the standard ``hmac`` module that the package itself imports.)
-
 For the long tail of senders that sign the raw body (or the body with a timestamp or another
 header) with a shared secret and put the digest in one header. Verification options::
 
@@ -28,6 +25,9 @@ start-up::
 
 Any other key, or a bad value, is a ``ValueError`` naming the option. A timestamp is checked
 against the source's tolerance in both directions.
+
+(The module is not called ``hmac.py``: as a submodule of ``gateway.providers`` it would replace
+the standard ``hmac`` module that the package itself imports.)
 """
 
 from __future__ import annotations

@@ -54,8 +54,12 @@ def b64decode(text: str) -> bytes:
 
 
 def signed_content(msg_id: str, timestamp: int | str, body: bytes) -> bytes:
-    """The bytes every signature covers: ``{id}.{timestamp}.{body}``."""
-    return f"{msg_id}.{timestamp}.".encode() + body
+    """The bytes every signature covers: ``{id}.{timestamp}.{body}``.
+
+    The id is encoded as Latin-1, the inverse of how the receiver decodes header bytes, so it is
+    signed as the bytes that came on the wire; ``UnicodeEncodeError`` for text that cannot have.
+    """
+    return msg_id.encode("latin-1") + f".{timestamp}.".encode() + body
 
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
@@ -142,7 +146,7 @@ class StandardWebhooksProvider(Provider):
         try:
             content = signed_content(msg_id, timestamp, body)
         except UnicodeEncodeError:
-            raise MalformedSignature("webhook-id is not valid text") from None
+            raise MalformedSignature("webhook-id is not a header value") from None
         if not self._matches(content, signatures):
             raise SignatureMismatch("no webhook-signature entry matches any configured key")
         check_timestamp(int(timestamp), self.tolerance, now)
