@@ -16,6 +16,17 @@ class PayloadError(ValueError):
     """The verified body is not what its provider sends (not JSON, not a form, wrong shape)."""
 
 
+def json_object(raw: bytes | str, what: str) -> dict[str, Any]:
+    """Parse ``raw`` as a JSON object; :class:`PayloadError` naming ``what`` otherwise."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise PayloadError(f"{what} is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise PayloadError(f"{what} must be a JSON object")
+    return value
+
+
 def normalize_headers(pairs: Iterable[tuple[str, str]]) -> Mapping[str, str]:
     """Lower-case header names; repeated headers are joined with ', ' as HTTP allows."""
     merged: dict[str, str] = {}

@@ -23,28 +23,11 @@ from datetime import datetime
 from typing import Any
 
 from gateway import Event, Webhook, transform
+from gateway.providers.generic_hmac import lookup
 
 DEFAULT_NAME_TEMPLATE = "{source}/{type}"
 _MS_THRESHOLD = 10**11  # larger Unix numbers are milliseconds (10**11 s is the year 5138)
 _MIN_TS_MS, _MAX_TS_MS = 315_532_800_000, 4_102_444_800_000  # 1980..2100: the Event API's range
-
-
-def lookup(payload: Any, path: str) -> Any:
-    """The value at a dotted path (digits index lists); ``KeyError`` when there is none."""
-    value = payload
-    for segment in path.split("."):
-        if isinstance(value, Mapping) and segment in value:
-            value = value[segment]
-        elif (
-            isinstance(value, list)
-            and segment.isascii()
-            and segment.isdigit()
-            and int(segment) < len(value)
-        ):
-            value = value[int(segment)]
-        else:
-            raise KeyError(path)
-    return value
 
 
 def _text(value: Any, what: str) -> str:

@@ -16,8 +16,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
 from gateway.providers import (
     MalformedSignature,
     MissingSignature,
@@ -27,7 +25,7 @@ from gateway.providers import (
     any_signature_matches,
     register_provider,
 )
-from gateway.webhook import PayloadError, Webhook
+from gateway.webhook import PayloadError, Webhook, json_object
 
 HEADER = "x-hub-signature-256"
 EVENT_HEADER = "x-github-event"
@@ -63,10 +61,7 @@ def parsed_payload(webhook: Webhook) -> dict[str, Any]:
         form = webhook.form
         if "payload" not in form:
             raise PayloadError("GitHub body is neither JSON nor a form with a 'payload' field")
-        try:
-            payload = orjson.loads(form["payload"])
-        except orjson.JSONDecodeError:
-            raise PayloadError("GitHub form field 'payload' is not valid JSON") from None
+        payload = json_object(form["payload"], "GitHub form field 'payload'")
     if not isinstance(payload, dict):
         raise PayloadError("GitHub payload must be a JSON object")
     return payload

@@ -31,7 +31,7 @@ from gateway.providers import (
     check_timestamp,
     register_provider,
 )
-from gateway.webhook import PayloadError, Webhook
+from gateway.webhook import PayloadError, Webhook, json_object
 
 TIMESTAMP_HEADER = "x-slack-request-timestamp"
 SIGNATURE_HEADER = "x-slack-signature"
@@ -74,13 +74,7 @@ def parse_payload(body: bytes) -> dict[str, Any]:
     form = parse_form(body)
     if "payload" not in form:
         return dict(form)
-    try:
-        inner = orjson.loads(form["payload"])
-    except orjson.JSONDecodeError:
-        raise PayloadError("Slack form field 'payload' is not valid JSON") from None
-    if not isinstance(inner, dict):
-        raise PayloadError("Slack form field 'payload' must be a JSON object")
-    return inner
+    return json_object(form["payload"], "Slack form field 'payload'")
 
 
 @register_provider
