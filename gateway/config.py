@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DEFAULT_DATA_DIR = "./.webhook-gateway"
 DEFAULT_BODY_LIMIT = 1024 * 1024
+DEFAULT_CONSOLE_HOST = "127.0.0.1"
+DEFAULT_CONSOLE_PORT = 8081
 
 #: zero-config mode: environment variable -> (source name, provider)
 ENV_SOURCES: dict[str, tuple[str, str]] = {
@@ -129,6 +131,42 @@ class GatewayConfig(_Model):
     log_bodies: bool = False  # payload bodies in debug logs only when this is set
 
 
+class ConsoleToken(_Model):
+    """One console credential: a secret reference and what it may do."""
+
+    secret: str  # a secret reference; comma-separated values are several tokens (rotation)
+    scope: Literal["read", "write"] = "read"
+
+
+class ConsoleConfig(_Model):
+    """The inspection console on its own admin port (docs/console.md)."""
+
+    enabled: bool = False
+    host: str = DEFAULT_CONSOLE_HOST
+    port: int = Field(default=DEFAULT_CONSOLE_PORT, ge=0, le=65535)
+    tokens: list[ConsoleToken] = Field(default_factory=list)
+    record_rejected: bool = True  # keep refused requests (with their reason) while enabled
+    rejected_retention: float = Field(default=7 * 86400.0, gt=0)  # seconds
+    rejected_max: int = Field(default=10000, gt=0)  # rows kept, newest first
+    rejected_body_bytes: int = Field(default=2048, ge=0)  # body bytes kept per refused request
+
+    def resolved_tokens(self, environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+        """``(token, scope)`` pairs; :class:`ConfigError` when enabled without any."""
+        out: list[tuple[str, str]] = []
+        for i, token in enumerate(self.tokens):
+            try:
+                out.extend((value, token.scope) for value in resolve_secret(token.secret, environ))
+            except ConfigError as exc:
+                raise ConfigError(f"console.tokens[{i}].secret: {exc}") from None
+        if self.enabled and not out:
+            raise ConfigError(
+                "console.enabled is true but no token is configured: add [[console.tokens]]"
+                ' (secret = "env:NAME", scope = "read" or "write") or set'
+                " GATEWAY_CONSOLE_TOKEN / GATEWAY_CONSOLE_WRITE_TOKEN"
+            )
+        return out
+
+
 class Config(_Model):
     """The whole configuration."""
 
@@ -137,6 +175,7 @@ class Config(_Model):
     inngest: InngestConfig = Field(default_factory=InngestConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     forwarder: ForwarderConfig = Field(default_factory=ForwarderConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     @field_validator("sources")
     @classmethod
@@ -190,4 +229,24 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
     gateway = GatewayConfig(data_dir=env.get("GATEWAY_DATA_DIR") or DEFAULT_DATA_DIR)
     if env.get("GATEWAY_TRANSFORMS_DIR"):
         gateway.transforms_dir = env["GATEWAY_TRANSFORMS_DIR"]
-    return Config(gateway=gateway, sources=sources)
+    return Config(gateway=gateway, sources=sources, console=console_from_env(env))
+
+
+def console_from_env(environ: Mapping[str, str]) -> ConsoleConfig:
+    """Zero-config console: ``GATEWAY_CONSOLE_PORT`` enables it; tokens from two variables."""
+    variables: tuple[tuple[str, Literal["read", "write"]], ...] = (
+        ("GATEWAY_CONSOLE_TOKEN", "read"),
+        ("GATEWAY_CONSOLE_WRITE_TOKEN", "write"),
+    )
+    tokens = [
+        ConsoleToken(secret=f"env:{var}", scope=scope)
+        for var, scope in variables
+        if environ.get(var, "").strip()
+    ]
+    port_text = environ.get("GATEWAY_CONSOLE_PORT", "").strip()
+    if not port_text:
+        return ConsoleConfig(tokens=tokens)
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ConfigError(f"GATEWAY_CONSOLE_PORT={port_text!r} is not a port number")
+    host = environ.get("GATEWAY_CONSOLE_HOST", "").strip() or DEFAULT_CONSOLE_HOST
+    return ConsoleConfig(enabled=True, host=host, port=int(port_text), tokens=tokens)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.outbox import Outbox, OutboxStats
+from gateway.outbox import Outbox, OutboxStats, Rejection
 from gateway.outbox.crypto import Cipher, generate_key
 from gateway.outbox.sqlite import SQLiteOutbox
 from gateway.webhook import Webhook
@@ -429,3 +429,155 @@ def test_check_writable_passes_on_a_healthy_store(outbox: Outbox) -> None:
     outbox.accept(hook(), *evs("s/a.b"))
     outbox.check_writable()
     assert outbox.stats().pending == 1
+
+
+# -- inspection console ------------------------------------------------------------------
+
+
+def refused(n: int = 0, source: str = "stripe", reason: str = "bad_signature") -> Rejection:
+    return Rejection(
+        source=source,
+        provider="stripe",
+        received_at=T0 + n,
+        status=401,
+        reason=reason,
+        message=f"no signature matches ({n})",
+        headers={"content-type": "application/json", "stripe-signature": "••••"},
+        body=b'{"id": "ev',
+        body_size=4000,
+        request_id=f"req-{n}",
+    )
+
+
+def test_every_delivery_outcome_is_recorded_per_event(outbox: Outbox, clock: Clock) -> None:
+    accepted = outbox.accept(hook(1), *evs("s/a.one"))
+    [seq] = claim(outbox)
+    clock.now += 1
+    outbox.release([seq], retry_at=clock.now, error="event API answered 503")
+    [seq] = claim(outbox)
+    clock.now += 1
+    outbox.dead_letter(seq, "event API: bad data")
+    clock.now += 1
+    assert outbox.retry_dead([seq]) == 1
+    [seq] = claim(outbox)
+    clock.now += 1
+    outbox.ack([seq])
+    outbox.ack([seq])  # a repeated ack changes nothing and records nothing
+    record = outbox.webhook(accepted.webhook_id)
+    assert record is not None
+    [event] = record.events
+    assert (event.seq, event.name, event.event_id, event.state) == (
+        seq,
+        "s/a.one",
+        "id-s/a.one",
+        "delivered",
+    )
+    assert event.payload == evs("s/a.one")[0][0]
+    assert [(a.outcome, a.at, a.error) for a in event.history] == [
+        ("retry", T0 + 1, "event API answered 503"),
+        ("dead", T0 + 2, "event API: bad data"),
+        ("requeued", T0 + 3, None),
+        ("delivered", T0 + 4, None),
+    ]
+    assert record.summary.outcome == "delivered"
+    assert record.webhook.body == hook(1).body
+    assert record.webhook.header("stripe-signature") == hook(1).header("stripe-signature")
+
+
+def test_webhook_outcomes_filters_and_search(outbox: Outbox) -> None:
+    delivered = outbox.accept(hook(1), *evs("s/a.one")).webhook_id
+    dead = outbox.accept(hook(2, source="slack"), *evs("s/b.two", "s/b.three")).webhook_id
+    filtered = outbox.accept(hook(3), [], [], []).webhook_id
+    first, second, third = claim(outbox)
+    outbox.ack([first, second])
+    outbox.dead_letter(third, "refused")
+    pending = outbox.accept(hook(4), *evs("s/c.four")).webhook_id
+    held = outbox.quarantine(hook(5), "transform raised KeyError: 'data'", "Traceback ...")
+    listed = outbox.webhooks()
+    assert [(w.id, w.outcome) for w in listed] == [
+        (held, "quarantined"),
+        (pending, "pending"),
+        (filtered, "filtered"),
+        (dead, "dead"),
+        (delivered, "delivered"),
+    ]
+    by_id = {w.id: w for w in listed}
+    assert by_id[dead].event_names == ("s/b.two", "s/b.three")
+    assert (by_id[dead].events, by_id[dead].source, by_id[dead].status) == (2, "slack", "accepted")
+    assert by_id[held].error == "transform raised KeyError: 'data'"
+    assert [w.id for w in outbox.webhooks(outcome="dead")] == [dead]
+    assert [w.id for w in outbox.webhooks(source="slack")] == [dead]
+    assert [w.id for w in outbox.webhooks(query="b.thr")] == [dead]  # part of a name
+    assert [w.id for w in outbox.webhooks(query="id-s/c")] == [pending]  # part of an event id
+    assert [w.id for w in outbox.webhooks(query=str(filtered))] == [filtered]
+    assert [w.id for w in outbox.webhooks(query="KeyError")] == [held]
+    assert outbox.webhooks(query="%") == []  # LIKE wildcards are literal
+    assert len(outbox.webhooks(limit=2)) == 2
+    record = outbox.webhook(held)
+    assert record is not None and record.detail == "Traceback ..." and record.events == ()
+    assert outbox.webhook(10_000) is None
+
+
+def test_rejections_are_written_with_the_next_commit_or_a_flush(outbox: Outbox) -> None:
+    outbox.record_rejection(refused(1))
+    outbox.flush_rejections()
+    [first] = outbox.rejections()
+    assert (first.source, first.reason, first.status, first.request_id) == (
+        "stripe",
+        "bad_signature",
+        401,
+        "req-1",
+    )
+    assert (first.body, first.body_size, first.received_at) == (b'{"id": "ev', 4000, T0 + 1)
+    assert dict(first.headers) == {"content-type": "application/json", "stripe-signature": "••••"}
+    assert outbox.rejection(first.id) == first
+    outbox.record_rejection(refused(2, source="slack", reason="timestamp_out_of_range"))
+    outbox.accept(hook(9), *evs("s/a.b"))  # rides along with this commit: no flush needed
+    assert [r.request_id for r in outbox.rejections()] == ["req-2", "req-1"]
+    assert [r.request_id for r in outbox.rejections(source="slack")] == ["req-2"]
+    assert [r.request_id for r in outbox.rejections(query="timestamp")] == ["req-2"]
+    assert [r.request_id for r in outbox.rejections(limit=1)] == ["req-2"]
+    assert outbox.rejection(first.id + 100) is None
+
+
+def test_rejections_are_pruned_by_age_and_by_count(outbox: Outbox) -> None:
+    for n in range(6):
+        outbox.record_rejection(refused(n))
+    outbox.flush_rejections()
+    assert outbox.prune_rejections(older_than=T0 + 2, keep=100) == 2
+    assert [r.request_id for r in outbox.rejections()] == ["req-5", "req-4", "req-3", "req-2"]
+    assert outbox.prune_rejections(older_than=0, keep=3) == 1
+    assert [r.request_id for r in outbox.rejections()] == ["req-5", "req-4", "req-3"]
+    assert outbox.prune_rejections(older_than=0, keep=0) == 3
+    assert outbox.rejections() == []
+
+
+def test_source_counts_and_activity(outbox: Outbox, clock: Clock) -> None:
+    outbox.accept(hook(1), *evs("s/a.one"))
+    outbox.accept(hook(70, source="slack"), *evs("s/b.one"))
+    [_, slack_seq] = claim(outbox)
+    outbox.dead_letter(slack_seq, "refused")
+    outbox.quarantine(hook(75), "boom", "tb")
+    for n in (2, 3, 80):
+        outbox.record_rejection(refused(n, source="stripe" if n < 50 else "github"))
+    outbox.flush_rejections()
+    clock.now = T0 + 120
+    counts = outbox.source_counts(since=T0)
+    assert counts["stripe"].accepted == 1 and counts["stripe"].rejected == 2
+    assert counts["stripe"].quarantined == 1 and counts["stripe"].dead == 0
+    assert (counts["slack"].accepted, counts["slack"].dead) == (1, 1)
+    assert (counts["github"].rejected, counts["github"].accepted) == (1, 0)
+    assert outbox.source_counts(since=T0 + 60)["stripe"].accepted == 0
+    buckets = outbox.activity(since=T0, bucket=60)
+    assert [(b.start, b.accepted, b.rejected) for b in buckets] == [
+        (T0, 1, 2),
+        (T0 + 60, 2, 1),
+    ]
+
+
+def test_prune_forgets_the_history_of_pruned_events(outbox: Outbox, clock: Clock) -> None:
+    accepted = outbox.accept(hook(1), *evs("s/a.one"))
+    outbox.ack(claim(outbox))
+    clock.now += 100
+    assert outbox.prune(older_than=clock.now) == 2
+    assert outbox.webhook(accepted.webhook_id) is None

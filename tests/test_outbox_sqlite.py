@@ -581,3 +581,47 @@ def test_open_resolves_the_key_reference(tmp_path: Path) -> None:
         SQLiteOutbox.open(tmp_path / "e", config, {})
     with pytest.raises(OutboxUnavailable, match="not configured"):
         SQLiteOutbox.open(tmp_path / "d", config, {"OUTBOX_KEY": generate_key()})
+
+
+def test_buffered_rejections_are_written_on_close(tmp_path: Path) -> None:
+    from gateway.outbox import Rejection
+
+    path = tmp_path / "outbox.sqlite3"
+    store = SQLiteOutbox(path)
+    store.record_rejection(Rejection("stripe", "stripe", 1.0, 401, "bad_signature", "no match"))
+    commits = store.commit_count
+    store.close()
+    assert store.commit_count == commits + 1
+    with SQLiteOutbox(path) as reopened:
+        [kept] = reopened.rejections()
+    assert (kept.reason, kept.message, kept.body_size) == ("bad_signature", "no match", -1)
+
+
+def test_rejections_share_the_commit_of_the_next_write(tmp_path: Path) -> None:
+    from gateway.outbox import Rejection
+
+    with SQLiteOutbox(tmp_path / "outbox.sqlite3") as store:
+        before = store.commit_count
+        for n in range(50):
+            store.record_rejection(Rejection("stripe", "stripe", n, 401, "bad_signature", "x"))
+        store.check_writable()
+        assert store.commit_count == before + 1  # 50 rejections, one commit
+        assert len(store.rejections(limit=100)) == 50
+        store.flush_rejections()  # nothing buffered: no commit
+        assert store.commit_count == before + 1
+
+
+def test_rejections_under_a_key_no_longer_configured_are_listed_without_content(
+    tmp_path: Path,
+) -> None:
+    from gateway.outbox import Rejection
+
+    path = tmp_path / "outbox.sqlite3"
+    with SQLiteOutbox(path, cipher=Cipher([generate_key()])) as store:
+        store.record_rejection(
+            Rejection("stripe", "stripe", 1.0, 401, "bad_signature", "x", {"a": "b"}, b"body", 4)
+        )
+    with SQLiteOutbox(path) as store:
+        [kept] = store.rejections()
+    assert (kept.reason, kept.body, dict(kept.headers)) == ("bad_signature", b"", {})
+    assert "encrypted" in kept.message

@@ -12,12 +12,17 @@ Life of an event row::
 
 A lease that expires (the forwarder crashed) makes the row claimable again: delivery is
 at-least-once, never at-most-once.
+
+For the inspection console the store also keeps every delivery attempt's outcome (written in
+the same transaction as the state change it records) and refused requests (buffered, written
+with the next transaction or by :meth:`Outbox.flush_rejections`, bounded by
+:meth:`Outbox.prune_rejections`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from gateway.webhook import Webhook
@@ -73,6 +78,103 @@ class OutboxStats:
     quarantined: int  # webhooks whose transform failed
     delivered: int
     oldest_pending_age: float  # seconds; 0.0 when nothing is pending
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A refused webhook request, as the console shows it.
+
+    ``headers`` are already masked and ``body`` already truncated by whoever records it;
+    ``body_size`` is the size of the body that arrived (-1 when it was never read).
+    """
+
+    source: str
+    provider: str
+    received_at: float
+    status: int
+    reason: str  # the machine-readable reason: bad_signature, timestamp_out_of_range ...
+    message: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    body_size: int = -1
+    request_id: str = ""
+    id: int = 0  # assigned by the store
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One recorded outcome of an event: a delivery attempt or an operator's re-queue."""
+
+    seq: int
+    at: float
+    outcome: str  # "delivered", "retry" (failed, will retry), "dead", "requeued"
+    error: str | None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """An event as the console shows it, with its history."""
+
+    seq: int
+    webhook_id: int
+    event_id: str | None
+    name: str
+    state: str  # pending, leased, delivered, dead
+    attempts: int
+    last_error: str | None
+    created_at: float
+    delivered_at: float | None
+    payload: bytes
+    history: tuple[Attempt, ...] = ()
+
+
+@dataclass(frozen=True)
+class WebhookSummary:
+    """One stored webhook in the console's list.
+
+    ``outcome`` sums up what became of it: ``quarantined``; ``dead`` when an event was
+    dead-lettered; ``pending`` while an event waits; ``delivered`` when every event was;
+    ``filtered`` when the transform produced none.
+    """
+
+    id: int
+    source: str
+    provider: str
+    received_at: float
+    status: str  # accepted, quarantined, resolved (replayed out of quarantine)
+    outcome: str
+    events: int
+    event_names: tuple[str, ...]
+    error: str | None
+
+
+@dataclass(frozen=True)
+class WebhookRecord:
+    """One stored webhook in full: the request, the transform's error, its events."""
+
+    summary: WebhookSummary
+    webhook: Webhook
+    detail: str | None  # the transform's traceback, for a quarantined webhook
+    events: tuple[EventRecord, ...]
+
+
+@dataclass(frozen=True)
+class SourceCounts:
+    """Per-source counts for the console's overview."""
+
+    accepted: int = 0  # stored webhooks received in the window
+    rejected: int = 0  # refused requests received in the window
+    quarantined: int = 0  # webhooks held now
+    dead: int = 0  # dead-lettered events now
+
+
+@dataclass(frozen=True)
+class ActivityBucket:
+    """Webhooks per time bucket, for the overview's chart."""
+
+    start: float
+    accepted: int
+    rejected: int
 
 
 @runtime_checkable
@@ -175,6 +277,62 @@ class Outbox(Protocol):
 
     def purge(self) -> int:
         """Delete every delivered row, dead letter and quarantined webhook; returns rows deleted."""
+        ...
+
+    # -- inspection console -------------------------------------------------------------
+
+    def record_rejection(self, rejection: Rejection) -> None:
+        """Keep a refused request without waiting for a write.
+
+        It is written with the next transaction (sharing its commit) or by
+        :meth:`flush_rejections`, whichever comes first; never blocks or raises.
+        """
+        ...
+
+    def flush_rejections(self) -> None:
+        """Durably write every rejection recorded so far."""
+        ...
+
+    def prune_rejections(self, older_than: float, keep: int) -> int:
+        """Delete rejections received before ``older_than`` and all but the newest ``keep``."""
+        ...
+
+    def rejections(
+        self, *, source: str | None = None, query: str | None = None, limit: int = 100
+    ) -> list[Rejection]:
+        """Written rejections, newest first; ``query`` matches reason, message or request id."""
+        ...
+
+    def rejection(self, rejection_id: int) -> Rejection | None:
+        """One written rejection by id."""
+        ...
+
+    def webhooks(
+        self,
+        *,
+        source: str | None = None,
+        outcome: str | None = None,
+        query: str | None = None,
+        limit: int = 100,
+    ) -> list[WebhookSummary]:
+        """Stored webhooks, newest first.
+
+        ``outcome`` is one of :class:`WebhookSummary`'s outcomes; ``query`` matches a
+        webhook id exactly, or part of an event id (which carries the provider's event id) or
+        event name.
+        """
+        ...
+
+    def webhook(self, webhook_id: int) -> WebhookRecord | None:
+        """One stored webhook with its request, events and their attempt history."""
+        ...
+
+    def source_counts(self, since: float) -> dict[str, SourceCounts]:
+        """Per source: webhooks accepted and refused since ``since``; held and dead now."""
+        ...
+
+    def activity(self, since: float, bucket: float = 60.0) -> list[ActivityBucket]:
+        """Accepted and refused webhooks per ``bucket`` seconds from ``since``, oldest first."""
         ...
 
     def check_writable(self) -> None:

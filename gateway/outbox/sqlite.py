@@ -12,7 +12,9 @@ write transactions and leases keep their forwarders from holding the same event 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import math
 import os
 import queue
 import sqlite3
@@ -27,7 +29,20 @@ from typing import Any, Literal, TypeVar
 import orjson
 
 from gateway.config import OutboxConfig, resolve_secret
-from gateway.outbox import AcceptResult, DeadLetter, OutboxStats, OutboxUnavailable, StoredEvent
+from gateway.outbox import (
+    AcceptResult,
+    ActivityBucket,
+    Attempt,
+    DeadLetter,
+    EventRecord,
+    OutboxStats,
+    OutboxUnavailable,
+    Rejection,
+    SourceCounts,
+    StoredEvent,
+    WebhookRecord,
+    WebhookSummary,
+)
 from gateway.outbox.crypto import Cipher, CipherError
 from gateway.webhook import Webhook
 
@@ -41,6 +56,7 @@ _MAX_GROUP = 512  # jobs per transaction: bounds how long one commit holds the w
 _DEDUP_PRUNE_EVERY = 1000  # accepts between sweeps of expired dedup entries
 _PRUNE_CHUNK = 5000  # rows per prune transaction, so accepts interleave with a long prune
 _CHUNK = 500  # ids per ``IN (...)`` list
+_REJECTION_BUFFER = 10000  # refused requests waiting for a write; older ones are dropped
 
 # Partial indexes keep each state's rows in their own small index: the claim, stats and
 # prune queries touch only the rows of the state they ask for, however many delivered rows
@@ -96,6 +112,29 @@ CREATE TABLE IF NOT EXISTS encryption_keys (
     key_id BLOB PRIMARY KEY,
     first_used REAL NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS attempts_seq ON attempts (seq);
+CREATE TABLE IF NOT EXISTS rejections (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    status INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    message TEXT NOT NULL,
+    headers BLOB NOT NULL,
+    body BLOB NOT NULL,
+    body_size INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    sealed INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rejections_received ON rejections (received_at);
 CREATE TABLE IF NOT EXISTS heartbeat (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     at REAL NOT NULL,
@@ -136,6 +175,40 @@ SELECT
         (SELECT MIN(seq) FROM events INDEXED BY events_leased WHERE state = 'leased')))
 """
 _WEBHOOK_COLUMNS = "id, source, provider, received_at, headers, query, body, sealed"
+# One row per stored webhook with what became of its events (see WebhookSummary.outcome).
+_SUMMARIES = """
+SELECT * FROM (
+    SELECT w.id, w.source, w.provider, w.received_at, w.status, w.error,
+        (SELECT COUNT(*) FROM events e WHERE e.webhook_id = w.id) AS n,
+        (SELECT group_concat(name, char(10)) FROM
+            (SELECT name FROM events e WHERE e.webhook_id = w.id ORDER BY seq)) AS names,
+        CASE
+            WHEN w.status = 'quarantined' THEN 'quarantined'
+            WHEN EXISTS (SELECT 1 FROM events e WHERE e.webhook_id = w.id AND e.state = 'dead')
+                THEN 'dead'
+            WHEN EXISTS (SELECT 1 FROM events e WHERE e.webhook_id = w.id
+                AND e.state IN ('pending', 'leased')) THEN 'pending'
+            WHEN EXISTS (SELECT 1 FROM events e WHERE e.webhook_id = w.id) THEN 'delivered'
+            ELSE 'filtered'
+        END AS outcome
+    FROM webhooks w
+    WHERE (:source IS NULL OR w.source = :source) AND (:id IS NULL OR w.id = :id) AND (
+        :like IS NULL OR :id IS NOT NULL OR w.error LIKE :like ESCAPE '\\' OR EXISTS (
+            SELECT 1 FROM events x WHERE x.webhook_id = w.id
+            AND (x.event_id LIKE :like ESCAPE '\\' OR x.name LIKE :like ESCAPE '\\')))
+)
+WHERE :outcome IS NULL OR outcome = :outcome
+ORDER BY id DESC LIMIT :limit
+"""
+_REJECTION_COLUMNS = (
+    "id, source, provider, received_at, status, reason, message, headers, body, body_size,"
+    " request_id, sealed"
+)
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 class _Job:
@@ -176,8 +249,13 @@ class _GroupCommitWriter:
     back alone and gets its own exception. After the one ``COMMIT`` every future is resolved.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        before_commit: Callable[[sqlite3.Connection], None] | None = None,
+    ) -> None:
         self.conn = conn
+        self.before_commit = before_commit
         self.commit_count = 0
         self.job_count = 0
         self.closed = False
@@ -244,6 +322,8 @@ class _GroupCommitWriter:
                 else:
                     conn.execute("RELEASE job")
                     outcomes.append((job, value, None))
+            if self.before_commit is not None:
+                self._piggyback(conn, self.before_commit)
             conn.execute("COMMIT")
         except BaseException as exc:
             if conn.in_transaction:
@@ -256,6 +336,22 @@ class _GroupCommitWriter:
             return
         self.commit_count += 1
         self.job_count += len(jobs)
+        self._settle(outcomes)
+
+    @staticmethod
+    def _piggyback(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], None]) -> None:
+        """Run ``fn`` in the group's transaction; its failure never fails the group's jobs."""
+        conn.execute("SAVEPOINT extra")
+        try:
+            fn(conn)
+        except Exception as exc:
+            if not conn.in_transaction:
+                raise _GroupLost() from exc
+            conn.execute("ROLLBACK TO extra")
+        conn.execute("RELEASE extra")
+
+    @staticmethod
+    def _settle(outcomes: list[tuple[_Job, Any, Exception | None]]) -> None:
         for job, value, error in outcomes:
             if error is None:
                 job.future.set_result(value)
@@ -298,9 +394,10 @@ class SQLiteOutbox:
         self.clock = clock
         self._accepts = 0
         self._busy_timeout = busy_timeout
+        self._rejected: collections.deque[Rejection] = collections.deque(maxlen=_REJECTION_BUFFER)
         write, self._read = self._open_connections(max_pages)
         self._read_lock = threading.Lock()
-        self._writer = _GroupCommitWriter(write)
+        self._writer = _GroupCommitWriter(write, before_commit=self._write_rejections)
 
     @classmethod
     def open(
@@ -421,21 +518,25 @@ class SQLiteOutbox:
 
     def ack(self, seqs: Sequence[int]) -> None:
         """Mark events delivered (also after their lease expired: they were delivered)."""
+        now = self.clock()
         self._update(
             "UPDATE events SET state = 'delivered', delivered_at = ?, lease_until = NULL"
-            " WHERE state IN ('leased', 'pending') AND seq IN ({marks})",
+            " WHERE state IN ('leased', 'pending') AND seq IN ({marks}) RETURNING seq",
             seqs,
-            self.clock(),
+            now,
+            history=("delivered", now, None),
         )
 
     def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
         """Return leased events for a retry at ``retry_at``, counting an attempt."""
         self._update(
             "UPDATE events SET state = 'pending', attempts = attempts + 1, next_attempt_at = ?,"
-            " last_error = ?, lease_until = NULL WHERE state = 'leased' AND seq IN ({marks})",
+            " last_error = ?, lease_until = NULL WHERE state = 'leased' AND seq IN ({marks})"
+            " RETURNING seq",
             seqs,
             retry_at,
             error,
+            history=("retry", self.clock(), error),
         )
 
     def unlease(self, seqs: Sequence[int]) -> None:
@@ -450,29 +551,45 @@ class SQLiteOutbox:
         """Dead-letter an event that is not yet delivered; the failed attempt counts."""
         self._update(
             "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ?,"
-            " lease_until = NULL WHERE state IN ('leased', 'pending') AND seq IN ({marks})",
+            " lease_until = NULL WHERE state IN ('leased', 'pending') AND seq IN ({marks})"
+            " RETURNING seq",
             [seq],
             error,
+            history=("dead", self.clock(), error),
         )
 
     def retry_dead(self, seqs: Sequence[int] | None = None) -> int:
         """Make dead events pending and due now, keeping their attempt count."""
         now = self.clock()
+        history = ("requeued", now, None)
         if seqs is None:
-            return self._call(
-                lambda conn: (
-                    conn.execute(
-                        "UPDATE events SET state = 'pending', next_attempt_at = ?"
-                        " WHERE state = 'dead'",
-                        (now,),
-                    ).rowcount
-                )
-            )
+
+            def job(conn: sqlite3.Connection) -> int:
+                rows = conn.execute(
+                    "UPDATE events SET state = 'pending', next_attempt_at = ?"
+                    " WHERE state = 'dead' RETURNING seq",
+                    (now,),
+                ).fetchall()
+                self._record_attempts(conn, [r[0] for r in rows], history)
+                return len(rows)
+
+            return self._call(job)
         return self._update(
             "UPDATE events SET state = 'pending', next_attempt_at = ?"
-            " WHERE state = 'dead' AND seq IN ({marks})",
+            " WHERE state = 'dead' AND seq IN ({marks}) RETURNING seq",
             seqs,
             now,
+            history=history,
+        )
+
+    @staticmethod
+    def _record_attempts(
+        conn: sqlite3.Connection, seqs: Sequence[int], history: tuple[str, float, str | None]
+    ) -> None:
+        outcome, at, error = history
+        conn.executemany(
+            "INSERT INTO attempts (seq, at, outcome, error) VALUES (?, ?, ?, ?)",
+            [(seq, at, outcome, error) for seq in seqs],
         )
 
     # -- inspection ---------------------------------------------------------------------
@@ -526,6 +643,250 @@ class SQLiteOutbox:
             oldest_pending_age=max(0.0, at - oldest) if oldest is not None else 0.0,
         )
 
+    # -- inspection console -------------------------------------------------------------
+
+    def record_rejection(self, rejection: Rejection) -> None:
+        """Buffer a refused request; it rides along with the next transaction's commit."""
+        self._rejected.append(rejection)
+
+    def flush_rejections(self) -> None:
+        """Commit buffered rejections now (a no-op when none are waiting)."""
+        if self._rejected:
+            self._call(lambda conn: None)
+
+    def _write_rejections(self, conn: sqlite3.Connection) -> None:
+        """The writer's pre-commit hook: insert every buffered rejection."""
+        rows = []
+        while self._rejected:
+            try:
+                r = self._rejected.popleft()
+            except IndexError:
+                break
+            rows.append(
+                (
+                    r.source,
+                    r.provider,
+                    r.received_at,
+                    r.status,
+                    r.reason,
+                    r.message,
+                    self._seal(orjson.dumps(dict(r.headers)), "rejection.headers"),
+                    self._seal(r.body, "rejection.body"),
+                    r.body_size,
+                    r.request_id,
+                    int(self.cipher is not None),
+                )
+            )
+        if rows:
+            conn.executemany(
+                "INSERT INTO rejections (source, provider, received_at, status, reason, message,"
+                " headers, body, body_size, request_id, sealed)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def prune_rejections(self, older_than: float, keep: int) -> int:
+        """Delete rejections older than ``older_than`` and beyond the newest ``keep``."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            gone = conn.execute(
+                "DELETE FROM rejections WHERE received_at < ?", (older_than,)
+            ).rowcount
+            return (
+                gone
+                + conn.execute(
+                    "DELETE FROM rejections WHERE id <= (SELECT id FROM rejections"
+                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
+                    (max(0, keep),),
+                ).rowcount
+            )
+
+        return self._call(job)
+
+    def _rejection_from_row(self, row: Sequence[Any]) -> Rejection:
+        rid, source, provider, at, status, reason, message, headers, body, size, req, sealed = row
+        try:
+            headers = orjson.loads(self._unseal(headers, sealed, "rejection.headers"))
+            body = self._unseal(body, sealed, "rejection.body")
+        except CipherError as exc:  # a rotated-out key: the row's facts are still worth showing
+            headers, body, message = {}, b"", f"{message} [content unreadable: {exc}]"
+        return Rejection(
+            id=rid,
+            source=source,
+            provider=provider,
+            received_at=at,
+            status=status,
+            reason=reason,
+            message=message,
+            headers=headers,
+            body=body,
+            body_size=size,
+            request_id=req,
+        )
+
+    def rejections(
+        self, *, source: str | None = None, query: str | None = None, limit: int = 100
+    ) -> list[Rejection]:
+        """Written rejections, newest first."""
+        rows = self._read_query(
+            f"SELECT {_REJECTION_COLUMNS} FROM rejections"
+            " WHERE (:source IS NULL OR source = :source) AND (:like IS NULL"
+            " OR reason LIKE :like ESCAPE '\\' OR message LIKE :like ESCAPE '\\'"
+            " OR request_id LIKE :like ESCAPE '\\')"
+            " ORDER BY id DESC LIMIT :limit",
+            {"source": source, "like": _like(query) if query else None, "limit": limit},
+        )
+        return [self._rejection_from_row(row) for row in rows]
+
+    def rejection(self, rejection_id: int) -> Rejection | None:
+        """One written rejection."""
+        rows = self._read_query(
+            f"SELECT {_REJECTION_COLUMNS} FROM rejections WHERE id = ?", (rejection_id,)
+        )
+        return self._rejection_from_row(rows[0]) if rows else None
+
+    def webhooks(
+        self,
+        *,
+        source: str | None = None,
+        outcome: str | None = None,
+        query: str | None = None,
+        limit: int = 100,
+    ) -> list[WebhookSummary]:
+        """Stored webhooks with their outcome, newest first; see :class:`Outbox`."""
+        text = (query or "").strip()
+        rows = self._read_query(
+            _SUMMARIES,
+            {
+                "source": source,
+                "outcome": outcome,
+                "id": int(text) if text.isdigit() else None,
+                "like": _like(text) if text else None,
+                "limit": limit,
+            },
+        )
+        return [_summary(row) for row in rows]
+
+    def webhook(self, webhook_id: int) -> WebhookRecord | None:
+        """One webhook with its request, events and attempt history (decrypted)."""
+        summary = self._read_query(
+            _SUMMARIES,
+            {"source": None, "outcome": None, "id": webhook_id, "like": None, "limit": 1},
+        )
+        rows = self._read_query(
+            f"SELECT {_WEBHOOK_COLUMNS}, detail FROM webhooks WHERE id = ?", (webhook_id,)
+        )
+        if not rows or not summary:
+            return None
+        events = self._read_query(
+            "SELECT seq, webhook_id, event_id, name, state, attempts, last_error, created_at,"
+            " delivered_at, payload, sealed FROM events WHERE webhook_id = ? ORDER BY seq",
+            (webhook_id,),
+        )
+        history: dict[int, list[Attempt]] = {}
+        seqs = [row[0] for row in events]
+        for part in _chunks(seqs):
+            for seq, at, outcome, error in self._read_query(
+                f"SELECT seq, at, outcome, error FROM attempts WHERE seq IN ({_marks(part)})"
+                " ORDER BY id",
+                part,
+            ):
+                history.setdefault(seq, []).append(Attempt(seq, at, outcome, error))
+        records = tuple(
+            EventRecord(
+                seq=seq,
+                webhook_id=wid,
+                event_id=event_id,
+                name=name,
+                state=state,
+                attempts=attempts,
+                last_error=last_error,
+                created_at=created_at,
+                delivered_at=delivered_at,
+                payload=self._unseal(payload, sealed, "event.payload"),
+                history=tuple(history.get(seq, ())),
+            )
+            for (
+                seq,
+                wid,
+                event_id,
+                name,
+                state,
+                attempts,
+                last_error,
+                created_at,
+                delivered_at,
+                payload,
+                sealed,
+            ) in events
+        )
+        return WebhookRecord(
+            summary=_summary(summary[0]),
+            webhook=self._webhook_from_row(rows[0]),
+            detail=rows[0][8],
+            events=records,
+        )
+
+    def source_counts(self, since: float) -> dict[str, SourceCounts]:
+        """Per-source counts; see :class:`Outbox`."""
+        counts: dict[str, dict[str, int]] = {}
+        queries = {
+            "accepted": (
+                "SELECT source, COUNT(*) FROM webhooks INDEXED BY webhooks_received"
+                " WHERE status <> 'quarantined' AND received_at >= ? GROUP BY source",
+                (since,),
+            ),
+            "rejected": (
+                "SELECT source, COUNT(*) FROM rejections WHERE received_at >= ? GROUP BY source",
+                (since,),
+            ),
+            "quarantined": (
+                "SELECT source, COUNT(*) FROM webhooks WHERE status = 'quarantined'"
+                " GROUP BY source",
+                (),
+            ),
+            "dead": (
+                "SELECT w.source, COUNT(*) FROM events e JOIN webhooks w ON w.id = e.webhook_id"
+                " WHERE e.state = 'dead' GROUP BY w.source",
+                (),
+            ),
+        }
+        for key, (sql, args) in queries.items():
+            for source, n in self._read_query(sql, args):
+                counts.setdefault(source, {})[key] = n
+        return {source: SourceCounts(**values) for source, values in sorted(counts.items())}
+
+    def activity(self, since: float, bucket: float = 60.0) -> list[ActivityBucket]:
+        """Per-bucket counts from ``since`` to now (the store's clock), oldest first."""
+        if bucket <= 0:
+            raise ValueError("bucket must be positive")
+        n = max(1, math.ceil((self.clock() - since) / bucket))
+        accepted = [0] * n
+        rejected = [0] * n
+        args = {"since": since, "bucket": bucket}
+        for sql, into in (
+            (
+                "SELECT CAST((received_at - :since) / :bucket AS INTEGER) AS b, COUNT(*)"
+                " FROM webhooks INDEXED BY webhooks_received"
+                " WHERE status <> 'quarantined' AND received_at >= :since GROUP BY b",
+                accepted,
+            ),
+            (
+                "SELECT CAST((received_at - :since) / :bucket AS INTEGER) AS b, COUNT(*)"
+                " FROM webhooks WHERE status = 'quarantined' AND received_at >= :since"
+                " GROUP BY b",
+                accepted,
+            ),
+            (
+                "SELECT CAST((received_at - :since) / :bucket AS INTEGER) AS b, COUNT(*)"
+                " FROM rejections WHERE received_at >= :since GROUP BY b",
+                rejected,
+            ),
+        ):
+            for b, count in self._read_query(sql, args):
+                into[min(int(b), n - 1)] += count
+        return [ActivityBucket(since + i * bucket, accepted[i], rejected[i]) for i in range(n)]
+
     # -- housekeeping -------------------------------------------------------------------
 
     def prune(self, older_than: float) -> int:
@@ -536,11 +897,17 @@ class SQLiteOutbox:
         """
 
         def chunk(conn: sqlite3.Connection) -> int:
-            gone = conn.execute(
-                "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
-                " WHERE state = 'delivered' AND delivered_at < ? LIMIT ?)",
-                (older_than, _PRUNE_CHUNK),
-            ).rowcount
+            seqs = [
+                row[0]
+                for row in conn.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
+                    " WHERE state = 'delivered' AND delivered_at < ? LIMIT ?) RETURNING seq",
+                    (older_than, _PRUNE_CHUNK),
+                )
+            ]
+            for part in _chunks(seqs):
+                conn.execute(f"DELETE FROM attempts WHERE seq IN ({_marks(part)})", part)
+            gone = len(seqs)
             return (
                 gone
                 + conn.execute(
@@ -569,6 +936,10 @@ class SQLiteOutbox:
                 "DELETE FROM dedup WHERE seq IN (SELECT seq FROM events WHERE state = 'dead')"
             )
             gone = conn.execute("DELETE FROM events WHERE state IN ('delivered', 'dead')").rowcount
+            conn.execute(
+                "DELETE FROM attempts WHERE NOT EXISTS"
+                " (SELECT 1 FROM events e WHERE e.seq = attempts.seq)"
+            )
             return (
                 gone
                 + conn.execute(
@@ -593,7 +964,10 @@ class SQLiteOutbox:
         self._call(job)
 
     def close(self) -> None:
-        """Finish every queued write, then close the connections. Idempotent."""
+        """Finish every queued write (and buffered rejection), then close. Idempotent."""
+        if self._rejected:
+            with contextlib.suppress(OutboxUnavailable):
+                self._submit(lambda conn: None)
         self._writer.close()
         with self._read_lock, contextlib.suppress(sqlite3.Error):
             self._read.close()
@@ -709,16 +1083,30 @@ class SQLiteOutbox:
     def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return self._writer.submit(fn).result()
 
-    def _update(self, sql: str, seqs: Sequence[int], *args: Any) -> int:
+    def _update(
+        self,
+        sql: str,
+        seqs: Sequence[int],
+        *args: Any,
+        history: tuple[str, float, str | None] | None = None,
+    ) -> int:
+        """Run ``sql`` over ``seqs`` in chunks; with ``history``, ``sql`` ends in
+        ``RETURNING seq`` and each changed event gets an attempt row in the same transaction."""
         chunks = _chunks(seqs)
         if not chunks:
             return 0
 
         def job(conn: sqlite3.Connection) -> int:
-            return sum(
-                conn.execute(sql.format(marks=_marks(chunk)), (*args, *chunk)).rowcount
-                for chunk in chunks
-            )
+            total = 0
+            for chunk in chunks:
+                cur = conn.execute(sql.format(marks=_marks(chunk)), (*args, *chunk))
+                if history is None:
+                    total += cur.rowcount
+                else:
+                    changed = [row[0] for row in cur.fetchall()]
+                    self._record_attempts(conn, changed, history)
+                    total += len(changed)
+            return total
 
         return self._call(job)
 
@@ -908,6 +1296,21 @@ class SQLiteOutbox:
             )
             for seq, webhook_id, event_id, name, payload, sealed, attempts, created_at in leased
         ]
+
+
+def _summary(row: Sequence[Any]) -> WebhookSummary:
+    wid, source, provider, received_at, status, error, n, names, outcome = row
+    return WebhookSummary(
+        id=wid,
+        source=source,
+        provider=provider,
+        received_at=received_at,
+        status=status,
+        outcome=outcome,
+        events=n,
+        event_names=tuple(names.split("\n")) if names else (),
+        error=error,
+    )
 
 
 def _fit(rows: list[Any], max_events: int, max_bytes: int) -> list[int]:
