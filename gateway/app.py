@@ -17,6 +17,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from gateway.config import Config, ConfigError
+from gateway.console.masking import signature_headers
+from gateway.console.recording import RejectionRecorder, housekeep
 from gateway.eventapi import EventApiClient, EventApiTarget, resolve_target
 from gateway.forwarder import Forwarder
 from gateway.logs import get_logger
@@ -46,6 +48,7 @@ class Gateway:
     secrets: list[str] = field(default_factory=list)
     forwarder: Forwarder | None = None
     client: EventApiClient | None = None
+    console_tokens: list[tuple[str, str]] = field(default_factory=list)  # (token, scope)
 
 
 def build_sources(
@@ -94,8 +97,12 @@ def build_gateway(
             outbox = SQLiteOutbox.open(config.gateway.data_dir, config.outbox, env)
         except OutboxUnavailable as exc:
             raise ConfigError(f"gateway.data_dir {config.gateway.data_dir!r}: {exc}") from None
+    console_tokens = config.console.resolved_tokens(env) if config.console.enabled else []
+    secrets.extend(token for token, _ in console_tokens)
     metrics = Metrics()
-    return Gateway(config, sources, registry, outbox, metrics, target, secrets)
+    return Gateway(
+        config, sources, registry, outbox, metrics, target, secrets, console_tokens=console_tokens
+    )
 
 
 class _Health:
@@ -175,6 +182,14 @@ def create_app(gateway: Gateway) -> Starlette:
             retention=config.outbox.retention,
         )
     forwarder = gateway.forwarder
+    recorder = None
+    if config.console.enabled and config.console.record_rejected:
+        recorder = RejectionRecorder(
+            gateway.outbox,
+            config.console,
+            gateway.secrets,
+            {name: signature_headers(s.config.options) for name, s in gateway.sources.items()},
+        )
     receiver = Receiver(
         gateway.sources,
         gateway.outbox,
@@ -183,12 +198,18 @@ def create_app(gateway: Gateway) -> Starlette:
         transform_timeout=config.gateway.transform_timeout,
         on_accept=forwarder.notify if forwarder is not None else None,
         log_bodies=config.gateway.log_bodies,
+        on_reject=recorder,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = asyncio.create_task(forwarder.run(stop)) if forwarder is not None else None
+        keeper = (
+            asyncio.create_task(housekeep(gateway.outbox, config.console, stop))
+            if recorder is not None
+            else None
+        )
         log.info(
             "gateway started",
             extra={
@@ -202,6 +223,8 @@ def create_app(gateway: Gateway) -> Starlette:
         finally:
             receiver.accepting = False
             stop.set()
+            if keeper is not None:
+                await keeper
             if task is not None and forwarder is not None:
                 await task
                 deadline = time.time() + config.forwarder.shutdown_deadline

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import asyncio
+import contextlib
 import os
+import socket
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -42,7 +44,7 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             "INTERCOM_CLIENT_SECRET, or pass --config"
         )
     app = create_app(gateway)
-    uvicorn.run(
+    public = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
@@ -52,7 +54,64 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         proxy_headers=False,
         timeout_graceful_shutdown=int(config.forwarder.shutdown_deadline) + 5,
     )
+    if not config.console.enabled:
+        uvicorn.Server(public).run()
+        return 0
+    from gateway.console import create_console_app
+
+    console = config.console
+    sock = _bind(console.host, console.port)
+    admin = uvicorn.Config(
+        create_console_app(gateway),
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=5,
+    )
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    log.info("console listening", extra={"url": f"http://{shown}:{port}/console"})
+    asyncio.run(_serve_both(uvicorn.Server(public), uvicorn.Server(admin), sock))
     return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The admin port's socket, bound before anything starts so a clash stops ``serve``."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        return socket.create_server((host, port), family=family, backlog=128)
+    except OSError as exc:
+        raise ConfigError(f"console.port: cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+async def _serve_both(public: Any, admin: Any, sock: socket.socket) -> None:
+    """The public server (which owns the lifespan and the signals) and the admin server.
+
+    The admin server stops as soon as the public one starts to shut down.
+    """
+
+    @contextlib.contextmanager
+    def no_signals() -> Iterator[None]:
+        yield
+
+    admin.capture_signals = no_signals  # the public server handles SIGTERM/SIGINT for both
+    admin_task = asyncio.create_task(admin.serve(sockets=[sock]))
+
+    async def follow() -> None:
+        while not public.should_exit and not admin_task.done():
+            await asyncio.sleep(0.1)
+        admin.should_exit = True
+
+    follower = asyncio.create_task(follow())
+    try:
+        await public.serve()
+    finally:
+        admin.should_exit = True
+        await follower
+        with contextlib.suppress(Exception):
+            await admin_task
 
 
 def cmd_check(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -200,7 +259,7 @@ def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 def cmd_quarantine(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from gateway.plugins import TransformError, load_registry
-    from gateway.transform_runner import run_transform
+    from gateway.replay import ReplayPlan, replay
 
     config, outbox = _open_outbox(args, environ)
     try:
@@ -230,26 +289,19 @@ def cmd_quarantine(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
                 continue
             source = config.source(webhook.source)
             transform_name = (source.transform if source else None) or webhook.provider
-            prefix = source.event_prefix if source else webhook.provider
-            if source is not None:
-                webhook = dataclasses.replace(webhook, options=source.options)
+            plan = ReplayPlan(
+                registry.get(transform_name),
+                source.event_prefix if source else webhook.provider,
+                source.options if source is not None else None,
+            )
             try:
-                outcome = run_transform(
-                    registry.get(transform_name),
-                    webhook,
-                    prefix=prefix,
-                    strict_names=config.gateway.strict_names,
+                result = replay(
+                    outbox, webhook_id, webhook, plan, strict_names=config.gateway.strict_names
                 )
             except TransformError as exc:
                 failed += 1
                 print(f"webhook {webhook_id}: still failing: {exc}", file=sys.stderr)
                 continue
-            result = outbox.resolve_quarantined(
-                webhook_id,
-                outcome.payloads,
-                [e.id for e in outcome.events],
-                [e.name for e in outcome.events],
-            )
             print(
                 f"webhook {webhook_id}: {result.stored} event(s) queued, "
                 f"{result.duplicates} duplicate(s) skipped"

@@ -144,6 +144,12 @@ class Metrics:
         self.dead_letters = Counter(
             f"{PREFIX}_dead_letters", "Events moved to the dead-letter store.", registry=r
         )
+        self.console_auth_failures = Counter(
+            f"{PREFIX}_console_auth_failures",
+            "Console requests refused: missing or wrong credentials, or too little scope.",
+            ["reason"],
+            registry=r,
+        )
         self.degraded = Gauge(
             f"{PREFIX}_event_api_degraded",
             "1 while the Event API refuses the event key.",

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from gateway.config import SourceConfig
 from gateway.logs import get_logger
 from gateway.metrics import UNKNOWN_SOURCE, Metrics
-from gateway.outbox import Outbox, OutboxUnavailable
+from gateway.outbox import Outbox, OutboxUnavailable, Rejection
 from gateway.plugins import TransformError, TransformFunc
 from gateway.providers import Provider, Reply, VerificationError
 from gateway.transform_runner import run_transform_bounded
@@ -94,8 +94,10 @@ class Receiver:
         transform_timeout: float = 5.0,
         on_accept: Callable[[], None] | None = None,
         log_bodies: bool = False,
+        on_reject: Callable[[Rejection], None] | None = None,
     ) -> None:
         self.sources = dict(sources)
+        self.on_reject = on_reject  # the console's recorder: never blocks, never raises
         self.outbox = outbox
         self.metrics = metrics
         self.strict_names = strict_names
@@ -121,6 +123,9 @@ class Receiver:
         source = self.sources.get(name)
         if source is None:
             self.metrics.rejected.labels(UNKNOWN_SOURCE, "", "unknown_source").inc()
+            self._record(
+                request, request_id, name, "", 404, "unknown_source", f"unknown source {name!r}"
+            )
             return self._done(
                 error_response(404, f"unknown source {name!r}", name),
                 request_id,
@@ -150,9 +155,12 @@ class Receiver:
                 source,
                 request_id,
                 started,
+                request=request,
             )
         except PayloadError as exc:
-            return self._reject(400, "bad_request", str(exc), source, request_id, started)
+            return self._reject(
+                400, "bad_request", str(exc), source, request_id, started, request=request
+            )
         headers = normalize_headers(
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]
         )
@@ -168,7 +176,16 @@ class Receiver:
             self.metrics.verification_seconds.labels(provider.name).observe(
                 time.perf_counter() - t0
             )
-            return self._reject(exc.status_code, exc.code, exc.reason, source, request_id, started)
+            return self._reject(
+                exc.status_code,
+                exc.code,
+                exc.reason,
+                source,
+                request_id,
+                started,
+                request=request,
+                body=body,
+            )
         self.metrics.verification_seconds.labels(provider.name).observe(time.perf_counter() - t0)
 
         webhook = Webhook(
@@ -183,7 +200,16 @@ class Receiver:
         try:
             provider.check_payload(webhook)
         except PayloadError as exc:
-            return self._reject(400, "invalid_payload", str(exc), source, request_id, started)
+            return self._reject(
+                400,
+                "invalid_payload",
+                str(exc),
+                source,
+                request_id,
+                started,
+                request=request,
+                body=body,
+            )
         delivery_id = provider.delivery_id(webhook)
         reply = provider.handshake(webhook)
         if reply is not None:
@@ -306,8 +332,22 @@ class Receiver:
         source: Source,
         request_id: str,
         started: float,
+        *,
+        request: Request | None = None,
+        body: bytes | None = None,
     ) -> Response:
         self.metrics.rejected.labels(source.name, source.provider.name, reason).inc()
+        if request is not None:
+            self._record(
+                request,
+                request_id,
+                source.name,
+                source.provider.name,
+                status,
+                reason,
+                message,
+                body,
+            )
         return self._done(
             error_response(status, message, source.name, reason=reason),
             request_id,
@@ -315,6 +355,41 @@ class Receiver:
             reason,
             started,
         )
+
+    def _record(
+        self,
+        request: Request,
+        request_id: str,
+        source: str,
+        provider: str,
+        status: int,
+        reason: str,
+        message: str,
+        body: bytes | None = None,
+    ) -> None:
+        """Hand a refused request to the console's recorder, if there is one."""
+        if self.on_reject is None:
+            return
+        headers = normalize_headers(
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]
+        )
+        try:
+            self.on_reject(
+                Rejection(
+                    source=source,
+                    provider=provider,
+                    received_at=time.time(),
+                    status=status,
+                    reason=reason,
+                    message=message,
+                    headers=headers,
+                    body=body or b"",
+                    body_size=-1 if body is None else len(body),
+                    request_id=request_id,
+                )
+            )
+        except Exception:  # recording is best-effort: never fail the answer to the provider
+            self.log.exception("could not record a refused request")
 
     def _done(
         self,

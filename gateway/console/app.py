@@ -1,0 +1,413 @@
+"""The console's ASGI app: pages under ``/console`` on the admin port, behind :class:`ConsoleAuth`.
+
+It shares the one :class:`gateway.app.Gateway` (outbox, sources, forwarder) with the public
+app but has no lifespan of its own: the public app starts and stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from gateway.console import views
+from gateway.console.auth import WRITE, ConsoleAuth, TokenSet
+from gateway.console.chart import activity_svg
+from gateway.console.masking import scrub, signature_headers
+from gateway.console.responses import SECURITY_HEADERS, problem, wants_json
+from gateway.outbox.crypto import CipherError
+from gateway.plugins import TransformError
+from gateway.receive import json_response
+from gateway.replay import ReplayPlan, replay_async
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+HERE = Path(__file__).parent
+PREFIX = "/console"
+_NOTICES = {
+    "replayed": "Replayed through the transform: {n} event(s) queued for delivery.",
+    "retried": "{n} dead-lettered event(s) queued for delivery again.",
+}
+
+
+def _utc(ts: float | None) -> str:
+    if ts is None:
+        return ""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _iso(ts: float | None) -> str:
+    return "" if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["utc"] = _utc
+    env.filters["iso"] = _iso
+    env.filters["age"] = views.age_text
+    return env
+
+
+def _int_param(request: Request, name: str) -> int:
+    try:
+        return int(request.path_params[name])
+    except (KeyError, ValueError):
+        raise HTTPException(404) from None
+
+
+class Console:
+    """The console's request handlers."""
+
+    def __init__(self, gateway: Gateway, clock: Callable[[], float] = time.time) -> None:
+        self.gateway = gateway
+        self.outbox = gateway.outbox
+        self.clock = clock
+        self.templates = Jinja2Templates(env=_environment())
+        self.signature_headers = {
+            name: signature_headers(s.config.options) for name, s in gateway.sources.items()
+        }
+
+    # -- rendering ---------------------------------------------------------------------
+
+    def page(
+        self, request: Request, name: str, context: dict[str, Any], status: int = 200
+    ) -> Response:
+        done = request.query_params.get("done", "")
+        count = request.query_params.get("n", "0")
+        notice = _NOTICES.get(done, "").format(n=int(count) if count.isdigit() else 0)
+        base = {
+            "scope": request.state.console_scope,
+            "can_write": request.state.console_scope == WRITE,
+            "static": f"{PREFIX}/static",
+            "notice": notice,
+            "failure": "",
+            "now": self.clock(),
+        }
+        return self.templates.TemplateResponse(
+            request, name, {**base, **context}, status_code=status, headers=SECURITY_HEADERS
+        )
+
+    # -- pages -------------------------------------------------------------------------
+
+    def _overview(self) -> dict[str, Any]:
+        now = self.clock()
+        outbox = self.outbox
+        outbox.flush_rejections()
+        counts = outbox.source_counts(now - views.OVERVIEW_WINDOW)
+        stats = outbox.stats(now)
+        bucket = views.CHART_BUCKET
+        # whole minutes, the last one being the current minute
+        since = (now // bucket) * bucket - views.CHART_WINDOW + bucket
+        activity = outbox.activity(since, bucket)
+        names = sorted(set(self.gateway.sources) | set(counts))
+        sources = []
+        for name in names:
+            c = counts.get(name)
+            source = self.gateway.sources.get(name)
+            sources.append(
+                {
+                    "name": name,
+                    "provider": source.provider.name if source else "",
+                    "configured": source is not None,
+                    "accepted": c.accepted if c else 0,
+                    "rejected": c.rejected if c else 0,
+                    "quarantined": c.quarantined if c else 0,
+                    "dead": c.dead if c else 0,
+                }
+            )
+        forwarder = self.gateway.forwarder
+        return {
+            "sources": sources,
+            "outbox": {
+                "depth": stats.pending + stats.retrying + stats.leased,
+                "pending": stats.pending,
+                "retrying": stats.retrying,
+                "leased": stats.leased,
+                "dead": stats.dead,
+                "quarantined": stats.quarantined,
+                "delivered": stats.delivered,
+                "oldest_age_seconds": round(stats.oldest_pending_age, 3),
+            },
+            "event_api": (
+                "disabled"
+                if forwarder is None
+                else (forwarder.degraded or ("paused" if forwarder.paused else "ok"))
+            ),
+            "activity": [
+                {"start": b.start, "accepted": b.accepted, "rejected": b.rejected} for b in activity
+            ],
+            "_buckets": activity,
+        }
+
+    async def overview(self, request: Request) -> Response:
+        data = await asyncio.to_thread(self._overview)
+        chart = activity_svg(data.pop("_buckets"))
+        return self.page(request, "overview.html", {**data, "chart": chart})
+
+    async def api_overview(self, request: Request) -> Response:
+        data = await asyncio.to_thread(self._overview)
+        data.pop("_buckets")
+        return json_response(200, data, SECURITY_HEADERS)
+
+    def _list_params(self, request: Request) -> dict[str, Any]:
+        params = request.query_params
+        status = params.get("status", "")
+        if status not in views.STATUSES:
+            raise HTTPException(400, f"status must be one of {', '.join(views.STATUSES[1:])}")
+        limit_text = params.get("limit", "100")
+        limit = int(limit_text) if limit_text.isdigit() else 100
+        return {
+            "query": params.get("q", "")[:200],
+            "status": status,
+            "source": params.get("source", "")[:64],
+            "limit": max(1, min(limit, views.MAX_LIMIT)),
+        }
+
+    async def webhooks(self, request: Request) -> Response:
+        params = self._list_params(request)
+        rows = await asyncio.to_thread(views.list_rows, self.outbox, **params)
+        return self.page(
+            request,
+            "webhooks.html",
+            {
+                "rows": rows,
+                **params,
+                "statuses": views.STATUSES,
+                "sources": sorted(self.gateway.sources),
+            },
+        )
+
+    async def api_webhooks(self, request: Request) -> Response:
+        params = self._list_params(request)
+        rows = await asyncio.to_thread(views.list_rows, self.outbox, **params)
+        return json_response(200, {"webhooks": [r.as_json() for r in rows]}, SECURITY_HEADERS)
+
+    def _webhook_context(self, webhook_id: int) -> dict[str, Any] | None:
+        record = self.outbox.webhook(webhook_id)
+        if record is None:
+            return None
+        secrets = self.gateway.secrets
+        webhook = record.webhook
+        kind, body = views.pretty_body(
+            webhook.body, secrets, webhook.headers.get("content-type", "")
+        )
+        events = []
+        for event in record.events:
+            _, payload = views.pretty_body(event.payload, secrets)
+            events.append({"record": event, "payload": payload})
+        return {
+            "record": record,
+            "w": record.summary,
+            "headers": views.masked(
+                webhook.headers, secrets, self.signature_headers.get(webhook.source, [])
+            ),
+            "query_params": sorted(webhook.query.items()),
+            "body_kind": kind,
+            "body": body,
+            "body_size": len(webhook.body),
+            "detail": scrub(record.detail or "", secrets),
+            "error": scrub(record.summary.error or "", secrets),
+            "events": events,
+            "dead": [e.seq for e in record.events if e.state == "dead"],
+        }
+
+    async def _webhook_page(
+        self, request: Request, webhook_id: int, failure: str = "", status: int = 200
+    ) -> Response:
+        try:
+            context = await asyncio.to_thread(self._webhook_context, webhook_id)
+        except CipherError as exc:
+            return problem(request.scope, 500, f"webhook {webhook_id} cannot be decrypted: {exc}")
+        if context is None:
+            return problem(request.scope, 404, f"webhook {webhook_id} is not stored (pruned?)")
+        return self.page(request, "webhook.html", {**context, "failure": failure}, status)
+
+    async def webhook(self, request: Request) -> Response:
+        return await self._webhook_page(request, _int_param(request, "webhook_id"))
+
+    async def rejection(self, request: Request) -> Response:
+        rejection_id = _int_param(request, "rejection_id")
+        await asyncio.to_thread(self.outbox.flush_rejections)
+        r = await asyncio.to_thread(self.outbox.rejection, rejection_id)
+        if r is None:
+            return problem(request.scope, 404, f"refused request {rejection_id} is not kept")
+        secrets = self.gateway.secrets
+        kind, body = views.truncated_json(r.body, secrets)
+        if r.body and len(r.body) == r.body_size:
+            kind, body = views.pretty_body(r.body, secrets, r.headers.get("content-type", ""))
+        return self.page(
+            request,
+            "rejection.html",
+            {
+                "r": r,
+                "message": scrub(r.message, secrets),
+                "headers": views.masked(r.headers, secrets, []),
+                "body_kind": kind,
+                "body": body,
+                "truncated": r.body_size > len(r.body),
+            },
+        )
+
+    # -- actions -----------------------------------------------------------------------
+
+    def _refuse_write(self, request: Request) -> Response | None:
+        """403 for a read-only token, or a cross-site form post riding on basic auth."""
+        metrics = self.gateway.metrics
+        if request.state.console_scope != WRITE:
+            metrics.console_auth_failures.labels("read_only").inc()
+            return problem(
+                request.scope,
+                403,
+                "this token has the read scope: replay and retry need a console token with the"
+                " write scope",
+            )
+        if request.state.console_auth == "basic" and not _same_origin(request):
+            metrics.console_auth_failures.labels("cross_site").inc()
+            return problem(
+                request.scope,
+                403,
+                "cross-site request refused: a form post must come from a console page (its"
+                " Origin or Referer must be this console)",
+            )
+        return None
+
+    def _done(self, request: Request, webhook_id: int, done: str, n: int) -> Response:
+        if wants_json(request.scope):
+            return json_response(
+                200, {"status": done, "webhook_id": webhook_id, "events": n}, SECURITY_HEADERS
+            )
+        query = urlencode({"done": done, "n": n})
+        return RedirectResponse(f"{PREFIX}/webhooks/{webhook_id}?{query}", 303, SECURITY_HEADERS)
+
+    def _notify(self) -> None:
+        if self.gateway.forwarder is not None:
+            self.gateway.forwarder.notify()
+
+    async def replay(self, request: Request) -> Response:
+        webhook_id = _int_param(request, "webhook_id")
+        refused = self._refuse_write(request)
+        if refused is not None:
+            return refused
+        record = await asyncio.to_thread(self.outbox.webhook, webhook_id)
+        if record is None:
+            return problem(request.scope, 404, f"webhook {webhook_id} is not stored")
+        if record.summary.status != "quarantined":
+            return problem(
+                request.scope, 409, f"webhook {webhook_id} is not quarantined: nothing to replay"
+            )
+        webhook = record.webhook
+        source = self.gateway.sources.get(webhook.source)
+        try:
+            if source is not None:
+                plan = ReplayPlan(
+                    source.transform, source.config.event_prefix, source.config.options
+                )
+            else:
+                plan = ReplayPlan(
+                    self.gateway.registry.get(webhook.provider), webhook.provider, None
+                )
+            config = self.gateway.config.gateway
+            result = await replay_async(
+                self.outbox,
+                webhook_id,
+                webhook,
+                plan,
+                strict_names=config.strict_names,
+                timeout=config.transform_timeout,
+            )
+        except TransformError as exc:
+            message = f"the transform still fails: {scrub(str(exc), self.gateway.secrets)}"
+            if wants_json(request.scope):
+                return json_response(422, {"error": message, "status": 422}, SECURITY_HEADERS)
+            return await self._webhook_page(request, webhook_id, failure=message, status=422)
+        except KeyError as exc:
+            return problem(request.scope, 409, f"cannot replay webhook {webhook_id}: {exc}")
+        self._notify()
+        return self._done(request, webhook_id, "replayed", result.stored)
+
+    async def retry(self, request: Request) -> Response:
+        webhook_id = _int_param(request, "webhook_id")
+        refused = self._refuse_write(request)
+        if refused is not None:
+            return refused
+        record = await asyncio.to_thread(self.outbox.webhook, webhook_id)
+        if record is None:
+            return problem(request.scope, 404, f"webhook {webhook_id} is not stored")
+        dead = [e.seq for e in record.events if e.state == "dead"]
+        if "seq" in request.path_params:
+            seq = _int_param(request, "seq")
+            if seq not in dead:
+                return problem(
+                    request.scope,
+                    409,
+                    f"event {seq} of webhook {webhook_id} is not dead-lettered: nothing to retry",
+                )
+            dead = [seq]
+        if not dead:
+            return problem(request.scope, 409, f"webhook {webhook_id} has no dead-lettered events")
+        count = await asyncio.to_thread(self.outbox.retry_dead, dead)
+        self._notify()
+        return self._done(request, webhook_id, "retried", count)
+
+    async def root(self, request: Request) -> Response:
+        return RedirectResponse(PREFIX, 307)
+
+
+def _same_origin(request: Request) -> bool:
+    host = request.headers.get("host", "")
+    expected = f"{request.url.scheme}://{host}"
+    origin = request.headers.get("origin")
+    if origin is not None:
+        return origin == expected
+    referer = request.headers.get("referer", "")
+    return referer == expected or referer.startswith(expected + "/")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = {404: "not found", 405: f"method {request.method} not allowed"}.get(
+        exc.status_code, str(exc.detail)
+    )
+    return problem(request.scope, exc.status_code, message)
+
+
+def create_console_app(gateway: Gateway, clock: Callable[[], float] = time.time) -> ConsoleAuth:
+    """The console app for ``gateway``, wrapped in its authentication."""
+    console = Console(gateway, clock)
+    routes = [
+        Route("/", console.root, methods=["GET"]),
+        Route(PREFIX, console.overview, methods=["GET"]),
+        Route(f"{PREFIX}/api/overview", console.api_overview, methods=["GET"]),
+        Route(f"{PREFIX}/api/webhooks", console.api_webhooks, methods=["GET"]),
+        Route(f"{PREFIX}/webhooks", console.webhooks, methods=["GET"]),
+        Route(f"{PREFIX}/webhooks/{{webhook_id:int}}", console.webhook, methods=["GET"]),
+        Route(f"{PREFIX}/webhooks/{{webhook_id:int}}/replay", console.replay, methods=["POST"]),
+        Route(f"{PREFIX}/webhooks/{{webhook_id:int}}/retry", console.retry, methods=["POST"]),
+        Route(
+            f"{PREFIX}/webhooks/{{webhook_id:int}}/events/{{seq:int}}/retry",
+            console.retry,
+            methods=["POST"],
+        ),
+        Route(f"{PREFIX}/rejected/{{rejection_id:int}}", console.rejection, methods=["GET"]),
+        Mount(f"{PREFIX}/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    return ConsoleAuth(app, TokenSet(gateway.console_tokens), gateway.metrics)
