@@ -395,6 +395,7 @@ class SQLiteOutbox:
         self._accepts = 0
         self._busy_timeout = busy_timeout
         self._rejected: collections.deque[Rejection] = collections.deque(maxlen=_REJECTION_BUFFER)
+        self._recorded = self._flushed = 0  # rejections recorded / known to be committed
         write, self._read = self._open_connections(max_pages)
         self._read_lock = threading.Lock()
         self._writer = _GroupCommitWriter(write, before_commit=self._write_rejections)
@@ -648,11 +649,18 @@ class SQLiteOutbox:
     def record_rejection(self, rejection: Rejection) -> None:
         """Buffer a refused request; it rides along with the next transaction's commit."""
         self._rejected.append(rejection)
+        self._recorded += 1
 
     def flush_rejections(self) -> None:
-        """Commit buffered rejections now (a no-op when none are waiting)."""
-        if self._rejected:
+        """Commit buffered rejections now (a no-op when nothing was recorded since the last).
+
+        The writer runs one group at a time, so once this no-op job's group has committed, so
+        has any group that took rejections from the buffer before it.
+        """
+        target = self._recorded
+        if target > self._flushed:
             self._call(lambda conn: None)
+            self._flushed = max(self._flushed, target)
 
     def _write_rejections(self, conn: sqlite3.Connection) -> None:
         """The writer's pre-commit hook: insert every buffered rejection."""
@@ -965,7 +973,7 @@ class SQLiteOutbox:
 
     def close(self) -> None:
         """Finish every queued write (and buffered rejection), then close. Idempotent."""
-        if self._rejected:
+        if self._recorded > self._flushed:
             with contextlib.suppress(OutboxUnavailable):
                 self._submit(lambda conn: None)
         self._writer.close()
