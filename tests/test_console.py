@@ -253,6 +253,9 @@ def test_overview_counts_per_source(running: Running) -> None:
     assert by_name["flaky"]["quarantined"] == 1
     assert by_name["slack"] == {**by_name["slack"], "accepted": 0, "rejected": 0}
     assert data["outbox"]["quarantined"] == 1
+    [refusal] = data["recent_refusals"]
+    assert refusal["summary"].startswith("401 signature_mismatch")
+    assert f'href="{refusal["url"]}"' in page.text
     assert page.status_code == 200 and "<svg" in page.text and 'data-rejected="1"' in page.text
 
 

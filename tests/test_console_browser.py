@@ -144,7 +144,9 @@ def test_serve_refuses_to_start_an_open_console(tmp_path: Path, api: EventApiSta
     assert "console.enabled is true but no token is configured" in proc.log_path.read_text()
 
 
-def _browser_or_skip() -> None:
+@pytest.fixture
+def chromium() -> None:
+    """Skip (with the reason) unless Playwright and the system Chromium are installed."""
     if importlib.util.find_spec("playwright") is None:
         pytest.skip(
             "browser test: the playwright package is not installed (pip install playwright)"
@@ -156,9 +158,8 @@ def _browser_or_skip() -> None:
 
 
 def test_an_operator_finds_a_dead_letter_and_replays_it_in_the_browser(
-    served: Served, api: EventApiStandIn
+    chromium: None, served: Served, api: EventApiStandIn
 ) -> None:
-    _browser_or_skip()
     from playwright.sync_api import sync_playwright
 
     assert served.send(1) == 200  # delivered
@@ -185,6 +186,8 @@ def test_an_operator_finds_a_dead_letter_and_replays_it_in_the_browser(
             assert row.locator("td.dead").inner_text() == "1"
             assert page.locator("svg.chart").count() == 1
             assert page.locator("#scope").inner_text() == "write access"
+            refusals = page.locator("#recent-refusals").inner_text()
+            assert "signature_mismatch" in refusals  # the wrong secret, at a glance
 
             # why was a webhook refused? the list, filtered by status (submits on change)
             page.click("text=Webhooks")

@@ -134,8 +134,10 @@ class Console:
                 }
             )
         forwarder = self.gateway.forwarder
+        recent = [views.rejection_row(r) for r in outbox.rejections(limit=views.RECENT_REFUSALS)]
         return {
             "sources": sources,
+            "recent_refusals": [r.as_json() for r in recent],
             "outbox": {
                 "depth": stats.pending + stats.retrying + stats.leased,
                 "pending": stats.pending,

@@ -18,6 +18,7 @@ OVERVIEW_WINDOW = 86400.0  # per-source counts cover the last 24 hours
 CHART_WINDOW = 3600.0
 CHART_BUCKET = 60.0
 MAX_LIMIT = 500
+RECENT_REFUSALS = 8  # the overview's "why were requests refused" list
 
 
 @dataclass(frozen=True)
