@@ -315,14 +315,16 @@ def test_basic_auth_posts_need_a_same_origin_header(running: Running, api: Event
     with running.client(token=None) as client:
         missing = client.post(url, headers=basic(WRITE_TOKEN))
         foreign = client.post(url, headers={**basic(WRITE_TOKEN), "origin": "https://evil.test"})
-        assert missing.status_code == foreign.status_code == 403
+        referer = client.post(url, headers={**basic(WRITE_TOKEN), "referer": "http://evil.test/"})
+        assert missing.status_code == foreign.status_code == referer.status_code == 403
         assert "cross-site request refused" in foreign.text
         assert running.gateway.outbox.stats().dead == 1
-        same = client.post(url, headers={**basic(WRITE_TOKEN), "origin": running.console})
+        page = f"{running.console}/console/webhooks/{webhook_id}"
+        same = client.post(url, headers={**basic(WRITE_TOKEN), "referer": page})
         assert same.status_code == 303
     assert running.gateway.outbox.stats().dead == 0
     metrics = running.gateway.metrics.render().decode()
-    assert 'webhook_gateway_console_auth_failures_total{reason="cross_site"} 2.0' in metrics
+    assert 'webhook_gateway_console_auth_failures_total{reason="cross_site"} 3.0' in metrics
 
 
 def test_replay_a_quarantined_webhook(running: Running, api: EventApiStandIn) -> None:

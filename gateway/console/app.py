@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jinja2
 from starlette.applications import Starlette
@@ -374,13 +374,14 @@ class Console:
 
 
 def _same_origin(request: Request) -> bool:
+    """The post's ``Origin`` (or ``Referer``) names this console's host and port.
+
+    Only the host is compared, not the scheme: behind a TLS-terminating proxy the browser says
+    ``https`` while the console sees ``http``.
+    """
     host = request.headers.get("host", "")
-    expected = f"{request.url.scheme}://{host}"
-    origin = request.headers.get("origin")
-    if origin is not None:
-        return origin == expected
-    referer = request.headers.get("referer", "")
-    return referer == expected or referer.startswith(expected + "/")
+    source = request.headers.get("origin") or request.headers.get("referer") or ""
+    return bool(host) and urlsplit(source).netloc == host
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
