@@ -16,8 +16,8 @@ header) with a shared secret and put the digest in one header. Verification opti
 Options the ``hmac`` transform uses, validated here so that a typo stops the gateway at
 start-up::
 
-    name_template     event name, default "{source}/{type}"; {dotted.json.path},
-                      {dotted.json.path:lower}, {header:Name}, {source}
+    name_template     event name, default "{prefix}/{type}"; {dotted.json.path},
+                      {dotted.json.path:lower}, {header:Name}, {source}, {prefix}
     id_header         a header whose value is the dedup id, or
     id_path           a dotted JSON path to it
     ts_path           a dotted JSON path to the event time (ISO-8601 or Unix s/ms)
@@ -60,7 +60,7 @@ ALGORITHMS: dict[str, Callable[[], Any]] = {
 }
 ENCODINGS = ("hex", "base64")
 FORMATS = ("json", "form")
-DEFAULT_NAME_TEMPLATE = "{source}/{type}"
+DEFAULT_NAME_TEMPLATE = "{prefix}/{type}"
 OPTIONS = (
     "header",
     "algorithm",
@@ -83,7 +83,7 @@ MAX_TIMESTAMP_DIGITS = 12
 class Part:
     """One piece of a compiled template: literal ``text``, or a placeholder of some ``kind``."""
 
-    kind: str  # text | body | timestamp | header | source | path
+    kind: str  # text | body | timestamp | header | source | prefix | path
     value: str = ""  # the literal text, header name or dotted path
     lower: bool = False  # {path:lower}
 
@@ -117,7 +117,7 @@ def _placeholder(field: str, spec: str, option: str, kinds: frozenset[str]) -> P
         if not _TOKEN.fullmatch(spec):
             raise ValueError(f"hmac option {option}: write a header as {{header:X-Name}}")
         return Part("header", spec.lower())
-    if field in kinds and field in ("body", "timestamp", "source") and not spec:
+    if field in kinds and field in ("body", "timestamp", "source", "prefix") and not spec:
         return Part(field)
     if "path" in kinds and spec in ("", "lower"):
         if not field or not all(field.split(".")):
@@ -195,7 +195,7 @@ class HmacScheme:
         compile_template(
             options.get("name_template", DEFAULT_NAME_TEMPLATE),
             "name_template",
-            frozenset({"text", "header", "source", "path"}),
+            frozenset({"text", "header", "source", "prefix", "path"}),
         )
         id_header = _header_option(options, "id_header")
         id_path = _path_option(options, "id_path")
