@@ -67,13 +67,24 @@ _LISTENING = re.compile(r"Uvicorn running on http://[\d.]+:(\d+)")
 class GatewayProcess:
     """``webhook-gateway serve`` as a subprocess on port 0; the port is read from its log."""
 
-    def __init__(self, args: list[str], env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        *,
+        command: list[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        """``command`` defaults to ``python -m gateway``; ``["webhook-gateway"]`` is the script."""
         self.log_path = log_path
         self._log: IO[bytes] = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         full_env = {**os.environ, **env}
+        program = command or [sys.executable, "-m", "gateway"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", "0", *args],
+            [*program, "serve", "--host", "127.0.0.1", "--port", "0", *args],
             env=full_env,
+            cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
