@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -107,6 +108,9 @@ def test_a_refused_key_degrades_readyz_and_alarms_then_delivers_once_fixed(
                 wait_for(lambda: client.get("/readyz").json()["status"] == "ready")
         finally:
             server.stop()
+            for name in ("webhook_gateway", "uvicorn", "uvicorn.error"):
+                logging.getLogger(name).handlers.clear()
+                logging.getLogger(name).propagate = True
     assert api.event_ids() == ["stripe-evt_held_1"]
 
 
