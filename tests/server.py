@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
 import uvicorn
 
 from gateway.app import build_gateway, create_app
@@ -59,6 +61,15 @@ def run_gateway(
         yield server
     finally:
         server.stop()
+
+
+def console_script() -> list[str]:
+    """The installed ``webhook-gateway`` script next to this interpreter (or on PATH)."""
+    beside = Path(sys.executable).with_name("webhook-gateway")
+    found = str(beside) if beside.exists() else shutil.which("webhook-gateway")
+    if found is None:
+        pytest.skip("the webhook-gateway console script is not installed")
+    return [found]
 
 
 _LISTENING = re.compile(r"Uvicorn running on http://[\d.]+:(\d+)")

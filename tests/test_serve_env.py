@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 
 from tests.eventapi_standin import EventApiStandIn, event_api
 from tests.helpers import fixture
-from tests.server import GatewayProcess
+from tests.server import GatewayProcess, console_script
 from tests.signing import (
     intercom_headers,
     sign_github,
@@ -37,15 +35,6 @@ SECRETS = {  # variable -> (old secret, new secret): both configured, comma-sepa
     "SHOPIFY_WEBHOOK_SECRET": ("old_shopify", "new_shopify"),
     "STANDARD_WEBHOOKS_SECRET": (SW_OLD, SW_NEW),
 }
-
-
-def console_script() -> list[str]:
-    """The installed ``webhook-gateway`` script next to this interpreter (or on PATH)."""
-    beside = Path(sys.executable).with_name("webhook-gateway")
-    found = str(beside) if beside.exists() else shutil.which("webhook-gateway")
-    if found is None:
-        pytest.skip("the webhook-gateway console script is not installed")
-    return [found]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
