@@ -181,3 +181,50 @@ def test_the_dedup_window_comes_from_the_config_file(tmp_path: Path) -> None:
                 "/webhooks/stripe", content=body, headers=stripe_headers(body, STRIPE_SECRET)
             )
             assert response.json()["duplicates"] == 0
+
+
+def test_sigterm_during_an_outage_exits_and_the_next_start_delivers_the_rest(
+    tmp_path: Path,
+) -> None:
+    import signal
+
+    with event_api() as api:
+        env = {
+            "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
+            "GATEWAY_DATA_DIR": str(tmp_path / "data"),
+            "INNGEST_EVENT_API_BASE_URL": api.url,
+            "INNGEST_EVENT_KEY": "term-key",
+            "GATEWAY_CONFIG": "",
+        }
+        api.down = True
+        first = GatewayProcess([], env, tmp_path / "first.log")
+        first.wait_ready()
+        for i in range(20):
+            body = stripe_body(f"evt_left_{i}")
+            response = httpx.post(
+                f"{first.url}/webhooks/stripe",
+                content=body,
+                headers=stripe_headers(body, STRIPE_SECRET),
+                timeout=30,
+            )
+            assert response.status_code == 200
+        assert api.wait_for(lambda a: len(a.requests) >= 1)
+        # a clean exit (not the test's SIGKILL after its timeout), leaving the events queued
+        assert first.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        stopped = [
+            json.loads(line)
+            for line in (tmp_path / "first.log").read_text().splitlines()
+            if '"gateway stopped"' in line
+        ]
+        assert stopped and stopped[-1]["left_pending"] == 20
+        assert api.events == []
+
+        api.down = False
+        second = GatewayProcess([], env, tmp_path / "second.log")
+        try:
+            second.wait_ready()
+            wanted = {f"stripe-evt_left_{i}" for i in range(20)}
+            assert api.wait_for(lambda a: wanted <= set(a.event_ids()))
+        finally:
+            second.stop()
+    assert sorted(api.event_ids()) == sorted(wanted)
