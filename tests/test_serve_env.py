@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -189,6 +190,12 @@ secrets = ["env:STANDARD_WEBHOOKS_SECRET"]
                     f"/webhooks/{source}", content=body, headers=stripe_headers(body, secret)
                 )
                 assert response.status_code == 200, response.text
+            stale = stripe_headers(body, "whsec_billing_from_file", t=int(time.time()) - 120)
+            response = client.post("/webhooks/billing", content=body, headers=stale)
+            assert response.json()["reason"] == "timestamp_out_of_tolerance"  # tolerance = 60
+            stale = stripe_headers(body, "whsec_market", t=int(time.time()) - 120)
+            response = client.post("/webhooks/marketplace", content=body, headers=stale)
+            assert response.status_code == 200  # the default 300 s window (a duplicate here)
             wrong = stripe_headers(body, "whsec_billing_from_file")
             assert (
                 client.post("/webhooks/marketplace", content=body, headers=wrong).status_code == 401
