@@ -756,14 +756,16 @@ def test_documented_configurations_are_valid() -> None:
     """Every TOML example in docs/providers-more.md validates and builds its provider."""
     doc = (FIXTURES.parent.parent / "docs" / "providers-more.md").read_text()
     blocks = re.findall(r"```toml\n(.*?)```", doc, re.DOTALL)
-    names = []
+    prefixes = {}
     for block in blocks:
         config = Config.model_validate(tomllib.loads(block))
         for source in config.sources:
             secret = SW_SECRET if source.provider == "standard" else "k"
             get_provider(source.provider)([secret], source.tolerance, source.options)
-            names.append(source.name)
-    assert {"clerk", "linear", "typeform", "pagerduty", "lemonsqueezy", "pyannote"} <= set(names)
+            prefixes[source.name] = source.event_prefix
+    names = {"standard", "billing", "linear", "typeform", "pagerduty", "lemonsqueezy", "pyannote"}
+    assert names <= set(prefixes)
+    assert (prefixes["standard"], prefixes["billing"]) == ("clerk", "billing")
     for name, options, _ in EXAMPLES:  # the tests' options are the documented ones
         documented = next(s for b in blocks for s in Config.model_validate(tomllib.loads(b)).sources
                           if s.name == name.split(".")[0])  # fmt: skip
