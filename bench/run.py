@@ -589,7 +589,10 @@ class Bench:
             self.sink_call("POST", "/_control/reset")
             warm = self.saturate(server, template, self.args.warmup, self.args.expect_rate)
             self.wait_delivered(warm["accepted"], timeout=120)
+            RESULTS.mkdir(exist_ok=True)
             out = RESULTS / f"profile-{template.label.replace(' ', '')}.folded"
+            out.unlink(missing_ok=True)
+            spy_log = open(self.workdir / "logs" / "py-spy.log", "wb")  # noqa: SIM115
             spy = subprocess.Popen(
                 procs.pinned(
                     [
@@ -611,7 +614,7 @@ class Bench:
                     self.cpu(LOADGEN_CPU),
                 ),
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
+                stderr=spy_log,
             )
             try:
                 time.sleep(0.5)
@@ -621,6 +624,10 @@ class Bench:
                 if spy.poll() is None:
                     spy.kill()
                     spy.wait()
+                spy_log.close()
+            if not out.exists():
+                problem = (self.workdir / "logs" / "py-spy.log").read_text(errors="replace")
+                raise BenchError(f"py-spy wrote no profile (exit {spy.returncode}): {problem}")
             summary = profile_summary.summarize(out)
             summary["saturation_rate"] = sat["accepted_rate"]
             summary["folded_file"] = str(out.relative_to(REPO))

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from gateway.config import Config, ConfigError, config_from_env, load_config
+from gateway.outbox import ENTRY_STATES, UNDELIVERED_STATES
 
 DEFAULT_HOST = "0.0.0.0"
 DEFAULT_PORT = 8080
@@ -179,6 +180,7 @@ def cmd_preview(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         headers=_parse_headers(args.header),
         received_at=time.time(),
         options=source.options if source is not None else {},
+        prefix=prefix,
     )
     outcome = run_transform(registry.get(transform_name), webhook, prefix=prefix)
     for warning in outcome.convention_warnings:
@@ -192,6 +194,38 @@ def _open_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
 
     config = _load(args, environ)
     return config, SQLiteOutbox.open(config.gateway.data_dir, config.outbox, environ)
+
+
+LIST_STATES = ENTRY_STATES
+LIST_GROUPS = {"undelivered": UNDELIVERED_STATES, "all": ENTRY_STATES}
+
+
+def _list_states(values: Sequence[str]) -> list[str] | None:
+    """``--state`` values (repeatable, comma-separated) as outbox states; None: the default."""
+    states: list[str] = []
+    for value in values:
+        for part in filter(None, (p.strip().lower() for p in value.split(","))):
+            if part in LIST_GROUPS:
+                states += LIST_GROUPS[part]
+            elif part in LIST_STATES:
+                states.append(part)
+            else:
+                choices = ", ".join((*LIST_STATES, *LIST_GROUPS))
+                raise ConfigError(f"outbox list: unknown --state {part!r} (one of {choices})")
+    return list(dict.fromkeys(states)) or None
+
+
+def _confirm(prompt: str) -> str | None:
+    """Ask on the terminal, or read one line from piped stdin; None when stdin has nothing."""
+    try:
+        if sys.stdin.isatty():
+            return input(prompt)
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+    except (EOFError, OSError, ValueError):
+        return None
+    return line or None
 
 
 def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -216,20 +250,27 @@ def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             _print_json(
                 [
                     {
-                        "id": d.id,
-                        "kind": d.kind,
-                        "source": d.source,
-                        "name": d.name,
-                        "error": d.error,
-                        "attempts": d.attempts,
-                        "created_at": d.created_at,
+                        "id": e.id,
+                        "kind": e.kind,
+                        "state": e.state,
+                        "source": e.source,
+                        "name": e.name,
+                        "event_id": e.event_id,
+                        "webhook_id": e.webhook_id,
+                        "attempts": e.attempts,
+                        "next_attempt_at": e.next_attempt_at,
+                        "error": e.error,
+                        "created_at": e.created_at,
                     }
-                    for d in outbox.dead_letters(limit=args.limit)
+                    for e in outbox.entries(_list_states(args.state), limit=args.limit)
                 ]
             )
         elif args.outbox_cmd == "retry":
             if not args.all and not args.ids:
                 raise ConfigError("outbox retry: give dead-letter IDs or --all")
+            bad = [i for i in args.ids if not i.isdigit()]
+            if bad:
+                raise ConfigError(f"outbox retry: IDs are numbers from 'outbox list', not {bad}")
             seqs = None if args.all else [int(i) for i in args.ids]
             if seqs is not None:
                 dead = {d.id for d in outbox.dead_letters(limit=1_000_000) if d.kind == "event"}
@@ -243,12 +284,12 @@ def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             print(f"{count} dead-lettered event(s) queued for delivery again")
         elif args.outbox_cmd == "purge":
             if not args.yes:
-                if not sys.stdin.isatty():
-                    raise ConfigError("outbox purge: confirm with --yes (no terminal to ask on)")
-                answer = input(
+                answer = _confirm(
                     "Delete delivered events, dead letters and quarantined webhooks? Type 'yes': "
                 )
-                if answer.strip() != "yes":
+                if answer is None:
+                    raise ConfigError("outbox purge: confirm with --yes (nothing to ask on)")
+                if answer.strip().lower() not in ("yes", "y"):
                     print("nothing purged")
                     return 1
             print(f"{outbox.purge()} row(s) purged")
@@ -344,13 +385,26 @@ def build_parser() -> argparse.ArgumentParser:
     outbox = add("outbox", "inspect and repair the outbox of a data directory")
     osub = outbox.add_subparsers(dest="outbox_cmd", required=True)
     osub.add_parser("status", help="pending, retrying, dead-lettered, oldest age")
-    olist = osub.add_parser("list", help="dead letters and quarantined webhooks, newest first")
+    olist = osub.add_parser(
+        "list",
+        help="events waiting, in retry, in flight or dead-lettered, and quarantined webhooks",
+        description="List the outbox's rows as JSON, oldest first. Without --state: everything "
+        "not delivered (pending, retrying, leased, dead, quarantined).",
+    )
+    olist.add_argument(
+        "--state",
+        action="append",
+        default=[],
+        metavar="STATE",
+        help="pending|retrying|leased|dead|quarantined|delivered, or undelivered|all "
+        "(repeatable or comma-separated)",
+    )
     olist.add_argument("--limit", type=int, default=100)
     oretry = osub.add_parser("retry", help="send dead-lettered events again")
     oretry.add_argument("ids", nargs="*")
     oretry.add_argument("--all", action="store_true")
     opurge = osub.add_parser("purge", help="delete delivered rows, dead letters, quarantine")
-    opurge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    opurge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
 
     quarantine = add("quarantine", "webhooks whose transform failed")
     qsub = quarantine.add_subparsers(dest="quarantine_cmd", required=True)

@@ -31,6 +31,10 @@ ENV_SOURCES: dict[str, tuple[str, str]] = {
 }
 
 
+#: providers that serve many senders: a source's event prefix defaults to its name, not theirs
+SOURCE_NAMED_PROVIDERS = frozenset({"standard", "hmac"})
+
+
 class ConfigError(Exception):
     """The configuration is invalid; the message names the bad key."""
 
@@ -73,12 +77,15 @@ class SourceConfig(_Model):
     tolerance: int | None = Field(default=300, ge=0)
     body_limit: int = Field(default=DEFAULT_BODY_LIMIT, gt=0)
     transform: str | None = None  # registered name or module:function; default: provider's
-    prefix: str | None = None  # event-name prefix; default: the provider name
+    prefix: str | None = None  # event-name prefix; default: see event_prefix
     options: dict[str, Any] = Field(default_factory=dict)  # provider-specific settings
 
     @property
     def event_prefix(self) -> str:
-        return self.prefix or self.provider
+        """``prefix``; else the source's name for a many-sender provider, else the provider."""
+        if self.prefix:
+            return self.prefix
+        return self.name if self.provider in SOURCE_NAMED_PROVIDERS else self.provider
 
     def resolved_secrets(self, environ: Mapping[str, str] | None = None) -> list[str]:
         out: list[str] = []

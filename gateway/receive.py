@@ -196,6 +196,7 @@ class Receiver:
             query=dict(request.query_params),
             received_at=received_at,
             options=source.config.options,
+            prefix=source.config.event_prefix,
         )
         try:
             provider.check_payload(webhook)

@@ -33,8 +33,8 @@ def store(outbox: Outbox, webhook_id: int, outcome: TransformOutcome) -> AcceptR
 
 def _prepared(webhook: Webhook, plan: ReplayPlan) -> Webhook:
     if plan.options is None:
-        return webhook
-    return dataclasses.replace(webhook, options=plan.options)
+        return dataclasses.replace(webhook, prefix=plan.prefix)
+    return dataclasses.replace(webhook, options=plan.options, prefix=plan.prefix)
 
 
 def replay(

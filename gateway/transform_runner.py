@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import threading
 import traceback
 from collections import deque
@@ -27,6 +28,7 @@ from gateway.plugins import TransformError, TransformFunc
 from gateway.webhook import Webhook
 
 T = TypeVar("T")
+_Call = tuple[Callable[[], T], asyncio.AbstractEventLoop, asyncio.Future[T]]
 DEFAULT_POOL_SIZE = 8
 
 
@@ -128,10 +130,13 @@ def run_transform(
 
 
 class TransformPool:
-    """At most ``size`` calls run at once, each in its own daemon thread.
+    """At most ``size`` calls run at once, each in one of at most ``size`` daemon threads.
 
     Usable from any event loop. A call waits for a free slot; a slot is freed when its call
-    returns, even after the caller stopped waiting for it.
+    returns, even after the caller stopped waiting for it. Threads are started on demand and
+    then kept: a thread whose call returned waits for the next one, so a webhook costs a
+    hand-over to a waiting thread, not a thread start. A hung call keeps its thread (and its
+    slot) until it returns.
     """
 
     def __init__(self, size: int = DEFAULT_POOL_SIZE, *, name: str = "transform") -> None:
@@ -143,6 +148,8 @@ class TransformPool:
         self._free = size
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
         self._started = 0
+        self._idle = 0  # threads waiting on ``_calls``
+        self._calls: queue.SimpleQueue[_Call[Any]] = queue.SimpleQueue()
 
     @property
     def busy(self) -> int:
@@ -150,24 +157,49 @@ class TransformPool:
         with self._lock:
             return self.size - self._free
 
+    @property
+    def threads(self) -> int:
+        """Threads started so far (never more than ``size``)."""
+        with self._lock:
+            return self._started
+
     async def run(self, call: Callable[[], T], timeout: float) -> T:
         """``call()`` in a pool thread; ``TimeoutError`` after ``timeout`` s (waiting included)."""
         loop = asyncio.get_running_loop()
         async with asyncio.timeout(timeout):
             await self._acquire(loop)
             result: asyncio.Future[T] = loop.create_future()
-            with self._lock:
-                self._started += 1
-                thread_name = f"{self.name}-{self._started}"
-            thread = threading.Thread(
-                target=self._work, args=(call, loop, result), name=thread_name, daemon=True
-            )
             try:
-                thread.start()
+                self._dispatch((call, loop, result))
             except BaseException:
                 self._release()
                 raise
             return await result
+
+    def _dispatch(self, item: _Call[Any]) -> None:
+        """Give a call (its slot already held) to a waiting thread, or to a new one."""
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+                self._calls.put(item)
+                return
+            # Every started thread is running a call, and each holds a slot: fewer than
+            # ``size`` threads exist, so this one stays within the bound.
+            self._started += 1
+            thread_name = f"{self.name}-{self._started}"
+        thread = threading.Thread(target=self._serve, args=(item,), name=thread_name, daemon=True)
+        try:
+            thread.start()
+        except BaseException:
+            with self._lock:
+                self._started -= 1
+            raise
+
+    def _serve(self, item: _Call[Any]) -> None:
+        while True:
+            self._work(*item)
+            del item  # keep no finished webhook alive while waiting
+            item = self._calls.get()
 
     def _work(
         self, call: Callable[[], T], loop: asyncio.AbstractEventLoop, result: asyncio.Future[T]
@@ -178,8 +210,10 @@ class TransformPool:
             outcome: tuple[bool, Any] = (False, exc)
         else:
             outcome = (True, value)
-        finally:
-            self._release()
+        # Counted idle before the slot is freed: the call that takes the slot finds this thread.
+        with self._lock:
+            self._idle += 1
+        self._release()
         with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
             loop.call_soon_threadsafe(_settle, result, outcome)
 

@@ -43,6 +43,8 @@ class Webhook:
     ``headers`` has lower-cased names. ``json`` and ``form`` parse the raw ``body`` on first use
     and raise :class:`PayloadError` when it is not of that kind. ``received_at`` is Unix seconds.
     ``options`` are the source's provider options from the config file (for generic transforms).
+    ``prefix`` is the source's event-name prefix (``SourceConfig.event_prefix``); empty when the
+    webhook was built outside a configured source.
     """
 
     source: str
@@ -52,6 +54,7 @@ class Webhook:
     query: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     received_at: float = 0.0
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    prefix: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.headers, MappingProxyType):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
 import uvicorn
 
 from gateway.app import build_gateway, create_app
@@ -61,19 +63,39 @@ def run_gateway(
         server.stop()
 
 
+def console_script() -> list[str]:
+    """The installed ``webhook-gateway`` script next to this interpreter (or on PATH)."""
+    beside = Path(sys.executable).with_name("webhook-gateway")
+    found = str(beside) if beside.exists() else shutil.which("webhook-gateway")
+    if found is None:
+        pytest.skip("the webhook-gateway console script is not installed")
+    return [found]
+
+
 _LISTENING = re.compile(r"Uvicorn running on http://[\d.]+:(\d+)")
 
 
 class GatewayProcess:
     """``webhook-gateway serve`` as a subprocess on port 0; the port is read from its log."""
 
-    def __init__(self, args: list[str], env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: Mapping[str, str],
+        log_path: Path,
+        *,
+        command: list[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        """``command`` defaults to ``python -m gateway``; ``["webhook-gateway"]`` is the script."""
         self.log_path = log_path
         self._log: IO[bytes] = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         full_env = {**os.environ, **env}
+        program = command or [sys.executable, "-m", "gateway"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", "0", *args],
+            [*program, "serve", "--host", "127.0.0.1", "--port", "0", *args],
             env=full_env,
+            cwd=cwd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )

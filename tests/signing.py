@@ -13,7 +13,9 @@ import hashlib
 import hmac
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
+import standardwebhooks
 import stripe
 from slack_sdk.signature import SignatureVerifier
 
@@ -76,3 +78,38 @@ def intercom_headers(body: bytes, secret: str) -> dict[str, str]:
 def b64(data: bytes) -> str:
     """Standard base64 text of ``data``."""
     return base64.b64encode(data).decode()
+
+
+def sign_github(body: bytes, secret: str, event: str, delivery: str) -> dict[str, str]:
+    """GitHub's documented headers: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of body>``."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "X-Hub-Signature-256": f"sha256={digest}",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+        "Content-Type": "application/json",
+    }
+
+
+def sign_shopify(body: bytes, secret: str, topic: str, webhook_id: str) -> dict[str, str]:
+    """Shopify's documented headers: ``X-Shopify-Hmac-Sha256: <base64 HMAC-SHA256 of body>``."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return {
+        "X-Shopify-Hmac-Sha256": b64(digest),
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Webhook-Id": webhook_id,
+        "Content-Type": "application/json",
+    }
+
+
+def sign_standard(body: bytes, secret: str, msg_id: str, ts: int | None = None) -> dict[str, str]:
+    """``webhook-id/-timestamp/-signature``, signed by the ``standardwebhooks`` package."""
+    timestamp = int(time.time()) if ts is None else ts
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
+    signature = standardwebhooks.Webhook(secret).sign(msg_id, moment, body.decode())
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": str(signature),
+        "content-type": "application/json",
+    }

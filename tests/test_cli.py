@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,147 @@ def test_version_and_help() -> None:
     assert result.returncode == 0 and "webhook-gateway 0.1.0" in result.stdout
     result = cli("serve", "--help")
     assert "--port" in result.stdout and "--dev" in result.stdout
+
+
+def test_outbox_list_shows_the_backlog_with_states_and_filters(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env, box = seeded(tmp_path)
+    first, second = (e.seq for e in box.claim(max_events=5, max_bytes=10**6, lease_seconds=5))
+    box.release([first], retry_at=2e9, error="event API answered 503: unavailable")
+    box.dead_letter(second, "event API: bad data")
+    later = box.accept(
+        Webhook(source="stripe", provider="stripe", body=b"{}"), [b"{}"], ["z"], ["stripe/e.f"]
+    )
+    late = Webhook(source="stripe", provider="stripe", body=b"x", received_at=time.time() + 60)
+    held = box.quarantine(late, "boom", "tb")
+    assert main(["outbox", "list"], env) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["kind"], r["state"]) for r in rows] == [
+        (first, "event", "retrying"),
+        (second, "event", "dead"),
+        (first + 2, "event", "pending"),
+        (held, "webhook", "quarantined"),
+    ]
+    retrying = rows[0]
+    assert {
+        k: retrying[k] for k in ("source", "name", "event_id", "attempts", "next_attempt_at")
+    } == {
+        "source": "stripe",
+        "name": "stripe/a.b",
+        "event_id": "x",
+        "attempts": 1,
+        "next_attempt_at": 2e9,
+    }
+    assert retrying["error"] == "event API answered 503: unavailable"
+    assert {"id", "kind", "source", "name", "error", "attempts", "created_at"} <= set(rows[1])
+    assert rows[2]["webhook_id"] == later.webhook_id
+    assert main(["outbox", "list", "--state", "dead"], env) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [second]
+    assert main(["outbox", "list", "--state", "pending,retrying", "--limit", "1"], env) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [first]
+    assert main(["outbox", "list", "--state", "undelivered"], env) == 0
+    assert [r["state"] for r in json.loads(capsys.readouterr().out)] == ["retrying", "pending"]
+    assert main(["outbox", "list", "--state", "quarantined"], env) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [held]
+    assert main(["outbox", "list", "--state", "stuck"], env) == 2
+    assert "unknown --state 'stuck'" in capsys.readouterr().err
+    assert main(["outbox", "retry", "abc"], env) == 2
+    assert "IDs are numbers" in capsys.readouterr().err
+    assert main(["outbox", "retry", str(second)], env) == 0  # the id `outbox list` showed
+    capsys.readouterr()
+    assert main(["outbox", "list", "--state", "all"], env) == 0
+    states = [r["state"] for r in json.loads(capsys.readouterr().out)]
+    assert states == ["retrying", "retrying", "pending", "quarantined"]  # the dead one is due
+    box.close()
+
+
+def test_outbox_commands_against_a_running_gateway(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.eventapi_standin import event_api
+    from tests.helpers import STRIPE_SECRET
+    from tests.server import GatewayProcess
+    from tests.signing import stripe_headers
+
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        '[[sources]]\nname = "stripe"\nprovider = "stripe"\n'
+        'secrets = ["env:STRIPE_WEBHOOK_SECRET"]\n'
+        "[forwarder]\nbackoff_base = 0.05\nbackoff_max = 0.2\nidle_poll = 0.05\n"
+    )
+    data = tmp_path / "data"
+    with event_api() as api:
+        env = {
+            "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
+            "GATEWAY_DATA_DIR": str(data),
+            "GATEWAY_CONFIG": str(config),
+            "INNGEST_EVENT_API_BASE_URL": api.url,
+            "INNGEST_EVENT_KEY": "cli-test-key",
+        }
+        api.down = True
+        gateway = GatewayProcess([], env, tmp_path / "gw.log")
+        try:
+            gateway.wait_ready()
+            template = json.loads(fixture("stripe/customer.created.json"))
+            with httpx.Client(base_url=gateway.url, timeout=30) as client:
+                for i in range(5):
+                    template["id"] = f"evt_cli_{i}"
+                    body = json.dumps(template).encode()
+                    response = client.post(
+                        "/webhooks/stripe",
+                        content=body,
+                        headers=stripe_headers(body, STRIPE_SECRET),
+                    )
+                    assert response.status_code == 200
+            status = json.loads(cli("outbox", "status", env=env).stdout)
+            assert status["undelivered"] == 5 and status["oldest_pending_age_seconds"] > 0
+            api.wait_for(lambda a: len(a.requests) >= 2)  # the forwarder has tried and failed
+            listed = cli("outbox", "list", env=env)
+            assert listed.returncode == 0, listed.stderr
+            rows = json.loads(listed.stdout)
+            assert [r["event_id"] for r in rows] == [f"stripe-evt_cli_{i}" for i in range(5)]
+            assert {r["state"] for r in rows} <= {"pending", "retrying", "leased"}
+            assert any(r["attempts"] >= 1 and "503" in r["error"] for r in rows)
+
+            api.poison_names = {"stripe/customer.created"}
+            api.down = False
+            api.wait_for(lambda a: a.statuses().count(400) >= 1)
+            deadline = time.monotonic() + 30
+            while True:
+                dead = json.loads(cli("outbox", "list", "--state", "dead", env=env).stdout)
+                if len(dead) == 5 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert len(dead) == 5 and all("event API" in r["error"] for r in dead)
+            api.poison_names = set()
+            retried = cli("outbox", "retry", str(dead[0]["id"]), env=env)
+            assert retried.returncode == 0 and "1 dead-lettered" in retried.stdout
+            assert api.wait_for(lambda a: "stripe-evt_cli_0" in a.event_ids())
+            assert cli("outbox", "retry", "--all", env=env).returncode == 0
+            wanted = {f"stripe-evt_cli_{i}" for i in range(5)}
+            assert api.wait_for(lambda a: wanted <= set(a.event_ids()))
+            purged = subprocess.run(
+                [sys.executable, "-m", "gateway", "outbox", "purge"],
+                input="yes\n",
+                capture_output=True,
+                text=True,
+                env={**os.environ, **env},
+                timeout=60,
+            )
+            assert purged.returncode == 0 and "row(s) purged" in purged.stdout  # piped "yes"
+            assert cli("outbox", "purge", "--yes", env=env).returncode == 0
+            unconfirmed = subprocess.run(
+                [sys.executable, "-m", "gateway", "outbox", "purge"],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                env={**os.environ, **env},
+                timeout=60,
+            )
+            assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
+            status = json.loads(cli("outbox", "status", env=env).stdout)
+            assert (status["undelivered"], status["dead"], status["delivered"]) == (0, 0, 0)
+        finally:
+            gateway.stop()
+    assert sorted(api.event_ids()) == sorted(wanted)

@@ -581,3 +581,48 @@ def test_prune_forgets_the_history_of_pruned_events(outbox: Outbox, clock: Clock
     clock.now += 100
     assert outbox.prune(older_than=clock.now) == 2
     assert outbox.webhook(accepted.webhook_id) is None
+
+
+def test_entries_list_every_state_oldest_first_with_retry_details(
+    outbox: Outbox, clock: Clock
+) -> None:
+    outbox.accept(hook(1), *evs("s/a.one", "s/a.two", "s/a.three", "s/a.four"))
+    clock.now += 1
+    outbox.accept(hook(2), *evs("s/b.one"))
+    delivered, retrying, dead, leased, pending = claim(outbox)
+    outbox.ack([delivered])
+    outbox.release([retrying], retry_at=T0 + 60, error="event API answered 503: down")
+    outbox.dead_letter(dead, "event API: data must be an object")
+    outbox.unlease([pending])
+    clock.now += 1
+    held = outbox.quarantine(hook(3, source="slack"), "transform raised KeyError", "tb")
+
+    rows = outbox.entries()
+    assert [(r.kind, r.id, r.state) for r in rows] == [
+        ("event", retrying, "retrying"),
+        ("event", dead, "dead"),
+        ("event", leased, "leased"),
+        ("event", pending, "pending"),
+        ("webhook", held, "quarantined"),
+    ]
+    by_state = {r.state: r for r in rows}
+    assert by_state["retrying"].attempts == 1 and by_state["retrying"].next_attempt_at == T0 + 60
+    assert by_state["retrying"].error == "event API answered 503: down"
+    assert (by_state["retrying"].name, by_state["retrying"].event_id) == ("s/a.two", "id-s/a.two")
+    assert by_state["retrying"].source == "stripe" and by_state["retrying"].created_at == T0
+    assert by_state["dead"].error == "event API: data must be an object"
+    assert by_state["dead"].next_attempt_at is None
+    assert by_state["leased"].next_attempt_at == T0 + 1 + 30  # claimed at T0 + 1, 30 s lease
+    assert by_state["pending"].attempts == 0 and by_state["pending"].webhook_id != held
+    assert by_state["quarantined"].source == "slack" and by_state["quarantined"].name is None
+    assert by_state["quarantined"].error == "transform raised KeyError"
+
+    assert [r.id for r in outbox.entries(["dead"])] == [d.id for d in outbox.dead_letters()[1:]]
+    assert [r.id for r in outbox.entries(["delivered"])] == [delivered]
+    assert [r.state for r in outbox.entries(["pending", "retrying"])] == ["retrying", "pending"]
+    assert len(outbox.entries(limit=2)) == 2
+    assert len(outbox.entries(["pending", "delivered", "dead"], limit=1)) == 1
+    with pytest.raises(ValueError, match="unknown state"):
+        outbox.entries(["stuck"])
+    outbox.retry_dead([rows[1].id])  # an entry's id is what retry_dead takes
+    assert [r.state for r in outbox.entries(["dead"])] == []

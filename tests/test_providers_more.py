@@ -756,14 +756,16 @@ def test_documented_configurations_are_valid() -> None:
     """Every TOML example in docs/providers-more.md validates and builds its provider."""
     doc = (FIXTURES.parent.parent / "docs" / "providers-more.md").read_text()
     blocks = re.findall(r"```toml\n(.*?)```", doc, re.DOTALL)
-    names = []
+    prefixes = {}
     for block in blocks:
         config = Config.model_validate(tomllib.loads(block))
         for source in config.sources:
             secret = SW_SECRET if source.provider == "standard" else "k"
             get_provider(source.provider)([secret], source.tolerance, source.options)
-            names.append(source.name)
-    assert {"clerk", "linear", "typeform", "pagerduty", "lemonsqueezy", "pyannote"} <= set(names)
+            prefixes[source.name] = source.event_prefix
+    names = {"standard", "billing", "linear", "typeform", "pagerduty", "lemonsqueezy", "pyannote"}
+    assert names <= set(prefixes)
+    assert (prefixes["standard"], prefixes["billing"]) == ("clerk", "billing")
     for name, options, _ in EXAMPLES:  # the tests' options are the documented ones
         documented = next(s for b in blocks for s in Config.model_validate(tomllib.loads(b)).sources
                           if s.name == name.split(".")[0])  # fmt: skip
@@ -953,14 +955,15 @@ def test_payload_hooks_raise_only_payload_errors(name: str) -> None:
 def test_new_providers_over_a_real_socket(tmp_path: Any) -> None:
     """Genuine requests become events at the Event API; a ping is answered; forgeries get 401.
 
-    Each source uses its provider's built-in transform, found by name as in production.
+    Each source uses its provider's built-in transform, found by name as in production. The
+    Standard Webhooks and generic sources are not named after their ``prefix``: events are.
     """
     sources = [
         SourceConfig(name="github", provider="github", secrets=["inline:gh_secret"]),
         SourceConfig(name="shopify", provider="shopify", secrets=["inline:shpss_secret"]),
-        SourceConfig(name="clerk", provider="standard", prefix="clerk",
+        SourceConfig(name="svix-clerk", provider="standard", prefix="clerk",
                      secrets=[f"inline:{SW_SECRET}"]),
-        SourceConfig(name="acme", provider="hmac", prefix="acme", secrets=["inline:acme_k"],
+        SourceConfig(name="acme-prod", provider="hmac", prefix="acme", secrets=["inline:acme_k"],
                      options={"header": "X-Acme-Signature", "prefix": "sha256="}),
     ]  # fmt: skip
     with event_api() as api:
@@ -990,9 +993,9 @@ def test_new_providers_over_a_real_socket(tmp_path: Any) -> None:
                     "content-type": "application/x-www-form-urlencoded",
                 }),
                 ("shopify", order, shopify_headers(order, "shpss_secret")),
-                ("clerk", clerk, sw_headers(
+                ("svix-clerk", clerk, sw_headers(
                     "msg_e2e", now, lib_sign(SW_SECRET, "msg_e2e", now, clerk), "svix")),
-                ("acme", acme, {"x-acme-signature": "sha256=" + mac("acme_k", acme).hex()}),
+                ("acme-prod", acme, {"x-acme-signature": "sha256=" + mac("acme_k", acme).hex()}),
             ]  # fmt: skip
             for source, body, headers in genuine:
                 response = client.post(f"/webhooks/{source}", content=body, headers=headers)
@@ -1003,9 +1006,9 @@ def test_new_providers_over_a_real_socket(tmp_path: Any) -> None:
             forged = [
                 ("github", push, gh_headers(push, "wrong", "push", "d-x"), "signature_mismatch"),
                 ("shopify", order, {}, "missing_signature"),
-                ("clerk", clerk, sw_headers("msg_old", now - 301, lib_sign(
+                ("svix-clerk", clerk, sw_headers("msg_old", now - 301, lib_sign(
                     SW_SECRET, "msg_old", now - 301, clerk)), "timestamp_out_of_tolerance"),
-                ("acme", acme, {"x-acme-signature": "nope"}, "malformed_signature"),
+                ("acme-prod", acme, {"x-acme-signature": "nope"}, "malformed_signature"),
             ]  # fmt: skip
             for source, body, headers, reason in forged:
                 response = client.post(f"/webhooks/{source}", content=body, headers=headers)
@@ -1026,3 +1029,4 @@ def test_new_providers_over_a_real_socket(tmp_path: Any) -> None:
             assert by_name["shopify/orders.create"]["v"] == "2024-07"
             assert by_name["clerk/user.created"]["id"] == "clerk-msg_e2e"
             assert by_name["acme/invoice.paid"]["data"] == json.loads(acme)
+            assert "id" not in by_name["acme/invoice.paid"]  # no id_header / id_path set

@@ -9,14 +9,26 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.config import SourceConfig
 from tests.helpers import make_config
 from tests.server import ThreadedServer, run_gateway
+from tests.signing import b64
+
+SW_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
 HEADER_NAMES = [
     "Stripe-Signature",
     "X-Slack-Signature",
     "X-Slack-Request-Timestamp",
     "X-Hub-Signature",
+    "X-Hub-Signature-256",
+    "X-GitHub-Event",
+    "X-Shopify-Hmac-Sha256",
+    "X-Shopify-Topic",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "X-Acme-Signature",
     "Content-Type",
     "Content-Length-Extra",
     "X-Request-Id",
@@ -32,6 +44,11 @@ header_values = st.one_of(
     ),
     st.builds(lambda t: f"v0={t}", st.text("0123456789abcdef", max_size=64)),
     st.builds(lambda t: f"sha1={t}", st.text("0123456789abcdef", min_size=40, max_size=40)),
+    st.builds(lambda t: f"sha256={t}", st.text("0123456789abcdef", min_size=64, max_size=64)),
+    st.builds(lambda b: b64(b), st.binary(min_size=32, max_size=32)),
+    st.builds(lambda b: f"v1,{b64(b)} v1a,{b64(b + b)}", st.binary(min_size=32, max_size=32)),
+    st.integers(0, 2**40).map(str),
+    st.sampled_from(["push", "ping", "orders/create", "msg_1"]),
 )
 bodies = st.one_of(
     st.binary(max_size=2048),
@@ -44,11 +61,25 @@ bodies = st.one_of(
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
-    with run_gateway(make_config(tmp_path_factory.mktemp("prop"))) as server:
+    config = make_config(tmp_path_factory.mktemp("prop"))
+    config.sources += [
+        SourceConfig(name="github", provider="github", secrets=["inline:gh"]),
+        SourceConfig(name="shopify", provider="shopify", secrets=["inline:shop"]),
+        SourceConfig(name="standard", provider="standard", secrets=[f"inline:{SW_SECRET}"]),
+        SourceConfig(
+            name="acme",
+            provider="hmac",
+            secrets=["inline:acme"],
+            options={"header": "X-Acme-Signature", "encoding": "base64"},
+        ),
+    ]
+    with run_gateway(config) as server:
         yield server
 
 
-@pytest.mark.parametrize("source", ["stripe", "slack", "intercom"])
+@pytest.mark.parametrize(
+    "source", ["stripe", "slack", "intercom", "github", "shopify", "standard", "acme"]
+)
 def test_random_requests_never_crash_or_pass(gw: ThreadedServer, source: str) -> None:
     client = httpx.Client(base_url=gw.url, timeout=10)
 

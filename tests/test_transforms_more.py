@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from gateway.config import SourceConfig
 from gateway.events import Event, follows_convention
 from gateway.plugins import TransformError, TransformFunc, marked_functions
 from gateway.providers import get_provider
@@ -194,14 +195,26 @@ def test_standard_timestamps(timestamp: Any, ts: int) -> None:
     assert (event.name, event.ts) == ("resend/email.sent", ts)
 
 
-def test_standard_prefix_is_the_source_name() -> None:
-    """The convention check uses the source's prefix: a source named clerk sets prefix="clerk"."""
+def test_standard_prefix_comes_from_the_config_file() -> None:
+    """``prefix`` names the events and their ids; without one, the source's name does."""
     body = fixture("more/standard/clerk.user.created.json")
-    webhook = Webhook(source="clerk", provider="standard", body=body, received_at=RECEIVED)
-    outcome = run_transform(builtin("standard"), webhook, prefix="standard")
-    assert [e.name for e in outcome.events] == ["clerk/user.created"]
-    assert outcome.convention_warnings  # documented: set prefix = "clerk" on such a source
-    assert not run_transform(builtin("standard"), webhook, prefix="clerk").convention_warnings
+    headers = {"svix-id": "msg_p"}
+    config = SourceConfig(name="standard", provider="standard", prefix="clerk")
+    webhook = Webhook(
+        source="standard",
+        provider="standard",
+        body=body,
+        headers=headers,
+        received_at=RECEIVED,
+        prefix=config.event_prefix,
+    )
+    outcome = run_transform(builtin("standard"), webhook, prefix=config.event_prefix)
+    assert [(e.name, e.id) for e in outcome.events] == [("clerk/user.created", "clerk-msg_p")]
+    assert not outcome.convention_warnings
+    unset = SourceConfig(name="resend", provider="standard")
+    assert unset.event_prefix == "resend"
+    assert SourceConfig(name="billing", provider="stripe").event_prefix == "stripe"
+    assert SourceConfig(name="linear", provider="hmac").event_prefix == "linear"
 
 
 @pytest.mark.parametrize("body", [b'{"data": {}}', b'{"type": ""}', b'{"type": 5}', b"[]"])
@@ -324,6 +337,20 @@ def test_hmac_defaults_and_form_bodies() -> None:
     event = hmac_event(form, options)
     assert (event.name, event.id) == ("sms/message.delivered", "sms-SM1")
     assert event.data == {"MessageSid": "SM1", "SmsStatus": "delivered"}
+
+
+def test_hmac_prefix_names_the_default_event_and_its_id() -> None:
+    webhook = Webhook(
+        source="acme-prod",
+        provider="hmac",
+        body=b'{"type": "invoice.paid", "id": "inv_7"}',
+        received_at=RECEIVED,
+        prefix="acme",
+    )
+    event = hmac_event(webhook, {"header": "X-Sig", "id_path": "id"})
+    assert (event.name, event.id) == ("acme/invoice.paid", "acme-inv_7")
+    both = hmac_event(webhook, {"header": "X-Sig", "name_template": "{prefix}/{source}.{type}"})
+    assert both.name == "acme/acme-prod.invoice.paid"
 
 
 @pytest.mark.parametrize(

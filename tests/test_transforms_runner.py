@@ -273,3 +273,27 @@ def test_waiting_calls_are_served_in_order_across_cancellations() -> None:
 def test_pool_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         TransformPool(0)
+
+
+def test_pool_threads_are_reused_and_bounded() -> None:
+    pool = TransformPool(2)
+    names: list[str] = []
+
+    def records(hook: Webhook) -> None:
+        names.append(threading.current_thread().name)
+
+    async def scenario() -> None:
+        for _ in range(20):  # one after another: the first thread serves them all
+            await run_transform_bounded(records, webhook(), prefix="stripe", timeout=30, pool=pool)
+        await asyncio.gather(
+            *(
+                run_transform_bounded(records, webhook(), prefix="stripe", timeout=30, pool=pool)
+                for _ in range(20)
+            )
+        )
+
+    asyncio.run(scenario())
+    assert names[:20] == ["transform-1"] * 20
+    assert set(names) <= {"transform-1", "transform-2"}
+    assert pool.threads <= 2
+    assert pool.busy == 0

@@ -1,9 +1,10 @@
 """Events from a generic ``hmac`` source, shaped by the source's options.
 
-- ``name``: ``name_template`` rendered (default ``{source}/{type}``). Placeholders:
+- ``name``: ``name_template`` rendered (default ``{prefix}/{type}``). Placeholders:
   ``{dotted.json.path}`` (digits index lists), ``{dotted.json.path:lower}``,
-  ``{header:X-Name}`` and ``{source}`` (the source's name).
-- ``id``: ``source + "-" +`` the ``id_header`` value or the ``id_path`` value; no id (no dedup)
+  ``{header:X-Name}``, ``{source}`` (the source's name) and ``{prefix}`` (the source's
+  ``prefix``, which defaults to its name).
+- ``id``: ``prefix + "-" +`` the ``id_header`` value or the ``id_path`` value; no id (no dedup)
   when neither is configured.
 - ``ts``: the ``ts_path`` value (ISO-8601, or Unix seconds or ms), else the signed
   ``timestamp_header`` in ms, else the receive time.
@@ -25,7 +26,7 @@ from typing import Any
 from gateway import Event, Webhook, transform
 from gateway.providers.generic_hmac import lookup
 
-DEFAULT_NAME_TEMPLATE = "{source}/{type}"
+DEFAULT_NAME_TEMPLATE = "{prefix}/{type}"
 _MS_THRESHOLD = 10**11  # larger Unix numbers are milliseconds (10**11 s is the year 5138)
 _MIN_TS_MS, _MAX_TS_MS = 315_532_800_000, 4_102_444_800_000  # 1980..2100: the Event API's range
 
@@ -56,6 +57,8 @@ def render_name(template: str, webhook: Webhook, payload: Any) -> str:
             out.append(_text(webhook.header(spec or ""), f"name_template header {spec!r}"))
         elif field == "source" and not spec:
             out.append(webhook.source)
+        elif field == "prefix" and not spec:
+            out.append(webhook.prefix or webhook.source)
         else:
             value = _path_text(payload, field, "name_template")
             out.append(value.lower() if spec == "lower" else value)
@@ -103,7 +106,7 @@ def hmac_event(webhook: Webhook, options: Mapping[str, Any]) -> Event:
         ts = _ms(webhook.header(options["timestamp_header"]))
     return Event(
         name=name,
-        id=f"{webhook.source}-{delivery}" if delivery else None,
+        id=f"{webhook.prefix or webhook.source}-{delivery}" if delivery else None,
         ts=ts or webhook.received_at_ms or None,
         data=payload,
     )

@@ -1,11 +1,12 @@
 """Standard Webhooks messages become ``<source>/<type>`` events.
 
 One provider serves many senders (Clerk, Resend, any Svix customer), so the prefix is the
-*source's name*, not the provider's: a source named ``clerk`` yields ``clerk/user.created``; the
+source's ``prefix`` from the config file, which defaults to the *source's name*, not the
+provider's: ``prefix = "clerk"`` (or a source named ``clerk``) yields ``clerk/user.created``; the
 zero-config source ``standard`` yields ``standard/<type>``.
 
-- ``name``: ``webhook.source + "/" + type``.
-- ``id``: ``webhook.source + "-" + webhook-id`` (or ``svix-id``): the message id, kept on retries.
+- ``name``: ``prefix + "/" + type``.
+- ``id``: ``prefix + "-" + webhook-id`` (or ``svix-id``): the message id, kept on retries.
 - ``ts``: the payload's ``timestamp`` (the spec's ISO-8601 string, or a Unix number in seconds or
   milliseconds as Clerk sends), else the receive time.
 - ``data``: the whole payload (``type``, ``timestamp``, ``data`` and any sender extras such as
@@ -49,9 +50,10 @@ def standard(webhook: Webhook) -> Event:
     if not isinstance(kind, str) or not kind:
         raise ValueError("a Standard Webhooks payload has a non-empty string 'type'")
     msg_id = webhook.header("webhook-id") or webhook.header("svix-id")
+    prefix = webhook.prefix or webhook.source
     return Event(
-        name=f"{webhook.source}/{kind}",
-        id=f"{webhook.source}-{msg_id}" if msg_id else None,
+        name=f"{prefix}/{kind}",
+        id=f"{prefix}-{msg_id}" if msg_id else None,
         ts=_ms(payload.get("timestamp")) or webhook.received_at_ms or None,
         data=payload,
     )

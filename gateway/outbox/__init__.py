@@ -21,7 +21,7 @@ with the next transaction or by :meth:`Outbox.flush_rejections`, bounded by
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -342,3 +342,40 @@ class Outbox(Protocol):
     def close(self) -> None:
         """Flush pending writes and release the store."""
         ...
+
+    def entries(self, states: Collection[str] | None = None, limit: int = 100) -> list[OutboxEntry]:
+        """What the outbox holds, for ``outbox list``: oldest first, at most ``limit`` rows.
+
+        ``states`` picks from :data:`ENTRY_STATES`; None means every state but ``delivered``
+        (everything that still needs delivering or attention). Raises ``ValueError`` for an
+        unknown state.
+        """
+        ...
+
+
+#: ``pending`` (no attempt yet), ``retrying`` (attempted, waiting for ``next_attempt_at``),
+#: ``leased`` (in flight), ``dead`` (dead-lettered event), ``quarantined`` (webhook whose
+#: transform failed), ``delivered`` (kept for the retention period).
+ENTRY_STATES = ("pending", "retrying", "leased", "dead", "quarantined", "delivered")
+UNDELIVERED_STATES = ("pending", "retrying", "leased")
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One row of ``outbox list``: an event, or a quarantined webhook (``kind="webhook"``).
+
+    ``id`` is the event's seq (what ``outbox retry ID`` takes) or the webhook id (what
+    ``quarantine replay ID`` takes), as in :class:`DeadLetter`.
+    """
+
+    id: int
+    kind: str  # "event" or "webhook"
+    state: str  # one of ENTRY_STATES
+    source: str
+    name: str | None  # event name; None for a webhook
+    event_id: str | None  # the Inngest dedup id, if any
+    webhook_id: int
+    attempts: int  # delivery attempts made so far
+    next_attempt_at: float | None  # pending/retrying: due time; leased: lease end; else None
+    error: str  # the last error ("" if none)
+    created_at: float  # Unix seconds when accepted (received, for a webhook)

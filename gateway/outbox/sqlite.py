@@ -20,7 +20,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -30,11 +30,13 @@ import orjson
 
 from gateway.config import OutboxConfig, resolve_secret
 from gateway.outbox import (
+    ENTRY_STATES,
     AcceptResult,
     ActivityBucket,
     Attempt,
     DeadLetter,
     EventRecord,
+    OutboxEntry,
     OutboxStats,
     OutboxUnavailable,
     Rejection,
@@ -209,6 +211,16 @@ _REJECTION_COLUMNS = (
 def _like(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+# ``outbox list``: each state's rows through that state's partial index
+_ENTRY_WHERE = {
+    "pending": "e.state = 'pending' AND e.attempts = 0",
+    "retrying": "e.state = 'pending' AND e.attempts > 0",
+    "leased": "e.state = 'leased'",
+    "dead": "e.state = 'dead'",
+    "delivered": "e.state = 'delivered'",
+}
 
 
 class _Job:
@@ -1304,6 +1316,42 @@ class SQLiteOutbox:
             )
             for seq, webhook_id, event_id, name, payload, sealed, attempts, created_at in leased
         ]
+
+    def entries(self, states: Collection[str] | None = None, limit: int = 100) -> list[OutboxEntry]:
+        """Rows in the given states (default: all but delivered), oldest first; see Outbox."""
+        wanted = [s for s in ENTRY_STATES if s != "delivered"] if states is None else list(states)
+        unknown = sorted(set(wanted) - set(ENTRY_STATES))
+        if unknown:
+            raise ValueError(
+                f"unknown state {', '.join(unknown)}; one of {', '.join(ENTRY_STATES)}"
+            )
+        rows: list[OutboxEntry] = []
+        for state in dict.fromkeys(wanted):
+            if state == "quarantined":
+                held = self._read_query(
+                    "SELECT id, source, error, received_at FROM webhooks"
+                    " WHERE status = 'quarantined' ORDER BY id LIMIT ?",
+                    (limit,),
+                )
+                rows += [
+                    OutboxEntry(wid, "webhook", state, src, None, None, wid, 0, None, err or "", at)
+                    for wid, src, err, at in held
+                ]
+                continue
+            events = self._read_query(
+                "SELECT e.seq, e.webhook_id, w.source, e.name, e.event_id, e.attempts,"
+                " CASE e.state WHEN 'pending' THEN e.next_attempt_at"
+                " WHEN 'leased' THEN e.lease_until END, e.last_error, e.created_at FROM events e"
+                f" LEFT JOIN webhooks w ON w.id = e.webhook_id WHERE {_ENTRY_WHERE[state]}"
+                " ORDER BY e.seq LIMIT ?",
+                (limit,),
+            )
+            rows += [
+                OutboxEntry(seq, "event", state, src or "", name, eid, wid, n, due, err or "", at)
+                for seq, wid, src, name, eid, n, due, err, at in events
+            ]
+        rows.sort(key=lambda r: (r.created_at, r.kind, r.id))
+        return rows[:limit]
 
 
 def _summary(row: Sequence[Any]) -> WebhookSummary:

@@ -11,13 +11,21 @@ header) with a shared secret and put the digest in one header. Verification opti
                       header arrives joined with ", ")
     timestamp_header  a header with the Unix-seconds timestamp; it must then be signed
     signed_content    template of the signed bytes (default "{body}"), e.g. "{timestamp}.{body}"
-                      placeholders: {body} (exactly once), {timestamp}, {header:Name}
+                      placeholders: {body}, {timestamp}, {header:Name}, {url} and
+                      {form_sorted}; exactly one of {body} and {form_sorted} appears, once
+    url               the public URL exactly as configured at the sender, for {url}
+                      (Twilio-style schemes sign the URL the sender called, which a gateway
+                      behind a proxy or an ingress cannot see)
+
+``{form_sorted}`` is the form-encoded body's parameters sorted by name, each name followed by
+its value (Twilio's scheme: ``signed_content = "{url}{form_sorted}"``). It covers every
+parameter, so a tampered field fails as a tampered body does.
 
 Options the ``hmac`` transform uses, validated here so that a typo stops the gateway at
 start-up::
 
-    name_template     event name, default "{source}/{type}"; {dotted.json.path},
-                      {dotted.json.path:lower}, {header:Name}, {source}
+    name_template     event name, default "{prefix}/{type}"; {dotted.json.path},
+                      {dotted.json.path:lower}, {header:Name}, {source}, {prefix}
     id_header         a header whose value is the dedup id, or
     id_path           a dotted JSON path to it
     ts_path           a dotted JSON path to the event time (ISO-8601 or Unix s/ms)
@@ -39,6 +47,7 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 from gateway.providers import (
     DEFAULT_TOLERANCE,
@@ -60,7 +69,7 @@ ALGORITHMS: dict[str, Callable[[], Any]] = {
 }
 ENCODINGS = ("hex", "base64")
 FORMATS = ("json", "form")
-DEFAULT_NAME_TEMPLATE = "{source}/{type}"
+DEFAULT_NAME_TEMPLATE = "{prefix}/{type}"
 OPTIONS = (
     "header",
     "algorithm",
@@ -74,6 +83,7 @@ OPTIONS = (
     "id_path",
     "ts_path",
     "format",
+    "url",
 )
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP header name (RFC 9110 token)
 MAX_TIMESTAMP_DIGITS = 12
@@ -83,7 +93,7 @@ MAX_TIMESTAMP_DIGITS = 12
 class Part:
     """One piece of a compiled template: literal ``text``, or a placeholder of some ``kind``."""
 
-    kind: str  # text | body | timestamp | header | source | path
+    kind: str  # text | body | form_sorted | timestamp | url | header | source | prefix | path
     value: str = ""  # the literal text, header name or dotted path
     lower: bool = False  # {path:lower}
 
@@ -117,7 +127,8 @@ def _placeholder(field: str, spec: str, option: str, kinds: frozenset[str]) -> P
         if not _TOKEN.fullmatch(spec):
             raise ValueError(f"hmac option {option}: write a header as {{header:X-Name}}")
         return Part("header", spec.lower())
-    if field in kinds and field in ("body", "timestamp", "source") and not spec:
+    simple = ("body", "form_sorted", "timestamp", "url", "source", "prefix")
+    if field in kinds and field in simple and not spec:
         return Part(field)
     if "path" in kinds and spec in ("", "lower"):
         if not field or not all(field.split(".")):
@@ -156,6 +167,7 @@ class HmacScheme:
     separator: str
     timestamp_header: str | None
     signed_content: tuple[Part, ...]
+    url: str | None
     id_header: str | None
     id_path: str | None
     format: str
@@ -179,10 +191,18 @@ class HmacScheme:
         signed = compile_template(
             options.get("signed_content", "{body}"),
             "signed_content",
-            frozenset({"text", "body", "timestamp", "header"}),
+            frozenset({"text", "body", "form_sorted", "timestamp", "url", "header"}),
         )
-        if sum(part.kind == "body" for part in signed) != 1:
-            raise ValueError("hmac option signed_content must contain {body} exactly once")
+        if sum(part.kind in ("body", "form_sorted") for part in signed) != 1:
+            raise ValueError(
+                "hmac option signed_content must contain {body} (or {form_sorted}) exactly once"
+            )
+        url = _text_option(options, "url")
+        uses_url = any(part.kind == "url" for part in signed)
+        if uses_url and url is None:
+            raise ValueError("hmac option signed_content uses {url}: set url (the public URL)")
+        if url is not None and not uses_url:
+            raise ValueError("hmac option url is only used by {url} in signed_content")
         uses_timestamp = any(part.kind == "timestamp" for part in signed)
         if uses_timestamp and timestamp_header is None:
             raise ValueError("hmac option signed_content uses {timestamp}: set timestamp_header")
@@ -195,7 +215,7 @@ class HmacScheme:
         compile_template(
             options.get("name_template", DEFAULT_NAME_TEMPLATE),
             "name_template",
-            frozenset({"text", "header", "source", "path"}),
+            frozenset({"text", "header", "source", "prefix", "path"}),
         )
         id_header = _header_option(options, "id_header")
         id_path = _path_option(options, "id_path")
@@ -210,6 +230,7 @@ class HmacScheme:
             separator=separator,
             timestamp_header=timestamp_header,
             signed_content=signed,
+            url=url,
             id_header=id_header,
             id_path=id_path,
             format=_choice(options, "format", FORMATS, "json"),
@@ -244,6 +265,21 @@ def _choice(options: Mapping[str, Any], key: str, allowed: Sequence[str], defaul
     if value not in allowed:
         raise ValueError(f"hmac option {key} must be one of {', '.join(allowed)}, not {value!r}")
     return str(value)
+
+
+def sorted_form(body: bytes) -> bytes:
+    """Twilio's canonical form: each distinct name in order, followed by each of its values.
+
+    ``SignatureMismatch`` when the body is not a UTF-8 form: it cannot have been signed so.
+    """
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body))
+    except (UnicodeDecodeError, ValueError):
+        raise SignatureMismatch("body is not a UTF-8 form, so its signature cannot match") from None
+    values: dict[str, set[str]] = {}
+    for key, value in pairs:
+        values.setdefault(key, set()).add(value)
+    return "".join(k + v for k in sorted(values) for v in sorted(values[k])).encode()
 
 
 @register_provider
@@ -310,6 +346,10 @@ class HmacProvider(Provider):
         for part in self.scheme.signed_content:
             if part.kind == "body":
                 chunks.append(body)
+            elif part.kind == "form_sorted":
+                chunks.append(sorted_form(body))
+            elif part.kind == "url":
+                chunks.append(str(self.scheme.url).encode())
             elif part.kind == "timestamp":
                 chunks.append(str(timestamp).encode())
             elif part.kind == "header":
