@@ -45,7 +45,9 @@ class Peer:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         async with httpx.AsyncClient(
-            timeout=10.0, headers={"content-type": "application/json"}
+            timeout=10.0,
+            headers={"content-type": "application/json"},
+            limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
         ) as client:
             self.client = client
             yield

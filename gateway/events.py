@@ -58,8 +58,27 @@ class Event(BaseModel):
         return self.model_dump(exclude_none=True)
 
     def to_json(self) -> bytes:
-        """The event serialized for the outbox; raises ``TypeError`` if data is not JSON."""
-        return orjson.dumps(self.to_payload())
+        """The event serialized for the outbox; raises ``TypeError`` if data is not JSON.
+
+        The same bytes as ``orjson.dumps(self.to_payload())``. ``model_dump`` walks all of
+        ``data`` (tens of microseconds for a 20 KB Stripe event) only to hand orjson the same
+        plain values, so plain JSON data goes to orjson directly. Only values orjson refuses
+        (a pydantic model inside ``data``, say) take the ``model_dump`` route, which converts
+        them or raises the ``TypeError``.
+        """
+        if type(self) is not Event:
+            return orjson.dumps(self.to_payload())
+        fields: dict[str, Any] = {"name": self.name, "data": self.data}
+        if self.id is not None:
+            fields["id"] = self.id
+        if self.ts is not None:
+            fields["ts"] = self.ts
+        if self.v is not None:
+            fields["v"] = self.v
+        try:
+            return orjson.dumps(fields)
+        except TypeError:
+            return orjson.dumps(self.to_payload())
 
 
 def follows_convention(name: str, prefix: str) -> bool:

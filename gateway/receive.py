@@ -8,9 +8,11 @@ import traceback
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import orjson
+from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -81,6 +83,39 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class _SourceMetrics:
+    """One source's labelled metrics, each looked up on first use (as before) and then kept."""
+
+    def __init__(self, metrics: Metrics, source: Source) -> None:
+        self._metrics = metrics
+        self._name = source.name
+        self._provider = source.provider.name
+
+    @cached_property
+    def received(self) -> Counter:
+        return self._metrics.received.labels(self._name, self._provider)
+
+    @cached_property
+    def verification(self) -> Histogram:
+        return self._metrics.verification_seconds.labels(self._provider)
+
+    @cached_property
+    def accepted(self) -> Counter:
+        return self._metrics.accepted.labels(self._name, self._provider)
+
+    @cached_property
+    def events(self) -> Counter:
+        return self._metrics.events_accepted.labels(self._name)
+
+    @cached_property
+    def duplicates(self) -> Counter:
+        return self._metrics.duplicates.labels(self._name)
+
+    @cached_property
+    def ack(self) -> Histogram:
+        return self._metrics.ack_seconds.labels(self._name)
+
+
 class Receiver:
     """The ``/webhooks/{source}`` endpoint."""
 
@@ -106,6 +141,13 @@ class Receiver:
         self.log_bodies = log_bodies
         self.accepting = True
         self.log = get_logger()
+        self._source_metrics: dict[str, _SourceMetrics] = {}
+
+    def _counters(self, source: Source) -> _SourceMetrics:
+        counters = self._source_metrics.get(source.name)
+        if counters is None:
+            counters = self._source_metrics[source.name] = _SourceMetrics(self.metrics, source)
+        return counters
 
     async def head(self, request: Request) -> Response:
         """Intercom (and others) check a URL with ``HEAD`` before using it."""
@@ -135,7 +177,8 @@ class Receiver:
                 provider="",
             )
         provider = source.provider
-        self.metrics.received.labels(name, provider.name).inc()
+        counters = self._counters(source)
+        counters.received.inc()
         if not self.accepting:
             return self._reject(
                 503,
@@ -173,9 +216,7 @@ class Receiver:
         try:
             provider.verify(body, headers)
         except VerificationError as exc:
-            self.metrics.verification_seconds.labels(provider.name).observe(
-                time.perf_counter() - t0
-            )
+            counters.verification.observe(time.perf_counter() - t0)
             return self._reject(
                 exc.status_code,
                 exc.code,
@@ -186,7 +227,7 @@ class Receiver:
                 request=request,
                 body=body,
             )
-        self.metrics.verification_seconds.labels(provider.name).observe(time.perf_counter() - t0)
+        counters.verification.observe(time.perf_counter() - t0)
 
         webhook = Webhook(
             source=name,
@@ -301,10 +342,11 @@ class Receiver:
                 request_id,
                 started,
             )
-        self.metrics.accepted.labels(name, source.provider.name).inc()
-        self.metrics.events_accepted.labels(name).inc(result.stored)
+        counters = self._counters(source)
+        counters.accepted.inc()
+        counters.events.inc(result.stored)
         if result.duplicates:
-            self.metrics.duplicates.labels(name).inc(result.duplicates)
+            counters.duplicates.inc(result.duplicates)
         if result.stored and self.on_accept is not None:
             self.on_accept()
         body = {
@@ -406,7 +448,7 @@ class Receiver:
         response.headers["x-request-id"] = request_id
         source_name = source.name if source else UNKNOWN_SOURCE
         if source is not None:
-            self.metrics.ack_seconds.labels(source_name).observe(elapsed)
+            self._counters(source).ack.observe(elapsed)
         self.log.info(
             "webhook",
             extra={

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gateway.events import Event, follows_convention
 
@@ -15,6 +19,30 @@ def test_minimal_event_and_payload() -> None:
     assert full.to_json() == (
         b'{"name":"a/b.c","data":{},"id":"a-1","ts":1700000000000,"v":"2023-10-16"}'
     )
+
+
+class _Inner(BaseModel):
+    when: datetime
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {},
+        {"a": None, "nested": {"b": None, "list": [1, 2.5, None, True, "x"]}},
+        {"tuple": (1, 2), "when": datetime(2024, 6, 1, tzinfo=UTC), "big": 2**63 - 1},
+        {"model": _Inner(when=datetime(2024, 6, 1, tzinfo=UTC))},  # only model_dump converts it
+    ],
+)
+def test_to_json_is_the_payload_serialized(data: dict[str, Any]) -> None:
+    for event in (Event(name="a/b.c", data=data), Event(name="a/b.c", data=data, id="i", v="1")):
+        assert event.to_json() == orjson.dumps(event.to_payload())
+
+
+@pytest.mark.parametrize("value", [{1, 2}, b"raw", 2**64, {1: "int key"}])
+def test_to_json_refuses_what_is_not_json(value: object) -> None:
+    with pytest.raises(TypeError):
+        Event(name="a/b.c", data={"x": value}).to_json()
 
 
 @pytest.mark.parametrize(

@@ -224,11 +224,67 @@ _ENTRY_WHERE = {
 
 
 class _Job:
+    """A write for the writer thread, awaited through a ``concurrent.futures.Future``."""
+
     __slots__ = ("fn", "future")
 
     def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
         self.fn = fn
         self.future: Future[Any] = Future()
+
+    def start(self) -> bool:
+        """False when the caller already gave up (the job is then not run)."""
+        return self.future.set_running_or_notify_cancel()
+
+
+class _AsyncJob:
+    """A write awaited on an event loop: its asyncio future is settled from the loop thread.
+
+    The writer hands every outcome of one commit for one loop over in one
+    ``call_soon_threadsafe``, so concurrent webhooks share one wake-up of the loop as they share
+    one commit (and no ``concurrent.futures.Future``, with its lock and condition, is made).
+    """
+
+    __slots__ = ("fn", "loop", "waiter")
+
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], Any],
+        loop: asyncio.AbstractEventLoop,
+        waiter: asyncio.Future[Any],
+    ) -> None:
+        self.fn = fn
+        self.loop = loop
+        self.waiter = waiter
+
+    def start(self) -> bool:
+        # read from the writer thread: a request cancelled before its write began is dropped
+        return not self.waiter.cancelled()
+
+
+_AnyJob = _Job | _AsyncJob
+_Outcome = tuple[_AnyJob, Any, BaseException | None]
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for waiter, value, error in outcomes:
+        if waiter.done():  # cancelled meanwhile: the write stands, nobody waits for it
+            continue
+        if error is None:
+            waiter.set_result(value)
+        else:
+            waiter.set_exception(error)
+
+
+def _hand_to_loops(outcomes: list[_Outcome]) -> None:
+    """Settle async jobs' futures: one ``call_soon_threadsafe`` per event loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+    for job, value, error in outcomes:
+        assert isinstance(job, _AsyncJob)
+        by_loop.setdefault(job.loop, []).append((job.waiter, value, error))
+    for loop, settled in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle, settled)
 
 
 class _GroupLost(Exception):
@@ -272,17 +328,27 @@ class _GroupCommitWriter:
         self.job_count = 0
         self.closed = False
         self._lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_AnyJob | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="outbox-writer", daemon=True)
         self._thread.start()
 
     def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
         job = _Job(fn)
+        self._put(job)
+        return job.future
+
+    def submit_async(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue ``fn``; its outcome settles the returned future on the running loop."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[T] = loop.create_future()
+        self._put(_AsyncJob(fn, loop, waiter))
+        return waiter
+
+    def _put(self, job: _AnyJob) -> None:
         with self._lock:
             if self.closed:
                 raise OutboxUnavailable("the outbox is closed")
             self._jobs.put(job)
-        return job.future
 
     def close(self) -> None:
         """Run every job already queued, stop the thread and close the connection."""
@@ -301,7 +367,7 @@ class _GroupCommitWriter:
             first = self._jobs.get()
             if first is None:
                 return
-            group = [first]
+            group: list[_AnyJob] = [first]
             while len(group) < _MAX_GROUP:
                 try:
                     nxt = self._jobs.get_nowait()
@@ -312,13 +378,13 @@ class _GroupCommitWriter:
                     break
                 group.append(nxt)
             # a job whose caller gave up (a cancelled request) is dropped, not written
-            live = [job for job in group if job.future.set_running_or_notify_cancel()]
+            live = [job for job in group if job.start()]
             if live:
                 self._run(live)
 
-    def _run(self, jobs: list[_Job]) -> None:
+    def _run(self, jobs: list[_AnyJob]) -> None:
         conn = self.conn
-        outcomes: list[tuple[_Job, Any, Exception | None]] = []
+        outcomes: list[_Outcome] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for job in jobs:
@@ -341,14 +407,14 @@ class _GroupCommitWriter:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            for job in jobs:
-                job.future.set_exception(_unavailable(exc))
+            failed: list[_Outcome] = [(job, None, _unavailable(exc)) for job in jobs]
+            self._resolve(failed)
             if not isinstance(exc, Exception):
                 raise
             return
         self.commit_count += 1
         self.job_count += len(jobs)
-        self._settle(outcomes)
+        self._resolve(outcomes)
 
     @staticmethod
     def _piggyback(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], None]) -> None:
@@ -363,12 +429,18 @@ class _GroupCommitWriter:
         conn.execute("RELEASE extra")
 
     @staticmethod
-    def _settle(outcomes: list[tuple[_Job, Any, Exception | None]]) -> None:
-        for job, value, error in outcomes:
-            if error is None:
+    def _resolve(outcomes: list[_Outcome]) -> None:
+        waiting_loops: list[_Outcome] = []
+        for outcome in outcomes:
+            job, value, error = outcome
+            if isinstance(job, _AsyncJob):
+                waiting_loops.append(outcome)
+            elif error is None:
                 job.future.set_result(value)
             else:
                 job.future.set_exception(error)
+        if waiting_loops:
+            _hand_to_loops(waiting_loops)
 
 
 class SQLiteOutbox:
@@ -486,7 +558,7 @@ class SQLiteOutbox:
     ) -> AcceptResult:
         """:meth:`accept` without blocking the loop; concurrent calls share one commit."""
         job = self._accept_job(webhook, events, event_ids, names)
-        return await asyncio.wrap_future(self._submit(job))
+        return await self._writer.submit_async(job)
 
     def quarantine(self, webhook: Webhook, error: str, detail: str) -> int:
         """Keep a webhook whose transform failed; returns its webhook id."""
@@ -494,7 +566,7 @@ class SQLiteOutbox:
 
     async def quarantine_async(self, webhook: Webhook, error: str, detail: str) -> int:
         """:meth:`quarantine` without blocking the loop."""
-        return await asyncio.wrap_future(self._submit(self._quarantine_job(webhook, error, detail)))
+        return await self._writer.submit_async(self._quarantine_job(webhook, error, detail))
 
     def resolve_quarantined(
         self,
