@@ -22,7 +22,7 @@ import pytest
 from gateway.config import ConfigError, OutboxConfig
 from gateway.outbox import OutboxUnavailable
 from gateway.outbox.crypto import Cipher, CipherError, blob_key_id, generate_key, key_id
-from gateway.outbox.sqlite import FILE_NAME, SQLiteOutbox
+from gateway.outbox.sqlite import FILE_NAME, MAX_RETRY_HISTORY, SQLiteOutbox
 from gateway.webhook import Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -627,3 +627,32 @@ def test_rejections_under_a_key_no_longer_configured_are_listed_without_content(
         [kept] = store.rejections()
     assert (kept.reason, kept.body, dict(kept.headers)) == ("bad_signature", b"", {})
     assert "encrypted" in kept.message
+
+
+# -- delivery history ------------------------------------------------------------------
+
+
+def test_a_long_outage_keeps_the_retry_history_bounded(outbox: SQLiteOutbox) -> None:
+    accepted = outbox.accept(hook(1), *one("s/a.one"))
+    outbox.accept(hook(2), *one("s/a.two"))
+    retries = MAX_RETRY_HISTORY + 15
+    for n in range(retries):
+        seqs = claim_all(outbox)
+        assert len(seqs) == 2
+        outbox.release(seqs, retry_at=0, error=f"event API answered 503 (#{n})")
+    [seq, _] = claim_all(outbox)
+    outbox.dead_letter(seq, "event API: 400 bad data")
+    record = outbox.webhook(accepted.webhook_id)
+    assert record is not None
+    [event] = record.events
+    assert event.attempts == retries + 1  # the count is exact; only old rows were dropped
+    errors = [a.error for a in event.history]
+    assert len(errors) == MAX_RETRY_HISTORY + 1
+    # the newest retries survive, in order, then the final outcome
+    assert errors[0] == f"event API answered 503 (#{retries - MAX_RETRY_HISTORY})"
+    assert errors[-2] == f"event API answered 503 (#{retries - 1})"
+    assert [a.outcome for a in event.history][-1] == "dead" and errors[
+        -1
+    ] == "event API: 400 bad data"
+    counts = raw(outbox.path, "SELECT seq, COUNT(*) FROM attempts GROUP BY seq ORDER BY seq")
+    assert [c for _, c in counts] == [MAX_RETRY_HISTORY + 1, MAX_RETRY_HISTORY]

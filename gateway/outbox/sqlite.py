@@ -59,6 +59,8 @@ _DEDUP_PRUNE_EVERY = 1000  # accepts between sweeps of expired dedup entries
 _PRUNE_CHUNK = 5000  # rows per prune transaction, so accepts interleave with a long prune
 _CHUNK = 500  # ids per ``IN (...)`` list
 _REJECTION_BUFFER = 10000  # refused requests waiting for a write; older ones are dropped
+#: retry rows kept per event: a days-long outage must not grow the history without bound
+MAX_RETRY_HISTORY = 20
 
 # Partial indexes keep each state's rows in their own small index: the claim, stats and
 # prune queries touch only the rows of the state they ask for, however many delivered rows
@@ -676,6 +678,17 @@ class SQLiteOutbox:
             "INSERT INTO attempts (seq, at, outcome, error) VALUES (?, ?, ?, ?)",
             [(seq, at, outcome, error) for seq in seqs],
         )
+        if outcome != "retry":
+            return
+        # Past the cap, each new retry row replaces the oldest one (the count stays in events).
+        for start in range(0, len(seqs), _CHUNK):
+            part = list(seqs[start : start + _CHUNK])
+            conn.execute(
+                "DELETE FROM attempts WHERE id IN (SELECT (SELECT MIN(a.id) FROM attempts a"
+                " WHERE a.seq = e.seq AND a.outcome = 'retry') FROM events e"
+                f" WHERE e.seq IN ({_marks(part)}) AND e.attempts > ?)",
+                [*part, MAX_RETRY_HISTORY],
+            )
 
     # -- inspection ---------------------------------------------------------------------
 
