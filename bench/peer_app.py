@@ -47,6 +47,9 @@ class Peer:
         async with httpx.AsyncClient(
             timeout=10.0,
             headers={"content-type": "application/json"},
+            # httpcore checks every pooled connection on each request (an idle one is polled
+            # for readability), so a small pool is the peer's fastest setting: measured on the
+            # 2-core bench machine, 8 connections beat httpx's default (20 kept alive) and 256.
             limits=httpx.Limits(max_connections=8, max_keepalive_connections=8),
         ) as client:
             self.client = client

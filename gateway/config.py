@@ -124,6 +124,7 @@ class ForwarderConfig(_Model):
     backoff_max: float = Field(default=60.0, gt=0)
     lease_seconds: float = Field(default=60.0, gt=0)
     idle_poll: float = Field(default=0.2, gt=0)
+    batch_linger: float = Field(default=0.02, ge=0)  # after a small batch, wait to fill the next
     shutdown_deadline: float = Field(default=20.0, ge=0)
 
 

@@ -128,6 +128,7 @@ class Forwarder:
         self._errors = 0  # consecutive unexpected exceptions
         self._next_prune = 0.0
         self._inflight: set[int] = set()  # leased by this forwarder, outcome not yet stored
+        self._small_batch = False  # the last batch used under half of both batch limits
         self._wake = asyncio.Event()
 
     # -- scheduling ---------------------------------------------------------------------------
@@ -169,6 +170,11 @@ class Forwarder:
             self._errors = 0
             if not claimed:
                 await self._sleep(stop, self.config.idle_poll, wakeable=True)
+            elif self._small_batch and self.config.batch_linger > 0 and not self.paused:
+                # Everything due fitted in a small batch: let webhooks gather for a moment
+                # instead of spending a request (and two outbox commits) on each few. A backlog
+                # fills its batches past half the limits, so it is sent without a pause.
+                await self._sleep(stop, self.config.batch_linger, wakeable=False)
 
     async def _sleep(self, stop: asyncio.Event, seconds: float, *, wakeable: bool) -> None:
         """``self.sleep(seconds)``, cut short by ``stop`` (and by :meth:`notify` if wakeable)."""
@@ -235,6 +241,7 @@ class Forwarder:
             while keep > 1 and size > limit:  # only with a tiny max_batch_bytes
                 keep -= 1
                 size -= len(batch[keep].payload) + 1
+            self._small_batch = 2 * keep <= max_events and 2 * size <= limit
             if keep < len(batch):
                 await self._unlease(batch[keep:])
             sendable: list[StoredEvent] = []

@@ -25,6 +25,7 @@ from gateway.webhook import Webhook
 from tests.eventapi_standin import EventApiStandIn, event_api, seeded_ulid
 
 IDLE = 0.25  # idle_poll: never equal to a back-off step, so sleeps can be told apart
+LINGER = 0.125  # batch_linger: told apart the same way
 
 
 class FakeTime:
@@ -43,8 +44,8 @@ class FakeTime:
         await asyncio.sleep(0)
 
     def pauses(self) -> list[float]:
-        """Sleeps other than idle polls: back-offs, Retry-After, refused-key waits."""
-        return [s for s in self.slept if s != IDLE]
+        """Sleeps other than idle polls and lingers: back-offs, Retry-After, refused-key waits."""
+        return [s for s in self.slept if s not in (IDLE, LINGER)]
 
 
 @pytest.fixture
@@ -101,7 +102,13 @@ def make(
     url = api if isinstance(api, str) else api.url
     target = resolve_target(InngestConfig(base_url=url, event_key=f"inline:{key}", env=env), {})
     config = ForwarderConfig.model_validate(
-        {"backoff_base": 1.0, "backoff_max": 30.0, "idle_poll": IDLE, **settings}
+        {
+            "backoff_base": 1.0,
+            "backoff_max": 30.0,
+            "idle_poll": IDLE,
+            "batch_linger": LINGER,
+            **settings,
+        }
     )
     return Forwarder(
         outbox,
@@ -282,6 +289,38 @@ def test_notify_starts_a_batch_without_waiting_for_the_poll(
     finally:
         outbox.close()
     assert [e["name"] for e in api.events] == ["s/a.b"]
+
+
+def test_after_a_small_batch_the_forwarder_lingers_so_the_next_one_gathers_more(
+    api: EventApiStandIn, outbox: SQLiteOutbox, ftime: FakeTime
+) -> None:
+    store(outbox, ["s/a.first"])
+    forwarder = make(api, outbox, ftime, max_batch_events=10)
+    real_sleep = ftime.sleep
+
+    async def sleep_and_receive(seconds: float) -> None:
+        if seconds == LINGER and not api.events[1:]:
+            store(outbox, [f"s/b.n{i}" for i in range(3)], tag="later")  # while it lingers
+        await real_sleep(seconds)
+
+    forwarder.sleep = sleep_and_receive
+    go(run_until(forwarder, lambda: len(api.events) == 4))
+
+    assert [len(r.events) for r in api.requests] == [1, 3]  # not one request per webhook
+    assert ftime.slept[:2] == [LINGER, LINGER]  # after each small batch
+    assert ftime.pauses() == []
+
+
+def test_a_backlog_is_sent_without_lingering(
+    api: EventApiStandIn, outbox: SQLiteOutbox, ftime: FakeTime
+) -> None:
+    store(outbox, [f"s/e.n{i}" for i in range(25)])
+    forwarder = make(api, outbox, ftime, max_batch_events=10)
+
+    go(run_until(forwarder, settled(outbox)))
+
+    assert [len(r.events) for r in api.requests] == [10, 10, 5]
+    assert ftime.slept.count(LINGER) == 1  # full batches go back to back; only the last lingers
 
 
 # -- 429 --------------------------------------------------------------------------------------
