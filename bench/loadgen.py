@@ -178,7 +178,8 @@ async def open_loop(
     total = int(args.rate * args.duration)
     max_backlog = max(100, int(args.rate * 2))  # two seconds behind: the server is saturated
     state: dict[str, Any] = {"overloaded": False, "max_backlog": 0}
-    lags: list[float] = []
+    lags: list[float] = []  # the generator's own lag: when a request was queued, past its due time
+    waits: list[float] = []  # due time to send: lag plus waiting for a free connection
     service: list[float] = []
 
     async def schedule() -> None:
@@ -192,7 +193,9 @@ async def open_loop(
                 await asyncio.sleep(max(due - now, 0.001))
                 continue
             while i < total and start + i / args.rate <= now:
-                queue.put_nowait(start + i / args.rate)
+                due = start + i / args.rate
+                lags.append(now - due)
+                queue.put_nowait(due)
                 i += 1
             state["max_backlog"] = max(state["max_backlog"], queue.qsize())
             if queue.qsize() > max_backlog:
@@ -209,7 +212,7 @@ async def open_loop(
                 break
             n, data = requests.take()
             sent = clock()
-            lags.append(sent - due)
+            waits.append(sent - due)
             conn, status, error = await _send(conn, args.host, args.port, data)
             done = clock()
             tally.record(n, status, done - due, error)
@@ -220,6 +223,7 @@ async def open_loop(
 
     await asyncio.gather(schedule(), *(worker() for _ in range(args.connections)))
     state["send_lag_ms"] = percentiles(lags)
+    state["send_wait_ms"] = percentiles(waits)
     state["service_latency_ms"] = percentiles(service)
     return state
 

@@ -41,8 +41,12 @@ _ROWS: list[Row] = [
         lambda r: _pair(_get(r, "half_load", "latency_ms")),
     ),
     (
-        "  of which generator send lag p99 (ms)",
+        "  generator's own timer lag p99 (ms)",
         lambda r: _num(_get(r, "half_load", "send_lag_ms", "p99"), "{:.2f}"),
+    ),
+    (
+        "  due -> sent p99, incl. waiting for a connection",
+        lambda r: _num(_get(r, "half_load", "send_wait_ms", "p99"), "{:.2f}"),
     ),
     (
         "events/s delivered to Event API (saturation)",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import os
 import socket
 import sys
@@ -45,6 +46,7 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             "INTERCOM_CLIENT_SECRET, or pass --config"
         )
     app = create_app(gateway)
+    _freeze_startup_heap()
     public = uvicorn.Config(
         app,
         host=args.host,
@@ -76,6 +78,18 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     log.info("console listening", extra={"url": f"http://{shown}:{port}/console"})
     asyncio.run(_serve_both(uvicorn.Server(public), uvicorn.Server(admin), sock))
     return 0
+
+
+def _freeze_startup_heap() -> None:
+    """Keep the start-up heap out of the garbage collector's full collections.
+
+    Modules, classes, pydantic schemas and the stripe package are some 70,000 objects that live
+    as long as the process. A full (generation 2) collection walks them all: on the 2-core bench
+    machine that stalled the event loop for 40-55 ms every few seconds under load. Frozen, they
+    are never collected (they would not be anyway) and a full collection takes a few ms.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _bind(host: str, port: int) -> socket.socket:
