@@ -257,6 +257,8 @@ def test_overview_counts_per_source(running: Running) -> None:
     assert refusal["summary"].startswith("401 signature_mismatch")
     assert f'href="{refusal["url"]}"' in page.text
     assert page.status_code == 200 and "<svg" in page.text and 'data-rejected="1"' in page.text
+    assert "<title>Overview · webhook-gateway console</title>" in page.text
+    assert page.text.count('id="recent-refusals"') == 1
 
 
 # -- replay and retry ------------------------------------------------------------------
