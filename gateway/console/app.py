@@ -28,6 +28,7 @@ from gateway.console.auth import WRITE, ConsoleAuth, TokenSet
 from gateway.console.chart import activity_svg
 from gateway.console.masking import scrub, signature_headers
 from gateway.console.responses import SECURITY_HEADERS, problem, wants_json
+from gateway.outbox import WebhookRecord
 from gateway.outbox.crypto import CipherError
 from gateway.plugins import TransformError
 from gateway.receive import json_response
@@ -303,14 +304,22 @@ class Console:
         if self.gateway.forwarder is not None:
             self.gateway.forwarder.notify()
 
-    async def replay(self, request: Request) -> Response:
-        webhook_id = _int_param(request, "webhook_id")
+    async def _record_to_change(self, request: Request) -> WebhookRecord | Response:
+        """The webhook a write action names, or the response refusing the action."""
         refused = self._refuse_write(request)
         if refused is not None:
             return refused
+        webhook_id = _int_param(request, "webhook_id")
         record = await asyncio.to_thread(self.outbox.webhook, webhook_id)
         if record is None:
             return problem(request.scope, 404, f"webhook {webhook_id} is not stored")
+        return record
+
+    async def replay(self, request: Request) -> Response:
+        webhook_id = _int_param(request, "webhook_id")
+        record = await self._record_to_change(request)
+        if isinstance(record, Response):
+            return record
         if record.summary.status != "quarantined":
             return problem(
                 request.scope, 409, f"webhook {webhook_id} is not quarantined: nothing to replay"
@@ -347,12 +356,9 @@ class Console:
 
     async def retry(self, request: Request) -> Response:
         webhook_id = _int_param(request, "webhook_id")
-        refused = self._refuse_write(request)
-        if refused is not None:
-            return refused
-        record = await asyncio.to_thread(self.outbox.webhook, webhook_id)
-        if record is None:
-            return problem(request.scope, 404, f"webhook {webhook_id} is not stored")
+        record = await self._record_to_change(request)
+        if isinstance(record, Response):
+            return record
         dead = [e.seq for e in record.events if e.state == "dead"]
         if "seq" in request.path_params:
             seq = _int_param(request, "seq")
