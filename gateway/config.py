@@ -121,7 +121,7 @@ class ForwarderConfig(_Model):
     max_event_bytes: int = Field(default=512 * 1024, gt=0)
     request_timeout: float = Field(default=10.0, gt=0)
     backoff_base: float = Field(default=0.5, gt=0)
-    backoff_max: float = Field(default=60.0, gt=0)
+    backoff_max: float = Field(default=10.0, gt=0)
     lease_seconds: float = Field(default=60.0, gt=0)
     idle_poll: float = Field(default=0.2, gt=0)
     batch_linger: float = Field(default=0.02, ge=0)  # after a small batch, wait to fill the next
