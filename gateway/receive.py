@@ -262,7 +262,7 @@ class Receiver:
                 source,
                 "handshake",
                 started,
-                delivery_id=delivery_id,
+                provider_event_id=delivery_id,
             )
         if self.log_bodies and self.log.isEnabledFor(logging.DEBUG):
             self.log.debug(
@@ -306,7 +306,7 @@ class Receiver:
                 extra={
                     "request_id": request_id,
                     "source": name,
-                    "delivery_id": delivery_id,
+                    "provider_event_id": delivery_id,
                     "transform": source.transform_name,
                     "error": str(exc),
                     "webhook_id": webhook_id,
@@ -321,7 +321,7 @@ class Receiver:
                 source,
                 "quarantined",
                 started,
-                delivery_id=delivery_id,
+                provider_event_id=delivery_id,
             )
         for warning in outcome.convention_warnings:
             self.metrics.name_warnings.labels(name).inc()
@@ -361,7 +361,7 @@ class Receiver:
             source,
             "accepted",
             started,
-            delivery_id=delivery_id,
+            provider_event_id=delivery_id,
             events=result.stored,
             duplicates=result.duplicates,
             retry_num=webhook.header("x-slack-retry-num"),

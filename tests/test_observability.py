@@ -112,7 +112,7 @@ def test_logs_are_json_and_never_contain_secrets(tmp_path: Path) -> None:
     assert {r["outcome"] for r in requests} >= {"accepted", "signature_mismatch"}
     accepted = next(r for r in requests if r["outcome"] == "accepted")
     assert accepted["source"] == "stripe" and accepted["provider"] == "stripe"
-    assert accepted["delivery_id"] == "evt_1OA9vC2eZvKYlo2C5lW6Yl8R"
+    assert accepted["provider_event_id"] == "evt_1OA9vC2eZvKYlo2C5lW6Yl8R"
     assert accepted["request_id"] and accepted["latency_ms"] >= 0
     text = stream.getvalue()
     for secret in (STRIPE_SECRET, SLACK_SECRET):
