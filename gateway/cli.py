@@ -320,19 +320,21 @@ def cmd_quarantine(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     try:
         held = outbox.quarantined(limit=args.limit)
         if args.quarantine_cmd == "list":
-            _print_json(
-                [
-                    {
-                        "webhook_id": wid,
-                        "source": wh.source,
-                        "provider": wh.provider,
-                        "received_at": wh.received_at,
-                        "error": error,
-                        "bytes": len(wh.body),
-                    }
-                    for wid, wh, error in held
-                ]
-            )
+            rows: list[dict[str, Any]] = []
+            for wid, wh, error in held:
+                row = {
+                    "webhook_id": wid,
+                    "source": wh.source,
+                    "provider": wh.provider,
+                    "received_at": wh.received_at,
+                    "error": error,
+                    "bytes": len(wh.body),
+                }
+                if args.traceback:
+                    record = outbox.webhook(wid)
+                    row["traceback"] = record.detail if record is not None else None
+                rows.append(row)
+            _print_json(rows)
             return 0
         if not args.all and not args.ids:
             raise ConfigError("quarantine replay: give webhook IDs or --all")
@@ -424,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     qsub = quarantine.add_subparsers(dest="quarantine_cmd", required=True)
     qlist = qsub.add_parser("list", help="list quarantined webhooks")
     qlist.add_argument("--limit", type=int, default=1000)
+    qlist.add_argument(
+        "--traceback", action="store_true", help="include each transform failure's traceback"
+    )
     qreplay = qsub.add_parser("replay", help="re-run quarantined webhooks through the transform")
     qreplay.add_argument("ids", nargs="*")
     qreplay.add_argument("--all", action="store_true")

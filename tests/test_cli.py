@@ -153,11 +153,15 @@ def test_outbox_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 def test_quarantine_list_and_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     env, box = seeded(tmp_path)
     hook = Webhook(source="stripe", provider="stripe", body=fixture("stripe/invoice.paid.json"))
-    held = box.quarantine(hook, "transform raised KeyError", "tb")
+    held = box.quarantine(hook, "transform raised KeyError", "Traceback: KeyError 'data'")
     broken = box.quarantine(Webhook(source="stripe", provider="stripe", body=b"{}"), "e", "tb")
     assert main(["quarantine", "list"], env) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [q["webhook_id"] for q in listed] == [held, broken]
+    assert "traceback" not in listed[0]
+    assert main(["quarantine", "list", "--traceback"], env) == 0
+    detailed = json.loads(capsys.readouterr().out)
+    assert [q["traceback"] for q in detailed] == ["Traceback: KeyError 'data'", "tb"]
     assert main(["quarantine", "replay", str(held)], env) == 0
     assert f"webhook {held}: 1 event(s) queued" in capsys.readouterr().out
     assert main(["quarantine", "replay", "--all"], env) == 1  # the empty body still fails
