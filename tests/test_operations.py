@@ -31,6 +31,17 @@ def stripe_body(event_id: str) -> bytes:
     return json.dumps(event).encode()
 
 
+def post_stripe(base_url: str, event_id: str) -> httpx.Response:
+    """POST one signed Stripe event to a gateway at ``base_url``."""
+    body = stripe_body(event_id)
+    return httpx.post(
+        f"{base_url}/webhooks/stripe",
+        content=body,
+        headers=stripe_headers(body, STRIPE_SECRET),
+        timeout=30,
+    )
+
+
 def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -128,22 +139,10 @@ def test_two_gateway_processes_share_one_data_directory(tmp_path: Path) -> None:
             for gateway in gateways:
                 gateway.wait_ready()
             for i in range(60):
-                body = stripe_body(f"evt_shared_{i}")
-                response = httpx.post(
-                    f"{gateways[i % 2].url}/webhooks/stripe",
-                    content=body,
-                    headers=stripe_headers(body, STRIPE_SECRET),
-                    timeout=30,
-                )
+                response = post_stripe(gateways[i % 2].url, f"evt_shared_{i}")
                 assert response.status_code == 200
             # a provider retry that lands on the other process is still a duplicate
-            body = stripe_body("evt_shared_0")
-            again = httpx.post(
-                f"{gateways[1].url}/webhooks/stripe",
-                content=body,
-                headers=stripe_headers(body, STRIPE_SECRET),
-                timeout=30,
-            )
+            again = post_stripe(gateways[1].url, "evt_shared_0")
             assert again.status_code == 200 and again.json()["duplicates"] == 1
             wanted = {f"stripe-evt_shared_{i}" for i in range(60)}
             assert api.wait_for(lambda a: wanted <= set(a.event_ids()))
@@ -200,13 +199,7 @@ def test_sigterm_during_an_outage_exits_and_the_next_start_delivers_the_rest(
         first = GatewayProcess([], env, tmp_path / "first.log")
         first.wait_ready()
         for i in range(20):
-            body = stripe_body(f"evt_left_{i}")
-            response = httpx.post(
-                f"{first.url}/webhooks/stripe",
-                content=body,
-                headers=stripe_headers(body, STRIPE_SECRET),
-                timeout=30,
-            )
+            response = post_stripe(first.url, f"evt_left_{i}")
             assert response.status_code == 200
         assert api.wait_for(lambda a: len(a.requests) >= 1)
         # a clean exit (not the test's SIGKILL after its timeout), leaving the events queued
