@@ -388,7 +388,8 @@ class Bench:
 
     def load(self, kind: str, template: Template) -> dict[str, Any]:
         """Warm up, saturate, let delivery catch up, then the fixed half-load run."""
-        server = self.start_server(kind, template.label)
+        config = self.args.gateway_config if kind == "gateway" else None
+        server = self.start_server(kind, template.label, config=config)
         try:
             return self._load(server, kind, template)
         finally:
@@ -584,7 +585,9 @@ class Bench:
         py_spy = shutil.which("py-spy")
         if py_spy is None:
             raise BenchError("--profile needs py-spy (pip install py-spy); nothing was installed")
-        server = self.start_server("gateway", f"profile-{template.label}")
+        server = self.start_server(
+            "gateway", f"profile-{template.label}", config=self.args.gateway_config
+        )
         try:
             self.sink_call("POST", "/_control/reset")
             warm = self.saturate(server, template, self.args.warmup, self.args.expect_rate)
@@ -674,6 +677,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--catch-up-timeout", type=float, default=300.0)
     parser.add_argument(
         "--generator", choices=["auto", "asyncio"], default="auto", help="auto: wrk if installed"
+    )
+    parser.add_argument(
+        "--gateway-config",
+        type=Path,
+        help="run the gateway with this TOML file (its sources need STRIPE_WEBHOOK_SECRET)",
     )
     parser.add_argument("--profile", action="store_true", help="also profile the gateway (py-spy)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")

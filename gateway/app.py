@@ -73,7 +73,8 @@ def build_sources(
             func = registry.get(transform_name)
         except (KeyError, PluginLoadError) as exc:
             raise ConfigError(f"{where}.transform: {exc}") from None
-        sources[sc.name] = Source(sc, provider, func, transform_name)
+        inline = registry.is_builtin(transform_name)
+        sources[sc.name] = Source(sc, provider, func, transform_name, inline=inline)
         secrets.extend(resolved)
     return sources, secrets
 
@@ -170,6 +171,8 @@ def create_app(gateway: Gateway) -> Starlette:
     config = gateway.config
     health = _Health(gateway)
     gateway.metrics.watch_outbox(health.outbox_stats)
+    if isinstance(gateway.outbox, SQLiteOutbox):
+        gateway.outbox.observe_commits(gateway.metrics.commit_seconds.observe)
     log = get_logger()
 
     if gateway.target is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 from collections.abc import Iterable
@@ -31,27 +32,63 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-class SecretScrubber(logging.Filter):
-    """Replace any configured secret that reaches a log line with ``[redacted]``.
+class JsonLineHandler(logging.Handler):
+    """Write each record as one JSON line to ``stream``, with every configured secret scrubbed.
 
-    Defence in depth: the code never logs secrets on purpose; this catches a mistake.
+    Lines logged on a thread that runs an event loop are written together once per loop
+    iteration (one ``write`` for all the requests the iteration answered, instead of one per
+    line, each of which let another thread take the GIL); lines from other threads, and
+    whatever is pending before them, are written at once. :meth:`flush` writes what is
+    pending: ``logging.shutdown`` calls it at exit.
+
+    Scrubbing is defence in depth: the code never logs secrets on purpose; this catches a
+    mistake, in the message, in any field and in a traceback alike.
     """
 
-    def __init__(self, secrets: Iterable[str]) -> None:
+    def __init__(self, stream: Any, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self.stream = stream
+        self.setFormatter(JsonFormatter())
+        # a secret appears in a JSON line as its JSON-escaped text
+        distinct = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._secrets = [orjson.dumps(s).decode()[1:-1] for s in distinct]
+        self._pending: list[str] = []
+        self._scheduled = False
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
-            return True
-        message = record.getMessage()
-        scrubbed = self._scrub(message)
-        if scrubbed != message:
-            record.msg, record.args = scrubbed, ()
-        for key, value in list(record.__dict__.items()):
-            if key not in _RESERVED and isinstance(value, str):
-                record.__dict__[key] = self._scrub(value)
-        return True
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self._scrub(self.format(record)) + "\n"
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is None:
+                self._write(line)
+                return
+            self._pending.append(line)
+            if not self._scheduled:
+                loop.call_soon(self.flush)
+                self._scheduled = True
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._write("")
+        finally:
+            self.release()
+
+    def _write(self, line: str) -> None:
+        """Write what is pending, then ``line`` (the handler's lock is held)."""
+        self._scheduled = False
+        if self._pending:
+            line = "".join(self._pending) + line
+            self._pending.clear()
+        if line:
+            self.stream.write(line)
+        if self.stream and hasattr(self.stream, "flush"):
+            self.stream.flush()
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
@@ -64,9 +101,7 @@ def configure_logging(
     level: str = "info", secrets: Iterable[str] = (), stream: Any = None
 ) -> logging.Logger:
     """Send the gateway's logs (and uvicorn's) as JSON lines to ``stream`` (stderr)."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(SecretScrubber(secrets))
+    handler = JsonLineHandler(stream or sys.stderr, secrets)
     for name in (LOGGER_NAME, "uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]

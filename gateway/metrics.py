@@ -141,6 +141,12 @@ class Metrics:
             buckets=(1024, 8192, 65536, 131072, 262144, 524288, 1048576, 3145728),
             registry=r,
         )
+        self.commit_seconds = Histogram(
+            f"{PREFIX}_outbox_commit_seconds",
+            "Outbox write transactions, BEGIN to durable COMMIT (the fsync included).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.dead_letters = Counter(
             f"{PREFIX}_dead_letters", "Events moved to the dead-letter store.", registry=r
         )

@@ -212,6 +212,10 @@ class TransformRegistry:
         self._add(ref, func, f"reference {ref} ({getattr(module, '__file__', '?')})", builtin=False)
         return func  # type: ignore[no-any-return]
 
+    def is_builtin(self, name: str) -> bool:
+        """Whether ``name`` is a built-in transform (not overridden by a plugin)."""
+        return name in self._builtin
+
     def origin(self, name: str) -> str:
         """Where the transform registered as ``name`` came from."""
         return self._origins[name]

@@ -74,6 +74,9 @@ def test_every_listed_metric_moves_with_low_cardinality_labels(tmp_path: Path) -
     assert value(text, "webhook_gateway_outbox_dead_letters") == 1
     assert value(text, "webhook_gateway_outbox_quarantined") == 1
     assert value(text, "webhook_gateway_outbox_depth", state="pending") == 0
+    # every accept was a durable commit, each timed (the forwarder's writes add more)
+    commits = value(text, "webhook_gateway_outbox_commit_seconds_count")
+    assert commits >= 4 and value(text, "webhook_gateway_outbox_commit_seconds_sum") > 0
     assert ("webhook_gateway_outbox_oldest_age_seconds", frozenset()) in samples(text)
     assert ("webhook_gateway_event_api_degraded", frozenset()) in samples(text)
     labels = {

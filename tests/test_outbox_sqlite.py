@@ -172,6 +172,70 @@ def test_a_failing_job_rolls_back_alone_and_gets_its_own_error(outbox: SQLiteOut
     assert [wid for wid, _, _ in outbox.quarantined()] == [held]
 
 
+def test_queued_accepts_are_written_together_as_if_one_by_one(outbox: SQLiteOutbox) -> None:
+    """Accepts queued behind one another share a few multi-row statements, same results."""
+    first = outbox.accept(hook(0), *one("s/first.one", event_id="dup-old"))
+    outbox.dead_letter(claim_all(outbox)[0], "400 from the Event API")
+    kept = outbox.accept(hook(1), *one("s/kept.one", event_id="dup-kept"))
+    gate = Gate(outbox)
+    calls = [
+        ("s/a.one", "new-1"),
+        ("s/b.one", "dup-kept"),  # accepted before: a duplicate
+        ("s/c.one", "new-1"),  # earlier in this same group: a duplicate
+        ("s/d.one", "dup-old"),  # its first copy was dead-lettered: stored again
+        ("s/e.one", None),  # no id: never a duplicate
+        ("s/f.one", None),
+    ]
+    jobs = [
+        outbox._submit(outbox._accept_job(hook(i + 2), *one(n, e)))
+        for i, (n, e) in enumerate(calls)
+    ]
+    before = outbox.commit_count
+    gate.open()
+    results = [job.result() for job in jobs]
+    assert outbox.commit_count - before == 2  # the gate's transaction, then all six at once
+    assert [(r.stored, r.duplicates) for r in results] == [
+        (1, 0),
+        (0, 1),
+        (0, 1),
+        (1, 0),
+        (1, 0),
+        (1, 0),
+    ]
+    ids = [r.webhook_id for r in results]
+    assert (
+        ids == list(range(kept.webhook_id + 1, kept.webhook_id + 7)) and ids[0] > first.webhook_id
+    )
+    batch = outbox.claim(max_events=99, max_bytes=10**6, lease_seconds=5)
+    assert [(e.name, e.webhook_id) for e in batch] == [
+        ("s/kept.one", kept.webhook_id),
+        ("s/a.one", ids[0]),
+        ("s/d.one", ids[3]),
+        ("s/e.one", ids[4]),
+        ("s/f.one", ids[5]),
+    ]
+    assert [e.seq for e in batch] == sorted(e.seq for e in batch)
+    # ids continue after the batch, for the next single write as for the next batch
+    assert outbox.quarantine(hook(99), "boom", "tb") == ids[-1] + 1
+    assert outbox.accept(hook(100), *one("s/g.one")).webhook_id == ids[-1] + 2
+
+
+def test_one_bad_accept_in_a_group_fails_alone(outbox: SQLiteOutbox) -> None:
+    gate = Gate(outbox)
+    good = outbox._submit(outbox._accept_job(hook(1), *one("s/a.one", "a")))
+    bad_payload: Any = {"not": "bytes"}  # SQLite cannot bind a dict: the batch fails
+    bad = outbox._submit(outbox._accept_job(hook(2), [bad_payload], ["b"], ["s/b.one"]))
+    also_good = outbox._submit(outbox._accept_job(hook(3), *one("s/c.one", "c")))
+    gate.open()
+    assert good.result().stored == 1 and also_good.result().stored == 1
+    with pytest.raises(OutboxUnavailable):
+        bad.result()
+    names = [e.name for e in outbox.claim(max_events=9, max_bytes=10**6, lease_seconds=5)]
+    assert names == ["s/a.one", "s/c.one"]
+    # the failed webhook's id left no gap-filling row and no dedup entry behind
+    assert outbox.accept(hook(4), *one("s/b.one", "b")).stored == 1
+
+
 def test_a_cancelled_request_is_not_written(outbox: SQLiteOutbox) -> None:
     async def scenario() -> None:
         gate = Gate(outbox)

@@ -56,6 +56,7 @@ SCHEMA_VERSION = 1
 _SYNCHRONOUS: dict[str, str] = {"power_loss": "FULL", "process_crash": "NORMAL"}
 _MAX_GROUP = 512  # jobs per transaction: bounds how long one commit holds the write lock
 _DEDUP_PRUNE_EVERY = 1000  # accepts between sweeps of expired dedup entries
+_MAX_ROWS_PER_INSERT = 256  # rows per multi-row INSERT: 256 x 11 values, far below SQLite's cap
 _PRUNE_CHUNK = 5000  # rows per prune transaction, so accepts interleave with a long prune
 _CHUNK = 500  # ids per ``IN (...)`` list
 _REJECTION_BUFFER = 10000  # refused requests waiting for a write; older ones are dropped
@@ -264,6 +265,46 @@ class _AsyncJob:
         return not self.waiter.cancelled()
 
 
+class _Batchable:
+    """A job function that can also run together with others of its class.
+
+    The writer runs a run of consecutive jobs of one such class with one :meth:`run_many`
+    call: a few statements for the whole run instead of several per job. ``run_many`` must
+    give each job the value that calling it alone would have.
+    """
+
+    def __call__(self, conn: sqlite3.Connection) -> Any:
+        return self.run_many(conn, [self])[0]
+
+    def run_many(self, conn: sqlite3.Connection, calls: Sequence[Any]) -> list[Any]:
+        raise NotImplementedError
+
+
+class _AcceptCall(_Batchable):
+    """Store one webhook and its events: the receive path's write."""
+
+    __slots__ = ("event_ids", "names", "outbox", "payloads", "row", "sizes")
+
+    def __init__(
+        self,
+        outbox: SQLiteOutbox,
+        row: tuple[Any, ...],
+        payloads: list[bytes],
+        sizes: list[int],
+        event_ids: list[str | None],
+        names: list[str],
+    ) -> None:
+        self.outbox = outbox
+        self.row = row  # the webhooks row's columns after its id
+        self.payloads = payloads  # sealed when the outbox encrypts
+        self.sizes = sizes  # of the plain payloads
+        self.event_ids = event_ids
+        self.names = names
+
+    def run_many(self, conn: sqlite3.Connection, calls: Sequence[Any]) -> list[AcceptResult]:
+        return self.outbox._accept_many(conn, calls)
+
+
 _AnyJob = _Job | _AsyncJob
 _Outcome = tuple[_AnyJob, Any, BaseException | None]
 
@@ -307,7 +348,7 @@ def _chunks(ids: Sequence[int]) -> list[list[int]]:
     return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 
 
-def _marks(ids: Sequence[int]) -> str:
+def _marks(ids: Sequence[object]) -> str:
     return ",".join("?" * len(ids))
 
 
@@ -326,6 +367,8 @@ class _GroupCommitWriter:
     ) -> None:
         self.conn = conn
         self.before_commit = before_commit
+        #: called with each transaction's duration in seconds, BEGIN to COMMIT (the fsync too)
+        self.on_commit: Callable[[float], None] | None = None
         self.commit_count = 0
         self.job_count = 0
         self.closed = False
@@ -387,21 +430,21 @@ class _GroupCommitWriter:
     def _run(self, jobs: list[_AnyJob]) -> None:
         conn = self.conn
         outcomes: list[_Outcome] = []
+        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            for job in jobs:
-                conn.execute("SAVEPOINT job")
-                try:
-                    value = job.fn(conn)
-                except Exception as exc:
-                    if not conn.in_transaction:
-                        raise _GroupLost() from exc
-                    conn.execute("ROLLBACK TO job")
-                    conn.execute("RELEASE job")
-                    outcomes.append((job, None, _as_job_error(exc)))
+            i = 0
+            while i < len(jobs):
+                fn = jobs[i].fn
+                if isinstance(fn, _Batchable):
+                    j = i + 1
+                    while j < len(jobs) and type(jobs[j].fn) is type(fn):
+                        j += 1
+                    outcomes += self._run_batch(conn, jobs[i:j])
+                    i = j
                 else:
-                    conn.execute("RELEASE job")
-                    outcomes.append((job, value, None))
+                    outcomes.append(self._run_one(conn, jobs[i]))
+                    i += 1
             if self.before_commit is not None:
                 self._piggyback(conn, self.before_commit)
             conn.execute("COMMIT")
@@ -417,6 +460,43 @@ class _GroupCommitWriter:
         self.commit_count += 1
         self.job_count += len(jobs)
         self._resolve(outcomes)
+        if self.on_commit is not None:
+            with contextlib.suppress(Exception):  # a metric must never fail a write
+                self.on_commit(time.perf_counter() - started)
+
+    @staticmethod
+    def _run_one(conn: sqlite3.Connection, job: _AnyJob) -> _Outcome:
+        """One job in its own savepoint: its failure rolls back only its own writes."""
+        conn.execute("SAVEPOINT job")
+        try:
+            value = job.fn(conn)
+        except Exception as exc:
+            if not conn.in_transaction:
+                raise _GroupLost() from exc
+            conn.execute("ROLLBACK TO job")
+            conn.execute("RELEASE job")
+            return (job, None, _as_job_error(exc))
+        conn.execute("RELEASE job")
+        return (job, value, None)
+
+    @classmethod
+    def _run_batch(cls, conn: sqlite3.Connection, jobs: list[_AnyJob]) -> list[_Outcome]:
+        """Jobs of one batchable kind in a few statements; one by one if the batch fails."""
+        if len(jobs) == 1:
+            return [cls._run_one(conn, jobs[0])]
+        first = jobs[0].fn
+        assert isinstance(first, _Batchable)
+        conn.execute("SAVEPOINT batch")
+        try:
+            values = first.run_many(conn, [job.fn for job in jobs])
+        except Exception as exc:
+            if not conn.in_transaction:
+                raise _GroupLost() from exc
+            conn.execute("ROLLBACK TO batch")
+            conn.execute("RELEASE batch")
+            return [cls._run_one(conn, job) for job in jobs]  # find the job that fails
+        conn.execute("RELEASE batch")
+        return [(job, value, None) for job, value in zip(jobs, values, strict=True)]
 
     @staticmethod
     def _piggyback(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], None]) -> None:
@@ -529,6 +609,10 @@ class SQLiteOutbox:
     ) -> None:
         self.close()
 
+    def observe_commits(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(seconds)`` after each commit, from the writer thread."""
+        self._writer.on_commit = callback
+
     @property
     def commit_count(self) -> int:
         """Transactions this instance's writer committed."""
@@ -579,6 +663,7 @@ class SQLiteOutbox:
     ) -> AcceptResult:
         """Store a re-run transform's events; raises ``KeyError`` if not quarantined."""
         payloads, ids, labels = self._checked(events, event_ids, names)
+        sealed = [self._seal(payload, "event.payload") for payload in payloads]
 
         def job(conn: sqlite3.Connection) -> AcceptResult:
             changed = conn.execute(
@@ -587,8 +672,8 @@ class SQLiteOutbox:
             ).rowcount
             if not changed:
                 raise KeyError(f"webhook {webhook_id} is not quarantined")
-            stored, duplicates = self._insert_events(conn, webhook_id, payloads, ids, labels)
-            return AcceptResult(webhook_id, stored, duplicates)
+            batch = (webhook_id, sealed, [len(p) for p in payloads], ids, labels)
+            return AcceptResult(webhook_id, *self._store_events(conn, [batch])[0])
 
         return self._call(job)
 
@@ -605,13 +690,13 @@ class SQLiteOutbox:
 
     def ack(self, seqs: Sequence[int]) -> None:
         """Mark events delivered (also after their lease expired: they were delivered)."""
-        now = self.clock()
+        # The delivery is history too, read from delivered_at (see _with_delivery): an attempts
+        # row per delivered event would cost every event two more B-tree writes.
         self._update(
             "UPDATE events SET state = 'delivered', delivered_at = ?, lease_until = NULL"
-            " WHERE state IN ('leased', 'pending') AND seq IN ({marks}) RETURNING seq",
+            " WHERE state IN ('leased', 'pending') AND seq IN ({marks})",
             seqs,
-            now,
-            history=("delivered", now, None),
+            self.clock(),
         )
 
     def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
@@ -909,7 +994,7 @@ class SQLiteOutbox:
                 created_at=created_at,
                 delivered_at=delivered_at,
                 payload=self._unseal(payload, sealed, "event.payload"),
-                history=tuple(history.get(seq, ())),
+                history=_with_delivery(history.get(seq, []), seq, state, delivered_at),
             )
             for (
                 seq,
@@ -1263,18 +1348,41 @@ class SQLiteOutbox:
         names: Sequence[str],
     ) -> Callable[[sqlite3.Connection], AcceptResult]:
         payloads, ids, labels = self._checked(events, event_ids, names)
-
-        def job(conn: sqlite3.Connection) -> AcceptResult:
-            webhook_id = self._insert_webhook(conn, webhook, "accepted")
-            stored, duplicates = self._insert_events(conn, webhook_id, payloads, ids, labels)
-            return AcceptResult(webhook_id, stored, duplicates)
-
-        return job
+        # sealing and serialising happen in the caller's thread, not the writer's
+        return _AcceptCall(
+            self,
+            self._webhook_row(webhook, "accepted"),
+            [self._seal(payload, "event.payload") for payload in payloads],
+            [len(payload) for payload in payloads],
+            ids,
+            labels,
+        )
 
     def _quarantine_job(
         self, webhook: Webhook, error: str, detail: str
     ) -> Callable[[sqlite3.Connection], int]:
         return lambda conn: self._insert_webhook(conn, webhook, "quarantined", error, detail)
+
+    def _webhook_row(
+        self,
+        webhook: Webhook,
+        status: str,
+        error: str | None = None,
+        detail: str | None = None,
+    ) -> tuple[Any, ...]:
+        """The ``webhooks`` columns after ``id``, in ``_WEBHOOK_INSERT_COLUMNS`` order."""
+        return (
+            webhook.source,
+            webhook.provider,
+            webhook.received_at,
+            self._seal(orjson.dumps(dict(webhook.headers)), "webhook.headers"),
+            self._seal(orjson.dumps(dict(webhook.query)), "webhook.query"),
+            self._seal(webhook.body, "webhook.body"),
+            int(self.cipher is not None),
+            status,
+            error,
+            detail,
+        )
 
     def _insert_webhook(
         self,
@@ -1285,73 +1393,95 @@ class SQLiteOutbox:
         detail: str | None = None,
     ) -> int:
         cur = conn.execute(
-            "INSERT INTO webhooks (source, provider, received_at, headers, query, body, sealed,"
-            " status, error, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                webhook.source,
-                webhook.provider,
-                webhook.received_at,
-                self._seal(orjson.dumps(dict(webhook.headers)), "webhook.headers"),
-                self._seal(orjson.dumps(dict(webhook.query)), "webhook.query"),
-                self._seal(webhook.body, "webhook.body"),
-                int(self.cipher is not None),
-                status,
-                error,
-                detail,
-            ),
+            f"INSERT INTO webhooks ({_WEBHOOK_INSERT_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._webhook_row(webhook, status, error, detail),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
 
-    def _insert_events(
+    def _accept_many(
+        self, conn: sqlite3.Connection, calls: Sequence[_AcceptCall]
+    ) -> list[AcceptResult]:
+        """Store the webhooks of ``calls`` and their events: a few statements for all of them.
+
+        Ids are given here, after the largest ever used (what AUTOINCREMENT would give): the
+        transaction holds SQLite's write lock, so no other connection can take them meanwhile.
+        """
+        last = conn.execute(_LAST_WEBHOOK_ID).fetchone()[0]
+        ids = range(last + 1, last + 1 + len(calls))
+        rows = [(webhook_id, *call.row) for webhook_id, call in zip(ids, calls, strict=True)]
+        _insert_rows(conn, "webhooks", f"id, {_WEBHOOK_INSERT_COLUMNS}", 11, rows)
+        counts = self._store_events(
+            conn,
+            [
+                (webhook_id, call.payloads, call.sizes, call.event_ids, call.names)
+                for webhook_id, call in zip(ids, calls, strict=True)
+            ],
+        )
+        return [AcceptResult(wid, *count) for wid, count in zip(ids, counts, strict=True)]
+
+    def _store_events(
         self,
         conn: sqlite3.Connection,
-        webhook_id: int,
-        payloads: list[bytes],
-        event_ids: list[str | None],
-        names: list[str],
-    ) -> tuple[int, int]:
+        batches: Sequence[tuple[int, list[bytes], list[int], list[str | None], list[str]]],
+    ) -> list[tuple[int, int]]:
+        """Insert each webhook's events (sealed payloads); ``(stored, duplicates)`` per webhook.
+
+        An event id accepted within the dedup window (and not dead-lettered since), or earlier
+        in ``batches``, is a duplicate and is not stored, as if the webhooks came one by one.
+        """
         now = self.clock()
         dedup = self.dedup_window > 0
-        stored = duplicates = 0
-        for payload, event_id, name in zip(payloads, event_ids, names, strict=True):
-            if dedup and event_id is not None and self._seen(conn, event_id, now):
-                duplicates += 1
-                continue
-            cur = conn.execute(
-                "INSERT INTO events (webhook_id, event_id, name, payload, size, sealed, state,"
-                " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
-                (
-                    webhook_id,
-                    event_id,
-                    name,
-                    self._seal(payload, "event.payload"),
-                    len(payload),
-                    int(self.cipher is not None),
-                    now,
-                    now,
-                ),
-            )
-            if dedup and event_id is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO dedup (event_id, first_seen, seq) VALUES (?, ?, ?)",
-                    (event_id, now, cur.lastrowid),
+        seen: set[str] = set()
+        if dedup:
+            wanted = [eid for batch in batches for eid in batch[3] if eid is not None]
+            seen = self._seen_many(conn, wanted, now)
+        seq = conn.execute(_LAST_EVENT_SEQ).fetchone()[0]
+        sealed = int(self.cipher is not None)
+        event_rows: list[Any] = []
+        dedup_rows: list[Any] = []
+        counts: list[tuple[int, int]] = []
+        for webhook_id, payloads, sizes, event_ids, names in batches:
+            stored = duplicates = 0
+            for payload, size, event_id, name in zip(
+                payloads, sizes, event_ids, names, strict=True
+            ):
+                if dedup and event_id is not None:
+                    if event_id in seen:
+                        duplicates += 1
+                        continue
+                    seen.add(event_id)
+                    dedup_rows.append((event_id, now, seq + 1))
+                seq += 1
+                event_rows.append(
+                    (seq, webhook_id, event_id, name, payload, size, sealed, now, now)
                 )
-            stored += 1
-        self._accepts += 1
-        if dedup and self._accepts % _DEDUP_PRUNE_EVERY == 0:
+                stored += 1
+            counts.append((stored, duplicates))
+        _insert_rows(conn, "events", _EVENT_COLUMNS, 9, event_rows, _EVENT_VALUES)
+        _insert_rows(conn, "dedup", "event_id, first_seen, seq", 3, dedup_rows, replace=True)
+        before, self._accepts = self._accepts, self._accepts + len(batches)
+        if dedup and before // _DEDUP_PRUNE_EVERY != self._accepts // _DEDUP_PRUNE_EVERY:
             self._prune_dedup(conn)
-        return stored, duplicates
+        return counts
 
-    def _seen(self, conn: sqlite3.Connection, event_id: str, now: float) -> bool:
-        """The id was accepted within the window and that event was not dead-lettered."""
-        row = conn.execute(
-            "SELECT d.first_seen, e.state FROM dedup d LEFT JOIN events e ON e.seq = d.seq"
-            " WHERE d.event_id = ?",
-            (event_id,),
-        ).fetchone()
-        # a pruned event (state NULL) was delivered: still a duplicate within the window
-        return row is not None and row[0] > now - self.dedup_window and row[1] != "dead"
+    def _seen_many(self, conn: sqlite3.Connection, event_ids: list[str], now: float) -> set[str]:
+        """Which of ``event_ids`` are duplicates within the window; see :meth:`_seen`."""
+        seen: set[str] = set()
+        distinct = list(dict.fromkeys(event_ids))
+        for start in range(0, len(distinct), _CHUNK):
+            part = distinct[start : start + _CHUNK]
+            seen.update(
+                eid
+                for (eid,) in conn.execute(
+                    "SELECT d.event_id FROM dedup d LEFT JOIN events e ON e.seq = d.seq"
+                    f" WHERE d.event_id IN ({_marks(part)}) AND d.first_seen > ?"
+                    " AND e.state IS NOT 'dead'",
+                    (*part, now - self.dedup_window),
+                )
+            )
+        return seen
 
     def _prune_dedup(self, conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM dedup WHERE first_seen <= ?", (self.clock() - self.dedup_window,))
@@ -1437,6 +1567,66 @@ class SQLiteOutbox:
             ]
         rows.sort(key=lambda r: (r.created_at, r.kind, r.id))
         return rows[:limit]
+
+
+_WEBHOOK_INSERT_COLUMNS = (
+    "source, provider, received_at, headers, query, body, sealed, status, error, detail"
+)
+_EVENT_COLUMNS = (
+    "seq, webhook_id, event_id, name, payload, size, sealed, next_attempt_at, created_at, state"
+)
+_EVENT_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')"
+# the largest id a table ever used: AUTOINCREMENT's counter, or its largest row
+_LAST_WEBHOOK_ID = (
+    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'webhooks'), 0),"
+    " COALESCE((SELECT MAX(id) FROM webhooks), 0))"
+)
+_LAST_EVENT_SEQ = (
+    "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
+    " COALESCE((SELECT MAX(seq) FROM events), 0))"
+)
+
+
+def _insert_rows(
+    conn: sqlite3.Connection,
+    table: str,
+    columns: str,
+    width: int,
+    rows: list[Any],
+    values: str | None = None,
+    *,
+    replace: bool = False,
+) -> None:
+    """Insert ``rows`` with multi-row ``VALUES`` statements of power-of-two sizes.
+
+    Power-of-two chunks keep the number of distinct statements (and so the connection's
+    statement cache) small; one statement is one step, however many rows it carries.
+    """
+    one = values or "(" + ", ".join("?" * width) + ")"
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    start = 0
+    while start < len(rows):
+        size = min(_MAX_ROWS_PER_INSERT, 1 << ((len(rows) - start).bit_length() - 1))
+        part = rows[start : start + size]
+        conn.execute(
+            f"{verb} INTO {table} ({columns}) VALUES {', '.join([one] * size)}",
+            [value for row in part for value in row],
+        )
+        start += size
+
+
+def _with_delivery(
+    history: list[Attempt], seq: int, state: str, delivered_at: float | None
+) -> tuple[Attempt, ...]:
+    """An event's recorded attempts, then its delivery (the last outcome an event can have).
+
+    Files written before deliveries were read from ``delivered_at`` hold a ``delivered`` row
+    as well: it is the same delivery, shown once.
+    """
+    if state == "delivered" and delivered_at is not None:
+        kept = [a for a in history if a.outcome != "delivered"]
+        return (*kept, Attempt(seq, delivered_at, "delivered", None))
+    return tuple(history)
 
 
 def _summary(row: Sequence[Any]) -> WebhookSummary:
