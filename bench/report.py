@@ -49,6 +49,10 @@ _ROWS: list[Row] = [
         lambda r: _num(_get(r, "half_load", "send_wait_ms", "p99"), "{:.2f}"),
     ),
     (
+        "  outbox commits over 10 ms / 100 ms (fsync stalls)",
+        lambda r: _stalls(_get(r, "half_load", "outbox_commits")),
+    ),
+    (
         "events/s delivered to Event API (saturation)",
         lambda r: _num(_get(r, "delivery", "window_events_per_s")),
     ),
@@ -83,6 +87,12 @@ def _pair(latency: dict[str, float] | None) -> str:
     if not latency:
         return "-"
     return f"{latency['p50']:.2f} / {latency['p99']:.2f}"
+
+
+def _stalls(commits: dict[str, int] | None) -> str:
+    if not commits:
+        return "-"
+    return f"{commits['over_10ms']} / {commits['over_100ms']} of {commits['commits']:,}"
 
 
 def _pct(value: float | None) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -144,7 +145,8 @@ class Bench:
         )
 
     def start_server(self, kind: str, label: str, config: Path | None = None) -> procs.Server:
-        data_dir = self.workdir / f"data-{kind}-{label.replace(' ', '')}-{len(self.servers)}"
+        root = self.args.data_root or self.workdir
+        data_dir = root / f"data-{kind}-{label.replace(' ', '')}-{len(self.servers)}"
         if kind == "gateway":
             argv = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", "0"]
             if config is not None:
@@ -469,8 +471,11 @@ class Bench:
         }
         rate = max(1.0, sat["accepted_rate"] * args.half_load)
         log(f"{kind} {template.label}: fixed rate {rate:,.0f}/s for {args.rate_duration:g}s")
+        commits0 = commit_histogram(server) if kind == "gateway" else None
         result["half_load"] = self.fixed_rate(server, template, rate, args.rate_duration)
         half = result["half_load"]
+        if commits0 is not None:
+            half["outbox_commits"] = commit_summary(commits0, commit_histogram(server))
         log(
             f"{kind} {template.label}: half load p50 {half['latency_ms'].get('p50', 0):.2f} ms, "
             f"p99 {half['latency_ms'].get('p99', 0):.2f} ms"
@@ -683,6 +688,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="run the gateway with this TOML file (its sources need STRIPE_WEBHOOK_SECRET)",
     )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        help="put the gateways' data directories here (e.g. /dev/shm, to take the disk out)",
+    )
     parser.add_argument("--profile", action="store_true", help="also profile the gateway (py-spy)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results")
@@ -694,6 +704,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.drain_count = args.drain_count or (10_000 if quick else 100_000)
     args.expect_rate = 30_000.0  # sizes the first pre-signed set; later sets use measured rates
     return args
+
+
+_COMMIT_BUCKET = "webhook_gateway_outbox_commit_seconds_bucket"
+
+
+def commit_histogram(server: procs.Server) -> dict[float, float]:
+    """The gateway's outbox commit-duration histogram: cumulative count by upper bound (s)."""
+    status, body = procs.request(server.port, "GET", "/metrics", timeout=30.0)
+    if status != 200:
+        raise BenchError(f"gateway /metrics answered {status}")
+    buckets: dict[float, float] = {}
+    for line in body.decode().splitlines():
+        if line.startswith(_COMMIT_BUCKET + "{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def commit_summary(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """Commits during a run, and how many took longer than 10 ms and 100 ms (fsync stalls)."""
+    diff = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
+    total = diff.get(math.inf, 0.0)
+    return {
+        "commits": int(total),
+        "over_10ms": int(total - diff.get(0.01, total)),
+        "over_100ms": int(total - diff.get(0.1, total)),
+    }
 
 
 def label_of(size: int) -> str:
@@ -730,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
             "warmup_s": args.warmup,
             "rate_duration_s": args.rate_duration,
             "half_load": args.half_load,
-            "data_dir_fs": fs_type(workdir),
+            "data_dir_fs": fs_type(args.data_root or workdir),
             "uvicorn": "1 worker, loop/http auto (uvloop/httptools), no access log",
             "gateway": "webhook-gateway serve, zero-config environment mode, defaults "
             "(durability power_loss, info logs to a file)",
@@ -744,7 +781,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Pinning: {machine['pinning']}")
     print(f"Load generator: {generator}")
     print(f"Fixed-rate runs: {results['settings']['fixed_rate_generator']}")
-    print(f"Outbox data dir on {results['settings']['data_dir_fs']} ({workdir})")
+    print(f"Outbox data dir on {results['settings']['data_dir_fs']} ({args.data_root or workdir})")
     sys.stdout.flush()
     ok = False
     try:

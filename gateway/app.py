@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from gateway.config import Config, ConfigError
 from gateway.console.masking import signature_headers
@@ -22,7 +23,7 @@ from gateway.console.recording import RejectionRecorder, housekeep
 from gateway.eventapi import EventApiClient, EventApiTarget, resolve_target
 from gateway.forwarder import Forwarder
 from gateway.logs import get_logger
-from gateway.metrics import Metrics
+from gateway.metrics import UNKNOWN_SOURCE, Metrics
 from gateway.outbox import Outbox, OutboxStats, OutboxUnavailable
 from gateway.outbox.sqlite import SQLiteOutbox
 from gateway.plugins import PluginLoadError, TransformRegistry, load_registry
@@ -33,6 +34,7 @@ HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 WEBHOOK_PATH = "/webhooks/{source}"
+_WEBHOOK_PREFIX = "/webhooks/"
 
 
 @dataclass
@@ -166,6 +168,43 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal error", source, reason="internal_error")
 
 
+class GatewayApp(Starlette):
+    """The gateway's Starlette app, with a direct path for ``POST``/``HEAD /webhooks/{source}``.
+
+    Webhook requests, nearly all of the traffic, go straight to the :class:`Receiver` instead
+    of through Starlette's middleware and router; everything else (probes, metrics, other
+    methods, malformed paths) takes the normal route, with the same answers as before. An
+    unexpected exception while handling a webhook is logged and answered with the gateway's
+    JSON 500 (``reason: internal_error``) and counted; the worker goes on.
+    """
+
+    receiver: Receiver | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        receiver = self.receiver
+        if receiver is not None and scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith(_WEBHOOK_PREFIX) and scope["method"] in ("POST", "HEAD"):
+                name = path[len(_WEBHOOK_PREFIX) :]
+                if name and "/" not in name:
+                    scope["app"] = self
+                    scope["path_params"] = {"source": name}
+                    request = Request(scope, receive)
+                    try:
+                        response = await receiver.receive(request)
+                    except Exception as exc:
+                        known = receiver.sources.get(name)
+                        receiver.metrics.rejected.labels(
+                            known.name if known else UNKNOWN_SOURCE,
+                            known.provider.name if known else "",
+                            "internal_error",
+                        ).inc()
+                        response = await _unexpected(request, exc)
+                    await response(scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(gateway: Gateway) -> Starlette:
     """The ASGI app: webhook routes, probes, metrics, and the forwarder's lifespan."""
     config = gateway.config
@@ -247,9 +286,12 @@ def create_app(gateway: Gateway) -> Starlette:
         Route(READY_PATH, health.readyz, methods=["GET"]),
         Route(METRICS_PATH, health.metrics, methods=["GET"]),
     ]
-    app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+    app = GatewayApp(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _unexpected},
     )
+    app.receiver = receiver
     app.state.receiver = receiver
     app.state.gateway = gateway
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -57,20 +58,41 @@ class JsonLineHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            line = self._scrub(self.format(record)) + "\n"
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                loop = None
-            if loop is None:
-                self._write(line)
-                return
-            self._pending.append(line)
-            if not self._scheduled:
-                loop.call_soon(self.flush)
-                self._scheduled = True
+            self._emit_line(self.format(record))
         except Exception:
             self.handleError(record)
+
+    def emit_fields(self, level: int, logger: str, msg: str, fields: dict[str, Any]) -> None:
+        """Write the line :meth:`emit` would write for ``logger.log(level, msg, extra=fields)``.
+
+        No ``LogRecord`` is made: the per-webhook line costs a fifth of what it did.
+        """
+        entry = {
+            "ts": round(time.time(), 3),
+            "level": logging.getLevelName(level).lower(),
+            "logger": logger,
+            "msg": msg,
+            **fields,
+        }
+        line = orjson.dumps(entry, default=str).decode()
+        self.acquire()
+        try:
+            self._emit_line(line)
+        finally:
+            self.release()
+
+    def _emit_line(self, text: str) -> None:
+        """Scrub ``text``; buffer it on an event loop's thread, else write it now (lock held)."""
+        line = self._scrub(text) + "\n"
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write(line)
+            return
+        self._pending.append(line)
+        if not self._scheduled:
+            loop.call_soon(self.flush)
+            self._scheduled = True
 
     def flush(self) -> None:
         self.acquire()
@@ -109,6 +131,24 @@ def configure_logging(
         logger.propagate = False
     logging.getLogger("uvicorn.access").disabled = True  # we log each request ourselves
     return logging.getLogger(LOGGER_NAME)
+
+
+def log_fields(logger: logging.Logger, level: int, msg: str, fields: dict[str, Any]) -> None:
+    """``logger.log(level, msg, extra=fields)``, faster when only the gateway's handler listens."""
+    if not logger.isEnabledFor(level):
+        return
+    handlers = logger.handlers
+    if (
+        len(handlers) == 1
+        and type(handlers[0]) is JsonLineHandler
+        and not logger.propagate
+        and not logger.filters
+        and not handlers[0].filters
+        and level >= handlers[0].level
+    ):
+        handlers[0].emit_fields(level, logger.name, msg, fields)
+    else:
+        logger.log(level, msg, extra=fields)
 
 
 def get_logger() -> logging.Logger:

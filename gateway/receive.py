@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.config import SourceConfig
-from gateway.logs import get_logger
+from gateway.logs import get_logger, log_fields
 from gateway.metrics import UNKNOWN_SOURCE, Metrics
 from gateway.outbox import Outbox, OutboxUnavailable, Rejection
 from gateway.plugins import TransformError, TransformFunc
@@ -303,6 +303,7 @@ class Receiver:
                     webhook,
                     prefix=source.config.event_prefix,
                     strict_names=self.strict_names,
+                    trusted=True,
                 )
             else:
                 outcome = await run_transform_bounded(
@@ -469,9 +470,11 @@ class Receiver:
         source_name = source.name if source else UNKNOWN_SOURCE
         if source is not None:
             self._counters(source).ack.observe(elapsed)
-        self.log.info(
+        log_fields(
+            self.log,
+            logging.INFO,
             "webhook",
-            extra={
+            {
                 "request_id": request_id,
                 "source": source_name,
                 "provider": provider

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway.logs import configure_logging
+from gateway.logs import configure_logging, log_fields
 from tests.eventapi_standin import event_api
 from tests.helpers import SLACK_SECRET, STRIPE_SECRET, fixture, make_config
 from tests.server import run_gateway
@@ -139,3 +140,43 @@ def test_bodies_logged_only_when_enabled_at_debug(tmp_path: Path) -> None:
     records = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
     [logged] = [r for r in records if r["msg"] == "webhook body"]
     assert logged["level"] == "debug" and "jennyrosen@example.com" in logged["body"]
+
+
+def test_the_fast_webhook_line_matches_the_logging_path_and_is_scrubbed() -> None:
+    stream = io.StringIO()
+    log = configure_logging("info", [STRIPE_SECRET], stream=stream)
+    try:
+        fields = {"request_id": "r1", "source": "stripe", "status": 200, "oops": STRIPE_SECRET}
+        log_fields(log, logging.INFO, "webhook", fields)
+        log.info("webhook", extra=fields)
+        log_fields(log, logging.DEBUG, "webhook", fields)  # below the level: nothing
+
+        async def in_a_loop() -> str:
+            log_fields(log, logging.INFO, "webhook", {"n": 1})
+            log_fields(log, logging.INFO, "webhook", {"n": 2})
+            written = stream.getvalue()  # buffered until the loop's next iteration
+            await asyncio.sleep(0)
+            return written
+
+        before_iteration = asyncio.run(in_a_loop())
+    finally:
+        for name in ("webhook_gateway", "uvicorn", "uvicorn.error"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
+    fast, slow, *looped = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert fast.pop("ts") > 0 and slow.pop("ts") > 0
+    assert (
+        fast
+        == slow
+        == {
+            "level": "info",
+            "logger": "webhook_gateway",
+            "msg": "webhook",
+            "request_id": "r1",
+            "source": "stripe",
+            "status": 200,
+            "oops": "[redacted]",
+        }
+    )
+    assert [line["n"] for line in looped] == [1, 2]
+    assert before_iteration.count("\n") == 2  # the loop's lines were written together, later

@@ -290,3 +290,37 @@ def test_outbox_unwritable_is_503_and_not_ready(tmp_path: Path) -> None:
         assert outbox.stats().pending == accepted  # nothing half-accepted
     finally:
         server.stop()
+
+
+def test_an_unexpected_error_is_a_json_500_counted_and_the_server_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with event_api() as api, run_gateway(make_config(tmp_path, api.url)) as server:
+        provider = server.config.app.receiver.sources["stripe"].provider
+
+        def broken_verify(body: bytes, headers: object) -> None:
+            raise RuntimeError("a bug in a provider")
+
+        body = unique_stripe("evt_internal_error")
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            with monkeypatch.context() as patch:
+                patch.setattr(provider, "verify", broken_verify)
+                response = c.post(
+                    "/webhooks/stripe", content=body, headers=stripe_headers(body, STRIPE_SECRET)
+                )
+            assert response.status_code == 500
+            assert response.json() == {
+                "error": "internal error",
+                "source": "stripe",
+                "reason": "internal_error",
+            }
+            metrics = c.get("/metrics").text
+            assert (
+                'webhook_gateway_webhooks_rejected_total{provider="stripe",reason="internal_error",'
+                'source="stripe"} 1.0' in metrics
+            )
+            # the same webhook, retried by the provider once the bug is gone, is accepted
+            retried = c.post(
+                "/webhooks/stripe", content=body, headers=stripe_headers(body, STRIPE_SECRET)
+            )
+            assert retried.status_code == 200 and retried.json()["events"] == 1

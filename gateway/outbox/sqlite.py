@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import math
 import os
 import queue
@@ -367,6 +368,8 @@ class _GroupCommitWriter:
     ) -> None:
         self.conn = conn
         self.before_commit = before_commit
+        #: whether ``before_commit`` has anything to write (no savepoint for nothing)
+        self.before_commit_due: Callable[[], bool] = lambda: True
         #: called with each transaction's duration in seconds, BEGIN to COMMIT (the fsync too)
         self.on_commit: Callable[[float], None] | None = None
         self.commit_count = 0
@@ -445,7 +448,7 @@ class _GroupCommitWriter:
                 else:
                     outcomes.append(self._run_one(conn, jobs[i]))
                     i += 1
-            if self.before_commit is not None:
+            if self.before_commit is not None and self.before_commit_due():
                 self._piggyback(conn, self.before_commit)
             conn.execute("COMMIT")
         except BaseException as exc:
@@ -565,6 +568,7 @@ class SQLiteOutbox:
         write, self._read = self._open_connections(max_pages)
         self._read_lock = threading.Lock()
         self._writer = _GroupCommitWriter(write, before_commit=self._write_rejections)
+        self._writer.before_commit_due = lambda: bool(self._rejected)
 
     @classmethod
     def open(
@@ -1610,7 +1614,7 @@ def _insert_rows(
         part = rows[start : start + size]
         conn.execute(
             f"{verb} INTO {table} ({columns}) VALUES {', '.join([one] * size)}",
-            [value for row in part for value in row],
+            list(itertools.chain.from_iterable(part)),
         )
         start += size
 
