@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -26,6 +27,7 @@ from gateway.providers import Provider, Reply, VerificationError
 from gateway.transform_runner import run_transform, run_transform_bounded
 from gateway.webhook import PayloadError, Webhook, normalize_headers
 
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
 # Request ids must be unique, not unguessable: a seeded PRNG costs a sixth of uuid4().
 _ids = random.Random(os.urandom(32))
 
@@ -55,6 +57,11 @@ class Source:
     def name(self) -> str:
         return self.config.name
 
+    @cached_property
+    def options(self) -> Mapping[str, Any]:
+        """The provider options, read-only, made once (every webhook carries them)."""
+        return MappingProxyType(dict(self.config.options))
+
 
 def json_response(
     status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None
@@ -77,9 +84,9 @@ def reply_response(reply: Reply) -> Response:
     return json_response(reply.status, reply.body, reply.headers)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, headers: Mapping[str, str]) -> bytes:
     """Read the body, refusing it as soon as it is known to exceed ``limit`` bytes."""
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
             raise PayloadError("Content-Length is not a number")
@@ -172,7 +179,11 @@ class Receiver:
             return await self.head(request)
         started = time.perf_counter()
         received_at = time.time()
-        request_id = request.headers.get("x-request-id") or _new_request_id()
+        # names are lower-cased by the ASGI server already; normalize_headers makes sure
+        headers = normalize_headers(
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]
+        )
+        request_id = headers.get("x-request-id") or _new_request_id()
         name: str = request.path_params["source"]
         source = self.sources.get(name)
         if source is None:
@@ -201,7 +212,7 @@ class Receiver:
                 started,
             )
         try:
-            body = await read_body(request, source.config.body_limit)
+            body = await read_body(request, source.config.body_limit, headers)
         except BodyTooLarge:
             return self._reject(
                 413,
@@ -216,9 +227,6 @@ class Receiver:
             return self._reject(
                 400, "bad_request", str(exc), source, request_id, started, request=request
             )
-        headers = normalize_headers(
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]
-        )
         early = provider.pre_verify_reply(body, headers)
         if early is not None:
             self.metrics.handshakes.labels(name, provider.name).inc()
@@ -246,9 +254,11 @@ class Receiver:
             provider=provider.name,
             body=body,
             headers=headers,
-            query=dict(request.query_params),
+            query=MappingProxyType(dict(request.query_params))
+            if request.scope["query_string"]
+            else _NO_QUERY,
             received_at=received_at,
-            options=source.config.options,
+            options=source.options,
             prefix=source.config.event_prefix,
         )
         try:
