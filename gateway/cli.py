@@ -90,11 +90,6 @@ def _freeze_startup_heap() -> None:
     """
     gc.collect()
     gc.freeze()
-    # A young-generation pass every 700 allocations (the default) was about 4 % of the CPU at
-    # saturation (perf); each request allocates hundreds of short-lived objects that reference
-    # counting frees anyway. Passes every 10,000 allocations keep cycles collected promptly.
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(10_000, middle, old)
 
 
 def _bind(host: str, port: int) -> socket.socket:
