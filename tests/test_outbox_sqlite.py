@@ -324,6 +324,51 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
         SQLiteOutbox(tmp_path / FILE_NAME)
 
 
+# The version-1 events table: each payload in its event's row.
+_V1_EVENTS = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+INSERT INTO meta VALUES ('schema_version', '1');
+CREATE TABLE events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    webhook_id INTEGER NOT NULL,
+    event_id TEXT,
+    name TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    sealed INTEGER NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'leased', 'delivered', 'dead')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    lease_until REAL,
+    last_error TEXT,
+    created_at REAL NOT NULL,
+    delivered_at REAL
+);
+INSERT INTO events (webhook_id, event_id, name, payload, size, sealed, state, next_attempt_at,
+    created_at) VALUES (1, 'a', 's/a.one', X'7B2261223A317D', 7, 0, 'pending', 0, 0),
+    (1, 'b', 's/b.one', X'7B2262223A327D', 7, 0, 'dead', 0, 0);
+"""
+
+
+def test_a_version_1_file_is_migrated_and_keeps_every_payload(tmp_path: Path) -> None:
+    db = tmp_path / FILE_NAME
+    conn = sqlite3.connect(db)
+    conn.executescript(_V1_EVENTS)
+    conn.close()
+    with SQLiteOutbox(db) as box:
+        [pending] = box.claim(max_events=9, max_bytes=10**6, lease_seconds=5)
+        assert (pending.name, pending.payload) == ("s/a.one", b'{"a":1}')
+        [dead] = box.dead_letters()
+        assert dead.name == "s/b.one"
+        box.accept(hook(1), *one("s/c.one", "c"))  # new events get the next seq
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert "payload" not in {row[1] for row in raw(db, "PRAGMA table_info(events)")}
+    assert raw(db, "SELECT seq FROM event_payloads ORDER BY seq") == [(1,), (2,), (3,)]
+    with SQLiteOutbox(db) as box:  # opening a migrated file again changes nothing
+        assert box.purge() >= 1  # the dead event (and its payload, by the trigger) go
+    assert raw(db, "SELECT seq FROM event_payloads ORDER BY seq") == [(1,), (3,)]
+
+
 def test_another_process_holding_the_lock_too_long_is_unavailable(tmp_path: Path) -> None:
     box = SQLiteOutbox(tmp_path / FILE_NAME, busy_timeout=0.05)
     lock = WriteLock(tmp_path / FILE_NAME)
@@ -534,12 +579,12 @@ def test_encrypted_rows_hold_no_plaintext(tmp_path: Path) -> None:
     stored = b"".join(
         bytes(value)
         for row in raw(db, "SELECT headers, query, body FROM webhooks")
-        + raw(db, "SELECT payload FROM events")
+        + raw(db, "SELECT payload FROM event_payloads")
         for value in row
     )
     for secret in (b"4242", b"sk_live_secret", b"q-secret"):
         assert secret not in stored
-    kids = {blob_key_id(blob) for (blob,) in raw(db, "SELECT payload FROM events")}
+    kids = {blob_key_id(blob) for (blob,) in raw(db, "SELECT payload FROM event_payloads")}
     assert kids == {cipher.current_key_id}
 
 
@@ -555,7 +600,9 @@ def test_key_rotation_reads_old_rows_and_writes_with_the_new_key(tmp_path: Path)
         batch = box.claim(max_events=9, max_bytes=10**6, lease_seconds=5)
         assert [e.name for e in batch] == ["s/old.one", "s/new.one"]
         assert [held.body for _, held, _ in box.quarantined()] == [hook(2).body]
-    kids = [blob_key_id(blob) for (blob,) in raw(db, "SELECT payload FROM events ORDER BY seq")]
+    kids = [
+        blob_key_id(blob) for (blob,) in raw(db, "SELECT payload FROM event_payloads ORDER BY seq")
+    ]
     assert kids == [Cipher([old]).current_key_id, rotated.current_key_id]
 
 

@@ -333,3 +333,65 @@ def test_unknown_name() -> None:
     names = ", ".join(name for name, _ in registry.items())
     assert "intercom, " in names
     assert str(info.value) == f"unknown transform 'nope' (registered: {names})"
+
+
+def test_only_the_builtins_run_inline_and_a_plugin_in_the_pool(tmp_path: Path) -> None:
+    """Built-ins run on the event loop; plugins (overriding a built-in too) in the pool."""
+    import asyncio
+    import json
+
+    from gateway.app import build_sources
+    from gateway.config import Config
+    from gateway.metrics import Metrics
+    from gateway.outbox.sqlite import SQLiteOutbox
+    from gateway.receive import Receiver
+
+    (tmp_path / "plugins").mkdir()
+    write(
+        tmp_path / "plugins" / "threads.py",
+        """
+        import threading
+        from gateway import Event, transform
+
+        @transform("seen_by")
+        def seen_by(webhook):
+            name = threading.current_thread().name
+            return Event(name="stripe/thread.seen", id="t-" + webhook.json["id"], data={"t": name})
+
+        @transform("slack")  # overrides the built-in of that name: a plugin now
+        def slack(webhook):
+            return None
+        """,
+    )
+    registry = load_registry(tmp_path / "plugins")
+    config = Config.model_validate(
+        {
+            "sources": [
+                {"name": "stripe", "provider": "stripe", "secrets": ["inline:whsec_t"]},
+                {
+                    "name": "mine",
+                    "provider": "stripe",
+                    "secrets": ["inline:whsec_t"],
+                    "transform": "seen_by",
+                },
+                {"name": "slack", "provider": "slack", "secrets": ["inline:slack-secret"]},
+            ]
+        }
+    )
+    sources, _ = build_sources(config, registry, {})
+    assert {name: s.inline for name, s in sources.items()} == {
+        "stripe": True,
+        "mine": False,
+        "slack": False,
+    }
+    with SQLiteOutbox(tmp_path / "outbox.db") as outbox:
+        receiver = Receiver(sources, outbox, Metrics())
+        webhook = stripe_webhook()
+
+        async def store() -> None:
+            response = await receiver._store(webhook, sources["mine"], "r1", 0.0, None)
+            assert json.loads(bytes(response.body))["events"] == 1
+
+        asyncio.run(store())
+        [event] = outbox.claim(max_events=9, max_bytes=10**6, lease_seconds=5)
+    assert json.loads(event.payload)["data"]["t"].startswith("transform-")

@@ -53,7 +53,7 @@ T = TypeVar("T")
 Durability = Literal["power_loss", "process_crash"]
 
 FILE_NAME = "outbox.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: event payloads in their own table
 _SYNCHRONOUS: dict[str, str] = {"power_loss": "FULL", "process_crash": "NORMAL"}
 _MAX_GROUP = 512  # jobs per transaction: bounds how long one commit holds the write lock
 _DEDUP_PRUNE_EVERY = 1000  # accepts between sweeps of expired dedup entries
@@ -90,7 +90,6 @@ CREATE TABLE IF NOT EXISTS events (
     webhook_id INTEGER NOT NULL,
     event_id TEXT,
     name TEXT NOT NULL,
-    payload BLOB NOT NULL,
     size INTEGER NOT NULL,
     sealed INTEGER NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('pending', 'leased', 'delivered', 'dead')),
@@ -108,6 +107,13 @@ CREATE INDEX IF NOT EXISTS events_leased ON events (lease_until) WHERE state = '
 CREATE INDEX IF NOT EXISTS events_dead ON events (seq) WHERE state = 'dead';
 CREATE INDEX IF NOT EXISTS events_delivered ON events (delivered_at) WHERE state = 'delivered';
 CREATE INDEX IF NOT EXISTS events_webhook ON events (webhook_id);
+-- Payloads live apart from the rows whose state changes: leasing and delivering an event then
+-- rewrites a small row (dozens share a page) instead of one holding a kilobytes-long payload.
+CREATE TABLE IF NOT EXISTS event_payloads (seq INTEGER PRIMARY KEY, payload BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS event_payloads_follow AFTER DELETE ON events
+BEGIN
+    DELETE FROM event_payloads WHERE seq = old.seq;
+END;
 CREATE TABLE IF NOT EXISTS dedup (
     event_id TEXT PRIMARY KEY,
     first_seen REAL NOT NULL,
@@ -973,8 +979,9 @@ class SQLiteOutbox:
         if not rows or not summary:
             return None
         events = self._read_query(
-            "SELECT seq, webhook_id, event_id, name, state, attempts, last_error, created_at,"
-            " delivered_at, payload, sealed FROM events WHERE webhook_id = ? ORDER BY seq",
+            "SELECT e.seq, e.webhook_id, e.event_id, e.name, e.state, e.attempts, e.last_error,"
+            " e.created_at, e.delivered_at, p.payload, e.sealed FROM events e"
+            " JOIN event_payloads p ON p.seq = e.seq WHERE e.webhook_id = ? ORDER BY e.seq",
             (webhook_id,),
         )
         history: dict[int, list[Attempt]] = {}
@@ -1218,9 +1225,8 @@ class SQLiteOutbox:
     def _initialize(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _schema_statements():
+                conn.execute(statement)
             conn.execute(
                 "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -1233,6 +1239,8 @@ class SQLiteOutbox:
                     f"outbox schema version {version} is newer than this gateway's"
                     f" ({SCHEMA_VERSION}); upgrade the gateway"
                 )
+            if version < 2:
+                _migrate_to_2(conn)
             self._check_keys(conn)
             conn.execute("COMMIT")
         except BaseException:
@@ -1248,8 +1256,9 @@ class SQLiteOutbox:
             if kid in configured:
                 continue
             needed = conn.execute(
-                "SELECT (SELECT COUNT(*) FROM events WHERE sealed = 1 AND state <> 'delivered'"
-                " AND substr(payload, 2, 4) = :kid) + (SELECT COUNT(*) FROM webhooks"
+                "SELECT (SELECT COUNT(*) FROM events e JOIN event_payloads p ON p.seq = e.seq"
+                " WHERE e.sealed = 1 AND e.state <> 'delivered'"
+                " AND substr(p.payload, 2, 4) = :kid) + (SELECT COUNT(*) FROM webhooks"
                 " WHERE sealed = 1 AND status = 'quarantined' AND substr(body, 2, 4) = :kid)",
                 {"kid": kid},
             ).fetchone()[0]
@@ -1444,6 +1453,7 @@ class SQLiteOutbox:
         seq = conn.execute(_LAST_EVENT_SEQ).fetchone()[0]
         sealed = int(self.cipher is not None)
         event_rows: list[Any] = []
+        payload_rows: list[Any] = []
         dedup_rows: list[Any] = []
         counts: list[tuple[int, int]] = []
         for webhook_id, payloads, sizes, event_ids, names in batches:
@@ -1458,12 +1468,12 @@ class SQLiteOutbox:
                     seen.add(event_id)
                     dedup_rows.append((event_id, now, seq + 1))
                 seq += 1
-                event_rows.append(
-                    (seq, webhook_id, event_id, name, payload, size, sealed, now, now)
-                )
+                event_rows.append((seq, webhook_id, event_id, name, size, sealed, now, now))
+                payload_rows.append((seq, payload))
                 stored += 1
             counts.append((stored, duplicates))
-        _insert_rows(conn, "events", _EVENT_COLUMNS, 9, event_rows, _EVENT_VALUES)
+        _insert_rows(conn, "events", _EVENT_COLUMNS, 8, event_rows, _EVENT_VALUES)
+        _insert_rows(conn, "event_payloads", "seq, payload", 2, payload_rows)
         _insert_rows(conn, "dedup", "event_id, first_seen, seq", 3, dedup_rows, replace=True)
         before, self._accepts = self._accepts, self._accepts + len(batches)
         if dedup and before // _DEDUP_PRUNE_EVERY != self._accepts // _DEDUP_PRUNE_EVERY:
@@ -1518,8 +1528,9 @@ class SQLiteOutbox:
                 (at + lease_seconds, *chunk),
             )
             leased += conn.execute(
-                "SELECT seq, webhook_id, event_id, name, payload, sealed, attempts, created_at"
-                f" FROM events WHERE seq IN ({marks})",
+                "SELECT e.seq, e.webhook_id, e.event_id, e.name, p.payload, e.sealed, e.attempts,"
+                " e.created_at FROM events e JOIN event_payloads p ON p.seq = e.seq"
+                f" WHERE e.seq IN ({marks})",
                 chunk,
             ).fetchall()
         leased.sort()
@@ -1576,10 +1587,8 @@ class SQLiteOutbox:
 _WEBHOOK_INSERT_COLUMNS = (
     "source, provider, received_at, headers, query, body, sealed, status, error, detail"
 )
-_EVENT_COLUMNS = (
-    "seq, webhook_id, event_id, name, payload, size, sealed, next_attempt_at, created_at, state"
-)
-_EVENT_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')"
+_EVENT_COLUMNS = "seq, webhook_id, event_id, name, size, sealed, next_attempt_at, created_at, state"
+_EVENT_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, 'pending')"
 # the largest id a table ever used: AUTOINCREMENT's counter, or its largest row
 _LAST_WEBHOOK_ID = (
     "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'webhooks'), 0),"
@@ -1631,6 +1640,30 @@ def _with_delivery(
         kept = [a for a in history if a.outcome != "delivered"]
         return (*kept, Attempt(seq, delivered_at, "delivered", None))
     return tuple(history)
+
+
+def _schema_statements() -> list[str]:
+    """``_SCHEMA`` as single statements (a trigger's body keeps its own semicolons)."""
+    statements: list[str] = []
+    pending = ""
+    for part in _SCHEMA.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending.strip())
+            pending = ""
+    return statements
+
+
+def _migrate_to_2(conn: sqlite3.Connection) -> None:
+    """Version 1 kept each payload in its event's row: move them to ``event_payloads``."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    if "payload" in columns:
+        conn.execute(
+            "INSERT OR IGNORE INTO event_payloads (seq, payload) SELECT seq, payload FROM events"
+        )
+        conn.execute("ALTER TABLE events DROP COLUMN payload")
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
 
 
 def _summary(row: Sequence[Any]) -> WebhookSummary:
