@@ -107,6 +107,7 @@ class OutboxConfig(_Model):
     """The embedded SQLite outbox."""
 
     durability: Literal["power_loss", "process_crash"] = "power_loss"
+    compression: Literal["zlib", "none"] = "zlib"  # stored bodies and payloads
     encryption_key: str | None = None  # a secret reference; comma-separated keys rotate
     dedup_window: float = Field(default=86400.0, ge=0)
     retention: float = Field(default=3 * 86400.0, gt=0)  # delivered rows are kept this long

@@ -223,8 +223,8 @@ def test_queued_accepts_are_written_together_as_if_one_by_one(outbox: SQLiteOutb
 def test_one_bad_accept_in_a_group_fails_alone(outbox: SQLiteOutbox) -> None:
     gate = Gate(outbox)
     good = outbox._submit(outbox._accept_job(hook(1), *one("s/a.one", "a")))
-    bad_payload: Any = {"not": "bytes"}  # SQLite cannot bind a dict: the batch fails
-    bad = outbox._submit(outbox._accept_job(hook(2), [bad_payload], ["b"], ["s/b.one"]))
+    no_name: Any = None  # events.name is NOT NULL: the batch's INSERT fails
+    bad = outbox._submit(outbox._accept_job(hook(2), *one("s/b.one", "b")[:2], [no_name]))
     also_good = outbox._submit(outbox._accept_job(hook(3), *one("s/c.one", "c")))
     gate.open()
     assert good.result().stored == 1 and also_good.result().stored == 1
@@ -635,7 +635,8 @@ def test_turning_encryption_on_keeps_plaintext_rows_readable(tmp_path: Path) -> 
         box.accept(hook(2), *one("s/sealed.one"))
         batch = box.claim(max_events=9, max_bytes=10**6, lease_seconds=5)
         assert [e.payload for e in batch] == one("s/plain.one")[0] + one("s/sealed.one")[0]
-    assert raw(db, "SELECT sealed FROM events ORDER BY seq") == [(0,), (1,)]
+    # flags: 2 = zlib-compressed, 1 = encrypted (after compression)
+    assert raw(db, "SELECT sealed FROM events ORDER BY seq") == [(2,), (3,)]
 
 
 def test_a_tampered_row_fails_loudly(tmp_path: Path) -> None:
@@ -767,3 +768,32 @@ def test_a_long_outage_keeps_the_retry_history_bounded(outbox: SQLiteOutbox) -> 
     ] == "event API: 400 bad data"
     counts = raw(outbox.path, "SELECT seq, COUNT(*) FROM attempts GROUP BY seq ORDER BY seq")
     assert [c for _, c in counts] == [MAX_RETRY_HISTORY + 1, MAX_RETRY_HISTORY]
+
+
+def test_bodies_and_payloads_are_stored_compressed_and_either_setting_reads_both(
+    tmp_path: Path,
+) -> None:
+    import zlib
+
+    db = tmp_path / FILE_NAME
+    body = b'{"object": "event", "data": {"object": {"description": "%s"}}}' % (b"x" * 3000)
+    payload = b'{"name":"s/big.one","data":{"d":"%s"}}' % (b"y" * 3000)
+    with SQLiteOutbox(db, compress=False) as box:
+        box.accept(Webhook(source="s", provider="stripe", body=body), [payload], ["p"], ["s/a"])
+    with SQLiteOutbox(db) as box:  # compresses by default
+        box.accept(Webhook(source="s", provider="stripe", body=body), [payload], ["c"], ["s/a"])
+        batch = box.claim(max_events=9, max_bytes=10**6, lease_seconds=5)
+        assert [e.payload for e in batch] == [payload, payload]
+        assert [box.webhook(e.webhook_id).webhook.body for e in batch] == [body, body]  # type: ignore[union-attr]
+    stored = raw(
+        db,
+        "SELECT e.sealed, p.payload, e.size FROM events e"
+        " JOIN event_payloads p USING (seq) ORDER BY seq",
+    )
+    assert [(flags, size) for flags, _, size in stored] == [(0, len(payload)), (2, len(payload))]
+    assert stored[0][1] == payload and zlib.decompress(stored[1][1]) == payload
+    assert len(stored[1][1]) < len(payload) // 10
+    bodies = raw(db, "SELECT sealed, body FROM webhooks ORDER BY id")
+    assert bodies[0] == (0, body) and zlib.decompress(bodies[1][1]) == body
+    with SQLiteOutbox(db, compress=False) as box:  # and the plain setting reads both too
+        assert [box.webhook(i).webhook.body for i in (1, 2)] == [body, body]  # type: ignore[union-attr]
