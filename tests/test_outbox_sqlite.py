@@ -635,8 +635,7 @@ def test_turning_encryption_on_keeps_plaintext_rows_readable(tmp_path: Path) -> 
         box.accept(hook(2), *one("s/sealed.one"))
         batch = box.claim(max_events=9, max_bytes=10**6, lease_seconds=5)
         assert [e.payload for e in batch] == one("s/plain.one")[0] + one("s/sealed.one")[0]
-    # flags: 2 = zlib-compressed, 1 = encrypted (after compression)
-    assert raw(db, "SELECT sealed FROM events ORDER BY seq") == [(2,), (3,)]
+    assert raw(db, "SELECT sealed FROM events ORDER BY seq") == [(0,), (1,)]  # 1: encrypted
 
 
 def test_a_tampered_row_fails_loudly(tmp_path: Path) -> None:
@@ -776,8 +775,8 @@ def test_bodies_and_payloads_are_stored_compressed_and_either_setting_reads_both
     import zlib
 
     db = tmp_path / FILE_NAME
-    body = b'{"object": "event", "data": {"object": {"description": "%s"}}}' % (b"x" * 3000)
-    payload = b'{"name":"s/big.one","data":{"d":"%s"}}' % (b"y" * 3000)
+    body = b'{"object": "event", "data": {"object": {"description": "%s"}}}' % (b"x" * 5000)
+    payload = b'{"name":"s/big.one","data":{"d":"%s"}}' % (b"y" * 5000)
     with SQLiteOutbox(db, compress=False) as box:
         box.accept(Webhook(source="s", provider="stripe", body=body), [payload], ["p"], ["s/a"])
     with SQLiteOutbox(db) as box:  # compresses by default
@@ -795,5 +794,16 @@ def test_bodies_and_payloads_are_stored_compressed_and_either_setting_reads_both
     assert len(stored[1][1]) < len(payload) // 10
     bodies = raw(db, "SELECT sealed, body FROM webhooks ORDER BY id")
     assert bodies[0] == (0, body) and zlib.decompress(bodies[1][1]) == body
+    with SQLiteOutbox(db) as box:  # under 4 KB a blob is stored as it is, compression on or not
+        box.accept(hook(7), *one("s/small.one", "small"))
+    assert raw(db, "SELECT sealed FROM webhooks ORDER BY id DESC LIMIT 1") == [(0,)]
+    assert raw(db, "SELECT sealed FROM events ORDER BY seq DESC LIMIT 1") == [(0,)]
     with SQLiteOutbox(db, compress=False) as box:  # and the plain setting reads both too
         assert [box.webhook(i).webhook.body for i in (1, 2)] == [body, body]  # type: ignore[union-attr]
+    with SQLiteOutbox(db, cipher=Cipher([generate_key()])) as box:  # compressed, then encrypted
+        box.accept(Webhook(source="s", provider="stripe", body=body), [payload], ["e"], ["s/a"])
+        batch = box.claim(max_events=9, max_bytes=10**6, lease_seconds=5)
+        [event] = [e for e in batch if e.event_id == "e"]
+        assert event.payload == payload
+        assert box.webhook(event.webhook_id).webhook.body == body  # type: ignore[union-attr]
+    assert raw(db, "SELECT sealed FROM events ORDER BY seq DESC LIMIT 1") == [(3,)]

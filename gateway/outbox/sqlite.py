@@ -61,7 +61,10 @@ _DEDUP_PRUNE_EVERY = 1000  # accepts between sweeps of expired dedup entries
 # the ``sealed`` column holds flags: how the row's blobs are stored (0: as received)
 _ENCRYPTED = 1
 _COMPRESSED = 2  # zlib, before encryption
-_ZLIB_LEVEL = 1  # webhook JSON shrinks 3x (2 KB) to 14x (20 KB) at about 12 us per KB
+_ZLIB_LEVEL = 1  # webhook JSON shrinks 3x (2 KB) to 14x (20 KB)
+# Smaller blobs are stored as they are: they fit a page anyway, and a zlib call costs tens of
+# microseconds whatever the size (it sets up its window and tables each time).
+_COMPRESS_MIN_BYTES = 4096
 _MAX_ROWS_PER_INSERT = 256  # rows per multi-row INSERT: 256 x 11 values, far below SQLite's cap
 _PRUNE_CHUNK = 5000  # rows per prune transaction, so accepts interleave with a long prune
 _CHUNK = 500  # ids per ``IN (...)`` list
@@ -301,14 +304,14 @@ class _AcceptCall(_Batchable):
         self,
         outbox: SQLiteOutbox,
         row: tuple[Any, ...],
-        payloads: list[bytes],
+        payloads: list[tuple[bytes, int]],
         sizes: list[int],
         event_ids: list[str | None],
         names: list[str],
     ) -> None:
         self.outbox = outbox
         self.row = row  # the webhooks row's columns after its id
-        self.payloads = payloads  # sealed when the outbox encrypts
+        self.payloads = payloads  # as stored (compressed, encrypted), with each row's flags
         self.sizes = sizes  # of the plain payloads
         self.event_ids = event_ids
         self.names = names
@@ -574,7 +577,6 @@ class SQLiteOutbox:
         self.cipher = cipher
         self.compress = compress
         #: how this instance writes a row's blobs (the ``sealed`` column's flags)
-        self._flags = (_ENCRYPTED if cipher is not None else 0) | (_COMPRESSED if compress else 0)
         self.clock = clock
         self._accepts = 0
         self._busy_timeout = busy_timeout
@@ -683,7 +685,7 @@ class SQLiteOutbox:
     ) -> AcceptResult:
         """Store a re-run transform's events; raises ``KeyError`` if not quarantined."""
         payloads, ids, labels = self._checked(events, event_ids, names)
-        sealed = [self._seal(payload, "event.payload") for payload in payloads]
+        sealed = [self._seal_payload(payload) for payload in payloads]
 
         def job(conn: sqlite3.Connection) -> AcceptResult:
             changed = conn.execute(
@@ -880,8 +882,8 @@ class SQLiteOutbox:
                     r.status,
                     r.reason,
                     r.message,
-                    self._seal(orjson.dumps(dict(r.headers)), "rejection.headers", compress=False),
-                    self._seal(r.body, "rejection.body", compress=False),
+                    self._seal(orjson.dumps(dict(r.headers)), "rejection.headers", False),
+                    self._seal(r.body, "rejection.body", False),
                     r.body_size,
                     r.request_id,
                     int(self.cipher is not None),
@@ -1334,11 +1336,23 @@ class SQLiteOutbox:
 
     # -- rows ---------------------------------------------------------------------------
 
-    def _seal(self, data: bytes, kind: str, *, compress: bool = True) -> bytes:
-        """``data`` as stored: compressed (unless told not to), then encrypted, per settings."""
-        if compress and self.compress:
+    def _seal(self, data: bytes, kind: str, compress: bool) -> bytes:
+        """``data`` as stored: compressed if ``compress``, then encrypted if a key is set."""
+        if compress:
             data = zlib.compress(data, _ZLIB_LEVEL)
         return self.cipher.encrypt(data, kind) if self.cipher else data
+
+    def _worth_compressing(self, data: bytes) -> bool:
+        return self.compress and len(data) >= _COMPRESS_MIN_BYTES
+
+    def _flags(self, compressed: bool) -> int:
+        """The ``sealed`` column's value for a row written now."""
+        return (_ENCRYPTED if self.cipher is not None else 0) | (_COMPRESSED if compressed else 0)
+
+    def _seal_payload(self, payload: bytes) -> tuple[bytes, int]:
+        """An event payload as stored, with its row's flags."""
+        compress = self._worth_compressing(payload)
+        return self._seal(payload, "event.payload", compress), self._flags(compress)
 
     def _unseal(self, blob: bytes, sealed: int, kind: str) -> bytes:
         """The stored ``blob`` back as written; ``sealed`` holds the row's flags."""
@@ -1381,7 +1395,7 @@ class SQLiteOutbox:
         return _AcceptCall(
             self,
             self._webhook_row(webhook, "accepted"),
-            [self._seal(payload, "event.payload") for payload in payloads],
+            [self._seal_payload(payload) for payload in payloads],
             [len(payload) for payload in payloads],
             ids,
             labels,
@@ -1400,14 +1414,15 @@ class SQLiteOutbox:
         detail: str | None = None,
     ) -> tuple[Any, ...]:
         """The ``webhooks`` columns after ``id``, in ``_WEBHOOK_INSERT_COLUMNS`` order."""
+        compress = self._worth_compressing(webhook.body)  # headers and query go with it
         return (
             webhook.source,
             webhook.provider,
             webhook.received_at,
-            self._seal(orjson.dumps(dict(webhook.headers)), "webhook.headers"),
-            self._seal(orjson.dumps(dict(webhook.query)), "webhook.query"),
-            self._seal(webhook.body, "webhook.body"),
-            self._flags,
+            self._seal(orjson.dumps(dict(webhook.headers)), "webhook.headers", compress),
+            self._seal(orjson.dumps(dict(webhook.query)), "webhook.query", compress),
+            self._seal(webhook.body, "webhook.body", compress),
+            self._flags(compress),
             status,
             error,
             detail,
@@ -1453,9 +1468,13 @@ class SQLiteOutbox:
     def _store_events(
         self,
         conn: sqlite3.Connection,
-        batches: Sequence[tuple[int, list[bytes], list[int], list[str | None], list[str]]],
+        batches: Sequence[
+            tuple[int, list[tuple[bytes, int]], list[int], list[str | None], list[str]]
+        ],
     ) -> list[tuple[int, int]]:
-        """Insert each webhook's events (sealed payloads); ``(stored, duplicates)`` per webhook.
+        """Insert each webhook's events; ``(stored, duplicates)`` per webhook.
+
+        Each payload comes as stored (see :meth:`_seal_payload`) with its row's flags.
 
         An event id accepted within the dedup window (and not dead-lettered since), or earlier
         in ``batches``, is a duplicate and is not stored, as if the webhooks came one by one.
@@ -1467,14 +1486,13 @@ class SQLiteOutbox:
             wanted = [eid for batch in batches for eid in batch[3] if eid is not None]
             seen = self._seen_many(conn, wanted, now)
         seq = conn.execute(_LAST_EVENT_SEQ).fetchone()[0]
-        sealed = self._flags
         event_rows: list[Any] = []
         payload_rows: list[Any] = []
         dedup_rows: list[Any] = []
         counts: list[tuple[int, int]] = []
         for webhook_id, payloads, sizes, event_ids, names in batches:
             stored = duplicates = 0
-            for payload, size, event_id, name in zip(
+            for (payload, sealed), size, event_id, name in zip(
                 payloads, sizes, event_ids, names, strict=True
             ):
                 if dedup and event_id is not None:
