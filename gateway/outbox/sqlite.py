@@ -62,8 +62,8 @@ _DEDUP_PRUNE_EVERY = 1000  # accepts between sweeps of expired dedup entries
 _ENCRYPTED = 1
 _COMPRESSED = 2  # zlib, before encryption
 _ZLIB_LEVEL = 1  # webhook JSON shrinks 3x (2 KB) to 14x (20 KB)
-# Smaller blobs are stored as they are: they fit a page anyway, and a zlib call costs tens of
-# microseconds whatever the size (it sets up its window and tables each time).
+# Smaller blobs are stored as they are: each zlib call releases the GIL, and on a busy core the
+# hand-over to the writer thread and back cost more than the saved bytes (bench/README.md).
 _COMPRESS_MIN_BYTES = 4096
 _MAX_ROWS_PER_INSERT = 256  # rows per multi-row INSERT: 256 x 11 values, far below SQLite's cap
 _PRUNE_CHUNK = 5000  # rows per prune transaction, so accepts interleave with a long prune
