@@ -279,6 +279,10 @@ def create_app(gateway: Gateway) -> Starlette:
                 "gateway stopped",
                 extra={"left_pending": stats.pending + stats.retrying + stats.leased},
             )
+            # Lines logged on the loop wait for its next iteration; uvicorn may end the process
+            # (re-raising SIGTERM) before that, and before logging's exit hook runs.
+            for handler in log.handlers:
+                handler.flush()
 
     routes = [
         Route(WEBHOOK_PATH, receiver.receive, methods=["POST", "HEAD"]),
