@@ -369,6 +369,43 @@ def test_a_version_1_file_is_migrated_and_keeps_every_payload(tmp_path: Path) ->
     assert raw(db, "SELECT seq FROM event_payloads ORDER BY seq") == [(1,), (3,)]
 
 
+def test_openers_racing_on_a_new_file_all_succeed(tmp_path: Path) -> None:
+    """Two pods (or serve and a CLI command) opening a fresh file at once: none is refused.
+
+    SQLite refuses one of two connections that both hold a shared lock and want an exclusive
+    one at once, without waiting; before opens were retried, about a quarter of these rounds
+    failed with "database is locked".
+    """
+
+    def open_it(
+        path: Path,
+        start: threading.Barrier,
+        opened: list[SQLiteOutbox],
+        errors: list[BaseException],
+    ) -> None:
+        start.wait()
+        try:
+            opened.append(SQLiteOutbox(path, busy_timeout=10))
+        except BaseException as exc:
+            errors.append(exc)
+
+    for round_ in range(20):
+        path = tmp_path / f"race-{round_}" / FILE_NAME
+        start = threading.Barrier(3)
+        opened: list[SQLiteOutbox] = []
+        errors: list[BaseException] = []
+        threads = [
+            threading.Thread(target=open_it, args=(path, start, opened, errors)) for _ in range(3)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for box in opened:
+            box.close()
+        assert errors == [] and len(opened) == 3
+
+
 def test_another_process_holding_the_lock_too_long_is_unavailable(tmp_path: Path) -> None:
     box = SQLiteOutbox(tmp_path / FILE_NAME, busy_timeout=0.05)
     lock = WriteLock(tmp_path / FILE_NAME)

@@ -18,6 +18,7 @@ import itertools
 import math
 import os
 import queue
+import random
 import sqlite3
 import threading
 import time
@@ -582,7 +583,7 @@ class SQLiteOutbox:
         self._busy_timeout = busy_timeout
         self._rejected: collections.deque[Rejection] = collections.deque(maxlen=_REJECTION_BUFFER)
         self._recorded = self._flushed = 0  # rejections recorded / known to be committed
-        write, self._read = self._open_connections(max_pages)
+        write, self._read = self._open_retrying(max_pages)
         self._read_lock = threading.Lock()
         self._writer = _GroupCommitWriter(write, before_commit=self._write_rejections)
         self._writer.before_commit_due = lambda: bool(self._rejected)
@@ -1186,6 +1187,25 @@ class SQLiteOutbox:
             self._read.close()
 
     # -- opening ------------------------------------------------------------------------
+
+    def _open_retrying(
+        self, max_pages: int | None
+    ) -> tuple[sqlite3.Connection, sqlite3.Connection]:
+        """:meth:`_open_connections`, again while another opener holds the file's lock.
+
+        Two processes opening a new file at once (two pods on one volume, a CLI command beside
+        ``serve``) can both hold a shared lock and want an exclusive one to switch to WAL or
+        create the tables; SQLite then refuses one at once, without waiting (its deadlock
+        rule), so the busy timeout does not help. Such an open is retried until that timeout.
+        """
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                return self._open_connections(max_pages)
+            except OutboxUnavailable as exc:
+                if "database is locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.01 + 0.04 * random.random())
 
     def _open_connections(
         self, max_pages: int | None
