@@ -23,7 +23,7 @@ from gateway.console.recording import RejectionRecorder, housekeep
 from gateway.eventapi import EventApiClient, EventApiTarget, resolve_target
 from gateway.forwarder import Forwarder
 from gateway.logs import get_logger
-from gateway.metrics import UNKNOWN_SOURCE, Metrics
+from gateway.metrics import Metrics
 from gateway.outbox import Outbox, OutboxStats, OutboxUnavailable
 from gateway.outbox.sqlite import SQLiteOutbox
 from gateway.plugins import PluginLoadError, TransformRegistry, load_registry
@@ -193,12 +193,7 @@ class GatewayApp(Starlette):
                     try:
                         response = await receiver.receive(request)
                     except Exception as exc:
-                        known = receiver.sources.get(name)
-                        receiver.metrics.rejected.labels(
-                            known.name if known else UNKNOWN_SOURCE,
-                            known.provider.name if known else "",
-                            "internal_error",
-                        ).inc()
+                        receiver.count_internal_error(name)
                         response = await _unexpected(request, exc)
                     await response(scope, receive, send)
                     return

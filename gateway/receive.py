@@ -168,6 +168,15 @@ class Receiver:
             counters = self._source_metrics[source.name] = _SourceMetrics(self.metrics, source)
         return counters
 
+    def count_internal_error(self, name: str) -> None:
+        """Count a request to ``name`` that failed with an unexpected exception (a bug)."""
+        source = self.sources.get(name)
+        self.metrics.rejected.labels(
+            source.name if source else UNKNOWN_SOURCE,
+            source.provider.name if source else "",
+            "internal_error",
+        ).inc()
+
     async def head(self, request: Request) -> Response:
         """Intercom (and others) check a URL with ``HEAD`` before using it."""
         name = request.path_params["source"]
@@ -189,7 +198,7 @@ class Receiver:
         if source is None:
             self.metrics.rejected.labels(UNKNOWN_SOURCE, "", "unknown_source").inc()
             self._record(
-                request, request_id, name, "", 404, "unknown_source", f"unknown source {name!r}"
+                headers, request_id, name, "", 404, "unknown_source", f"unknown source {name!r}"
             )
             return self._done(
                 error_response(404, f"unknown source {name!r}", name),
@@ -221,11 +230,11 @@ class Receiver:
                 source,
                 request_id,
                 started,
-                request=request,
+                headers=headers,
             )
         except PayloadError as exc:
             return self._reject(
-                400, "bad_request", str(exc), source, request_id, started, request=request
+                400, "bad_request", str(exc), source, request_id, started, headers=headers
             )
         early = provider.pre_verify_reply(body, headers)
         if early is not None:
@@ -244,7 +253,7 @@ class Receiver:
                 source,
                 request_id,
                 started,
-                request=request,
+                headers=headers,
                 body=body,
             )
         counters.verification.observe(time.perf_counter() - t0)
@@ -271,7 +280,7 @@ class Receiver:
                 source,
                 request_id,
                 started,
-                request=request,
+                headers=headers,
                 body=body,
             )
         delivery_id = provider.delivery_id(webhook)
@@ -407,13 +416,14 @@ class Receiver:
         request_id: str,
         started: float,
         *,
-        request: Request | None = None,
+        headers: Mapping[str, str] | None = None,
         body: bytes | None = None,
     ) -> Response:
+        """Count and answer a refusal; with the request's ``headers``, also record it."""
         self.metrics.rejected.labels(source.name, source.provider.name, reason).inc()
-        if request is not None:
+        if headers is not None:
             self._record(
-                request,
+                headers,
                 request_id,
                 source.name,
                 source.provider.name,
@@ -432,7 +442,7 @@ class Receiver:
 
     def _record(
         self,
-        request: Request,
+        headers: Mapping[str, str],
         request_id: str,
         source: str,
         provider: str,
@@ -444,9 +454,6 @@ class Receiver:
         """Hand a refused request to the console's recorder, if there is one."""
         if self.on_reject is None:
             return
-        headers = normalize_headers(
-            (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]
-        )
         try:
             self.on_reject(
                 Rejection(

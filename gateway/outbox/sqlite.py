@@ -577,7 +577,6 @@ class SQLiteOutbox:
         self.dedup_window = dedup_window
         self.cipher = cipher
         self.compress = compress
-        #: how this instance writes a row's blobs (the ``sealed`` column's flags)
         self.clock = clock
         self._accepts = 0
         self._busy_timeout = busy_timeout
@@ -1202,9 +1201,10 @@ class SQLiteOutbox:
         while True:
             try:
                 return self._open_connections(max_pages)
-            except OutboxUnavailable as exc:
-                if "database is locked" not in str(exc) or time.monotonic() >= deadline:
-                    raise
+            except (sqlite3.Error, OSError) as exc:
+                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+                if not busy or time.monotonic() >= deadline:
+                    raise OutboxUnavailable(f"cannot open {self.path}: {exc}") from None
             time.sleep(0.01 + 0.04 * random.random())
 
     def _open_connections(
@@ -1224,11 +1224,9 @@ class SQLiteOutbox:
             read = self._connect()
             conns.append(read)
             read.execute("PRAGMA query_only=ON")
-        except BaseException as exc:
+        except BaseException:
             for conn in conns:
                 conn.close()
-            if isinstance(exc, sqlite3.Error | OSError):
-                raise OutboxUnavailable(f"cannot open {self.path}: {exc}") from None
             raise
         return write, read
 
@@ -1475,7 +1473,7 @@ class SQLiteOutbox:
         last = conn.execute(_LAST_WEBHOOK_ID).fetchone()[0]
         ids = range(last + 1, last + 1 + len(calls))
         rows = [(webhook_id, *call.row) for webhook_id, call in zip(ids, calls, strict=True)]
-        _insert_rows(conn, "webhooks", f"id, {_WEBHOOK_INSERT_COLUMNS}", 11, rows)
+        _insert_rows(conn, "webhooks", f"id, {_WEBHOOK_INSERT_COLUMNS}", rows)
         counts = self._store_events(
             conn,
             [
@@ -1522,20 +1520,25 @@ class SQLiteOutbox:
                     seen.add(event_id)
                     dedup_rows.append((event_id, now, seq + 1))
                 seq += 1
-                event_rows.append((seq, webhook_id, event_id, name, size, sealed, now, now))
+                event_rows.append(
+                    (seq, webhook_id, event_id, name, size, sealed, now, now, "pending")
+                )
                 payload_rows.append((seq, payload))
                 stored += 1
             counts.append((stored, duplicates))
-        _insert_rows(conn, "events", _EVENT_COLUMNS, 8, event_rows, _EVENT_VALUES)
-        _insert_rows(conn, "event_payloads", "seq, payload", 2, payload_rows)
-        _insert_rows(conn, "dedup", "event_id, first_seen, seq", 3, dedup_rows, replace=True)
+        _insert_rows(conn, "events", _EVENT_COLUMNS, event_rows)
+        _insert_rows(conn, "event_payloads", "seq, payload", payload_rows)
+        _insert_rows(conn, "dedup", "event_id, first_seen, seq", dedup_rows, replace=True)
         before, self._accepts = self._accepts, self._accepts + len(batches)
         if dedup and before // _DEDUP_PRUNE_EVERY != self._accepts // _DEDUP_PRUNE_EVERY:
             self._prune_dedup(conn)
         return counts
 
     def _seen_many(self, conn: sqlite3.Connection, event_ids: list[str], now: float) -> set[str]:
-        """Which of ``event_ids`` are duplicates within the window; see :meth:`_seen`."""
+        """Which of ``event_ids`` were accepted within the window and not dead-lettered since.
+
+        An entry whose event was pruned (delivered long ago) still counts: its state is NULL.
+        """
         seen: set[str] = set()
         distinct = list(dict.fromkeys(event_ids))
         for start in range(0, len(distinct), _CHUNK):
@@ -1642,7 +1645,6 @@ _WEBHOOK_INSERT_COLUMNS = (
     "source, provider, received_at, headers, query, body, sealed, status, error, detail"
 )
 _EVENT_COLUMNS = "seq, webhook_id, event_id, name, size, sealed, next_attempt_at, created_at, state"
-_EVENT_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, 'pending')"
 # the largest id a table ever used: AUTOINCREMENT's counter, or its largest row
 _LAST_WEBHOOK_ID = (
     "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'webhooks'), 0),"
@@ -1658,18 +1660,18 @@ def _insert_rows(
     conn: sqlite3.Connection,
     table: str,
     columns: str,
-    width: int,
-    rows: list[Any],
-    values: str | None = None,
+    rows: list[tuple[Any, ...]],
     *,
     replace: bool = False,
 ) -> None:
-    """Insert ``rows`` with multi-row ``VALUES`` statements of power-of-two sizes.
+    """Insert ``rows`` (one value per column) with multi-row ``VALUES`` statements.
 
-    Power-of-two chunks keep the number of distinct statements (and so the connection's
-    statement cache) small; one statement is one step, however many rows it carries.
+    Chunks of power-of-two sizes keep the number of distinct statements (and so the
+    connection's statement cache) small; one statement is one step, however many rows it has.
     """
-    one = values or "(" + ", ".join("?" * width) + ")"
+    if not rows:
+        return
+    one = "(" + ", ".join("?" * len(rows[0])) + ")"
     verb = "INSERT OR REPLACE" if replace else "INSERT"
     start = 0
     while start < len(rows):
