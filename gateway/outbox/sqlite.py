@@ -39,6 +39,7 @@ from gateway.outbox.common import (
     AcceptCall,
     EventBatch,
     History,
+    Leases,
     RejectionBuffer,
     chunks,
     fit,
@@ -81,6 +82,10 @@ _LAST_EVENT_SEQ = (
     "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
     " COALESCE((SELECT MAX(seq) FROM events), 0))"
 )
+
+
+# a row this instance still holds: leased under its token (the token and the seqs follow)
+_HELD = "state = 'leased' AND lease_token = ? AND seq IN ({marks})"
 
 
 class _SQLiteTransactions(Transactions[sqlite3.Connection]):
@@ -132,6 +137,7 @@ class SQLiteOutbox(SQLiteReads):
         self.clock = clock
         self._accepts = 0
         self._rejected = RejectionBuffer()
+        self._leases = Leases()
         spec = FileSpec(
             self.path,
             synchronous=SYNCHRONOUS[durability],
@@ -276,24 +282,45 @@ class SQLiteOutbox(SQLiteReads):
         if max_events < 1:
             raise ValueError("max_events must be at least 1")
         at = self.clock() if now is None else now
-        return self._call(lambda conn: self._claim(conn, at, max_events, max_bytes, lease_seconds))
+        token = Leases.new_token()
+        events = self._call(
+            lambda conn: self._claim(conn, at, max_events, max_bytes, lease_seconds, token)
+        )
+        self._leases.hold([e.seq for e in events], token)
+        return events
+
+    def renew(
+        self, seqs: Sequence[int], lease_seconds: float, now: float | None = None
+    ) -> set[int]:
+        """Extend this instance's leases on ``seqs``; returns the seqs it still holds.
+
+        A lease that ran out but was not claimed again is still this instance's and is renewed.
+        """
+        at = self.clock() if now is None else now
+        return self._leased_update(
+            "UPDATE events SET lease_until = ? WHERE state = 'leased' AND lease_token = ?"
+            " AND seq IN ({marks}) RETURNING seq",
+            seqs,
+            at + lease_seconds,
+            ended=False,
+        )
 
     def ack(self, seqs: Sequence[int]) -> None:
-        """Mark events delivered (also after their lease expired: they were delivered)."""
+        """Mark events delivered (also after their lease ran out, unless claimed again)."""
         # The delivery is history too, read from delivered_at (see _with_delivery): an attempts
         # row per delivered event would cost every event two more B-tree writes.
-        self._update(
-            "UPDATE events SET state = 'delivered', delivered_at = ?, lease_until = NULL"
-            " WHERE state IN ('leased', 'pending') AND seq IN ({marks})",
+        self._leased_update(
+            "UPDATE events SET state = 'delivered', delivered_at = ?, lease_until = NULL,"
+            f" lease_token = NULL WHERE {_HELD} RETURNING seq",
             seqs,
             self.clock(),
         )
 
     def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
         """Return leased events for a retry at ``retry_at``, counting an attempt."""
-        self._update(
+        self._leased_update(
             "UPDATE events SET state = 'pending', attempts = attempts + 1, next_attempt_at = ?,"
-            " last_error = ?, lease_until = NULL WHERE state = 'leased' AND seq IN ({marks})"
+            f" last_error = ?, lease_until = NULL, lease_token = NULL WHERE {_HELD}"
             " RETURNING seq",
             seqs,
             retry_at,
@@ -303,18 +330,17 @@ class SQLiteOutbox(SQLiteReads):
 
     def unlease(self, seqs: Sequence[int]) -> None:
         """Give leased events back without counting an attempt (shutdown before sending)."""
-        self._update(
-            "UPDATE events SET state = 'pending', lease_until = NULL"
-            " WHERE state = 'leased' AND seq IN ({marks})",
+        self._leased_update(
+            "UPDATE events SET state = 'pending', lease_until = NULL, lease_token = NULL"
+            f" WHERE {_HELD} RETURNING seq",
             seqs,
         )
 
     def dead_letter(self, seq: int, error: str) -> None:
-        """Dead-letter an event that is not yet delivered; the failed attempt counts."""
-        self._update(
+        """Dead-letter a leased event; the failed attempt counts."""
+        self._leased_update(
             "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ?,"
-            " lease_until = NULL WHERE state IN ('leased', 'pending') AND seq IN ({marks})"
-            " RETURNING seq",
+            f" lease_until = NULL, lease_token = NULL WHERE {_HELD} RETURNING seq",
             [seq],
             error,
             history=("dead", self.clock(), error),
@@ -336,13 +362,13 @@ class SQLiteOutbox(SQLiteReads):
                 return len(rows)
 
             return self._call(job)
-        return self._update(
+        changed = self._update(
             "UPDATE events SET state = 'pending', next_attempt_at = ?"
             " WHERE state = 'dead' AND seq IN ({marks}) RETURNING seq",
-            seqs,
-            now,
-            history=history,
+            [((now,), seqs)],
+            history,
         )
+        return len(changed)
 
     @staticmethod
     def _record_attempts(
@@ -505,29 +531,42 @@ class SQLiteOutbox(SQLiteReads):
     def _update(
         self,
         sql: str,
+        groups: Sequence[tuple[tuple[Any, ...], Sequence[int]]],
+        history: History | None = None,
+    ) -> set[int]:
+        """Run ``sql`` (ending in ``seq IN ({marks}) RETURNING seq``) with each group's
+        arguments over its seqs, in chunks; returns the seqs it changed. With ``history``
+        each changed event gets an attempt row in the same transaction."""
+        work = [(args, chunk) for args, seqs in groups for chunk in chunks(seqs)]
+        if not work:
+            return set()
+
+        def job(conn: sqlite3.Connection) -> set[int]:
+            changed: set[int] = set()
+            for args, chunk in work:
+                cur = conn.execute(sql.format(marks=_marks(chunk)), (*args, *chunk))
+                rows = [row[0] for row in cur.fetchall()]
+                if history is not None:
+                    self._record_attempts(conn, rows, history)
+                changed.update(rows)
+            return changed
+
+        return self._call(job)
+
+    def _leased_update(
+        self,
+        sql: str,
         seqs: Sequence[int],
         *args: Any,
         history: History | None = None,
-    ) -> int:
-        """Run ``sql`` over ``seqs`` in chunks; with ``history``, ``sql`` ends in
-        ``RETURNING seq`` and each changed event gets an attempt row in the same transaction."""
-        parts = chunks(seqs)
-        if not parts:
-            return 0
-
-        def job(conn: sqlite3.Connection) -> int:
-            total = 0
-            for chunk in parts:
-                cur = conn.execute(sql.format(marks=_marks(chunk)), (*args, *chunk))
-                if history is None:
-                    total += cur.rowcount
-                else:
-                    changed = [row[0] for row in cur.fetchall()]
-                    self._record_attempts(conn, changed, history)
-                    total += len(changed)
-            return total
-
-        return self._call(job)
+        ended: bool = True,
+    ) -> set[int]:
+        """:meth:`_update` on the seqs this instance holds, each with its lease token after
+        ``args`` (a stale holder changes nothing). ``ended``: the seqs are forgotten after."""
+        groups = [((*args, token), part) for token, part in self._leases.by_token(seqs).items()]
+        changed = self._update(sql, groups, history)
+        self._leases.drop(seqs if ended else set(seqs) - changed)
+        return changed
 
     # -- rows ---------------------------------------------------------------------------
 
@@ -646,6 +685,7 @@ class SQLiteOutbox(SQLiteReads):
         max_events: int,
         max_bytes: int,
         lease_seconds: float,
+        token: str,
     ) -> list[StoredEvent]:
         next_due, next_expiry = conn.execute(
             "SELECT (SELECT MIN(next_attempt_at) FROM events WHERE state = 'pending'),"
@@ -663,8 +703,9 @@ class SQLiteOutbox(SQLiteReads):
         for chunk in chunks(chosen):
             marks = _marks(chunk)
             conn.execute(
-                f"UPDATE events SET state = 'leased', lease_until = ? WHERE seq IN ({marks})",
-                (at + lease_seconds, *chunk),
+                "UPDATE events SET state = 'leased', lease_until = ?, lease_token = ?"
+                f" WHERE seq IN ({marks})",
+                (at + lease_seconds, token, *chunk),
             )
             leased += conn.execute(
                 "SELECT e.seq, e.webhook_id, e.event_id, e.name, p.payload, e.sealed, e.attempts,"
