@@ -129,11 +129,11 @@ def test_outbox_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     good, bad = (e.seq for e in box.claim(max_events=5, max_bytes=10**6, lease_seconds=5))
     box.ack([good])
     box.dead_letter(bad, "event API: bad data")
-    assert main(["outbox", "status"], env) == 0
+    assert main(["outbox", "status", "-o", "json"], env) == 0
     status = json.loads(capsys.readouterr().out)
     assert (status["dead"], status["delivered"], status["pending"]) == (1, 1, 0)
     assert status["undelivered"] == 0
-    assert main(["outbox", "list"], env) == 0
+    assert main(["outbox", "list", "-o", "json"], env) == 0
     [letter] = json.loads(capsys.readouterr().out)
     assert (letter["id"], letter["error"]) == (bad, "event API: bad data")
     assert main(["outbox", "retry"], env) == 2
@@ -155,11 +155,11 @@ def test_quarantine_list_and_replay(tmp_path: Path, capsys: pytest.CaptureFixtur
     hook = Webhook(source="stripe", provider="stripe", body=fixture("stripe/invoice.paid.json"))
     held = box.quarantine(hook, "transform raised KeyError", "Traceback: KeyError 'data'")
     broken = box.quarantine(Webhook(source="stripe", provider="stripe", body=b"{}"), "e", "tb")
-    assert main(["quarantine", "list"], env) == 0
+    assert main(["quarantine", "list", "-o", "json"], env) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [q["webhook_id"] for q in listed] == [held, broken]
     assert "traceback" not in listed[0]
-    assert main(["quarantine", "list", "--traceback"], env) == 0
+    assert main(["-o", "json", "quarantine", "list", "--traceback"], env) == 0
     detailed = json.loads(capsys.readouterr().out)
     assert [q["traceback"] for q in detailed] == ["Traceback: KeyError 'data'", "tb"]
     assert main(["quarantine", "replay", str(held)], env) == 0
@@ -190,7 +190,7 @@ def test_outbox_list_shows_the_backlog_with_states_and_filters(
     )
     late = Webhook(source="stripe", provider="stripe", body=b"x", received_at=time.time() + 60)
     held = box.quarantine(late, "boom", "tb")
-    assert main(["outbox", "list"], env) == 0
+    assert main(["outbox", "list", "-o", "json"], env) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["id"], r["kind"], r["state"]) for r in rows] == [
         (first, "event", "retrying"),
@@ -211,13 +211,13 @@ def test_outbox_list_shows_the_backlog_with_states_and_filters(
     assert retrying["error"] == "event API answered 503: unavailable"
     assert {"id", "kind", "source", "name", "error", "attempts", "created_at"} <= set(rows[1])
     assert rows[2]["webhook_id"] == later.webhook_id
-    assert main(["outbox", "list", "--state", "dead"], env) == 0
+    assert main(["outbox", "list", "--state", "dead", "-o", "json"], env) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [second]
-    assert main(["outbox", "list", "--state", "pending,retrying", "--limit", "1"], env) == 0
+    assert main(["outbox", "list", "--state", "pending,retrying", "--limit", "1", "-o", "json"], env) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [first]
-    assert main(["outbox", "list", "--state", "undelivered"], env) == 0
+    assert main(["outbox", "list", "--state", "undelivered", "-o", "json"], env) == 0
     assert [r["state"] for r in json.loads(capsys.readouterr().out)] == ["retrying", "pending"]
-    assert main(["outbox", "list", "--state", "quarantined"], env) == 0
+    assert main(["outbox", "list", "--state", "quarantined", "-o", "json"], env) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [held]
     assert main(["outbox", "list", "--state", "stuck"], env) == 2
     assert "unknown --state 'stuck'" in capsys.readouterr().err
@@ -225,7 +225,7 @@ def test_outbox_list_shows_the_backlog_with_states_and_filters(
     assert "IDs are numbers" in capsys.readouterr().err
     assert main(["outbox", "retry", str(second)], env) == 0  # the id `outbox list` showed
     capsys.readouterr()
-    assert main(["outbox", "list", "--state", "all"], env) == 0
+    assert main(["outbox", "list", "--state", "all", "-o", "json"], env) == 0
     states = [r["state"] for r in json.loads(capsys.readouterr().out)]
     assert states == ["retrying", "retrying", "pending", "quarantined"]  # the dead one is due
     box.close()
@@ -269,10 +269,10 @@ def test_outbox_commands_against_a_running_gateway(tmp_path: Path) -> None:
                         headers=stripe_headers(body, STRIPE_SECRET),
                     )
                     assert response.status_code == 200
-            status = json.loads(cli("outbox", "status", env=env).stdout)
+            status = json.loads(cli("outbox", "status", "-o", "json", env=env).stdout)
             assert status["undelivered"] == 5 and status["oldest_pending_age_seconds"] > 0
             api.wait_for(lambda a: len(a.requests) >= 2)  # the forwarder has tried and failed
-            listed = cli("outbox", "list", env=env)
+            listed = cli("outbox", "list", "-o", "json", env=env)
             assert listed.returncode == 0, listed.stderr
             rows = json.loads(listed.stdout)
             assert [r["event_id"] for r in rows] == [f"stripe-evt_cli_{i}" for i in range(5)]
@@ -284,7 +284,7 @@ def test_outbox_commands_against_a_running_gateway(tmp_path: Path) -> None:
             api.wait_for(lambda a: a.statuses().count(400) >= 1)
             deadline = time.monotonic() + 30
             while True:
-                dead = json.loads(cli("outbox", "list", "--state", "dead", env=env).stdout)
+                dead = json.loads(cli("outbox", "list", "--state", "dead", "-o", "json", env=env).stdout)
                 if len(dead) == 5 or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
@@ -315,7 +315,7 @@ def test_outbox_commands_against_a_running_gateway(tmp_path: Path) -> None:
                 timeout=60,
             )
             assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
-            status = json.loads(cli("outbox", "status", env=env).stdout)
+            status = json.loads(cli("outbox", "status", "-o", "json", env=env).stdout)
             assert (status["undelivered"], status["dead"], status["delivered"]) == (0, 0, 0)
         finally:
             gateway.stop()

@@ -34,6 +34,7 @@ import orjson
 from gateway.config import OutboxConfig, resolve_secret
 from gateway.outbox import (
     ENTRY_STATES,
+    PURGE_STATES,
     AcceptResult,
     ActivityBucket,
     Attempt,
@@ -1140,26 +1141,45 @@ class SQLiteOutbox:
         self._call(self._prune_dedup)
         return total
 
-    def purge(self) -> int:
-        """Delete delivered and dead events, quarantined webhooks and webhooks left empty."""
+    def purge(self, states: Collection[str] | None = None, before: float | None = None) -> int:
+        """Delete rows in ``states`` (default: all of :data:`PURGE_STATES`); see Outbox."""
+        wanted = set(PURGE_STATES if states is None else states)
+        unknown = sorted(wanted - set(PURGE_STATES))
+        if unknown:
+            raise ValueError(f"cannot purge {', '.join(unknown)}; one of {PURGE_STATES}")
+        cutoff = math.inf if before is None else before
+        event_states = [s for s in ("delivered", "dead") if s in wanted]
 
         def job(conn: sqlite3.Connection) -> int:
-            # a purged dead event no longer blocks its id from being accepted again
-            conn.execute(
-                "DELETE FROM dedup WHERE seq IN (SELECT seq FROM events WHERE state = 'dead')"
-            )
-            gone = conn.execute("DELETE FROM events WHERE state IN ('delivered', 'dead')").rowcount
-            conn.execute(
-                "DELETE FROM attempts WHERE NOT EXISTS"
-                " (SELECT 1 FROM events e WHERE e.seq = attempts.seq)"
-            )
-            return (
-                gone
-                + conn.execute(
-                    "DELETE FROM webhooks WHERE status = 'quarantined' OR NOT EXISTS"
-                    " (SELECT 1 FROM events e WHERE e.webhook_id = webhooks.id)"
+            gone = 0
+            if event_states:
+                if "dead" in wanted:
+                    # a purged dead event no longer blocks its id from being accepted again
+                    conn.execute(
+                        "DELETE FROM dedup WHERE seq IN (SELECT seq FROM events"
+                        " WHERE state = 'dead' AND created_at < ?)",
+                        (cutoff,),
+                    )
+                gone += conn.execute(
+                    f"DELETE FROM events WHERE state IN ({_marks(event_states)})"
+                    " AND created_at < ?",
+                    (*event_states, cutoff),
                 ).rowcount
-            )
+                conn.execute(
+                    "DELETE FROM attempts WHERE NOT EXISTS"
+                    " (SELECT 1 FROM events e WHERE e.seq = attempts.seq)"
+                )
+                gone += conn.execute(
+                    "DELETE FROM webhooks WHERE status <> 'quarantined' AND received_at < ?"
+                    " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.webhook_id = webhooks.id)",
+                    (cutoff,),
+                ).rowcount
+            if "quarantined" in wanted:
+                gone += conn.execute(
+                    "DELETE FROM webhooks WHERE status = 'quarantined' AND received_at < ?",
+                    (cutoff,),
+                ).rowcount
+            return gone
 
         return self._call(job)
 
