@@ -213,7 +213,10 @@ def test_outbox_list_shows_the_backlog_with_states_and_filters(
     assert rows[2]["webhook_id"] == later.webhook_id
     assert main(["outbox", "list", "--state", "dead", "-o", "json"], env) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [second]
-    assert main(["outbox", "list", "--state", "pending,retrying", "--limit", "1", "-o", "json"], env) == 0
+    assert (
+        main(["outbox", "list", "--state", "pending,retrying", "--limit", "1", "-o", "json"], env)
+        == 0
+    )
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [first]
     assert main(["outbox", "list", "--state", "undelivered", "-o", "json"], env) == 0
     assert [r["state"] for r in json.loads(capsys.readouterr().out)] == ["retrying", "pending"]
@@ -284,7 +287,9 @@ def test_outbox_commands_against_a_running_gateway(tmp_path: Path) -> None:
             api.wait_for(lambda a: a.statuses().count(400) >= 1)
             deadline = time.monotonic() + 30
             while True:
-                dead = json.loads(cli("outbox", "list", "--state", "dead", "-o", "json", env=env).stdout)
+                dead = json.loads(
+                    cli("outbox", "list", "--state", "dead", "-o", "json", env=env).stdout
+                )
                 if len(dead) == 5 or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
@@ -320,3 +325,91 @@ def test_outbox_commands_against_a_running_gateway(tmp_path: Path) -> None:
         finally:
             gateway.stop()
     assert sorted(api.event_ids()) == sorted(wanted)
+
+
+def test_commands_refuse_a_data_dir_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "typo"
+    env = {"GATEWAY_DATA_DIR": str(missing)}
+    for argv in (
+        ["outbox", "status"],
+        ["outbox", "list"],
+        ["outbox", "retry", "--all"],
+        ["outbox", "purge", "--yes"],
+        ["quarantine", "list"],
+        ["quarantine", "replay", "--all"],
+    ):
+        assert main(argv, env) == 2, argv
+        err = capsys.readouterr().err
+        assert f"data directory {missing} does not exist" in err and "GATEWAY_DATA_DIR" in err
+    assert not missing.exists()  # nothing was created on the way
+    missing.mkdir()
+    assert main(["outbox", "status"], env) == 2
+    assert "has no outbox (outbox.sqlite3)" in capsys.readouterr().err
+    assert list(missing.iterdir()) == []
+
+
+def test_replaying_a_webhook_that_is_not_quarantined_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env, box = seeded(tmp_path)
+    held = box.quarantine(
+        Webhook(source="stripe", provider="stripe", body=fixture("stripe/invoice.paid.json")),
+        "transform raised KeyError",
+        "tb",
+    )
+    assert main(["quarantine", "replay", "1"], env) == 1  # webhook 1 was accepted, never held
+    assert "webhook 1: not quarantined" in capsys.readouterr().err
+    assert main(["quarantine", "replay", "999"], env) == 1
+    assert "webhook 999: no such webhook" in capsys.readouterr().err
+    assert main(["quarantine", "replay", "abc"], env) == 2
+    assert main(["quarantine", "replay", str(held)], env) == 0
+    capsys.readouterr()
+    assert main(["quarantine", "replay", str(held)], env) == 1  # a second time: already done
+    assert f"webhook {held}: not quarantined: it was already replayed" in capsys.readouterr().err
+    box.close()
+
+
+def test_purge_by_state_and_age(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    now = time.time()
+    box = SQLiteOutbox(data / "outbox.sqlite3", clock=lambda: now - 10 * 86400)
+    old = Webhook(source="stripe", provider="stripe", body=b"{}", received_at=now - 10 * 86400)
+    box.accept(old, [b"{}", b"{}"], ["old-a", "old-b"], ["stripe/a.b", "stripe/c.d"])
+    a, b = (e.seq for e in box.claim(max_events=5, max_bytes=10**6, lease_seconds=5))
+    box.ack([a])
+    box.dead_letter(b, "bad")
+    old_held = box.quarantine(old, "e", "tb")
+    box.close()
+    box = SQLiteOutbox(data / "outbox.sqlite3")
+    fresh = Webhook(source="stripe", provider="stripe", body=b"{}", received_at=now)
+    box.accept(fresh, [b"{}", b"{}"], ["new-a", "new-b"], ["stripe/a.b", "stripe/c.d"])
+    c, d = (e.seq for e in box.claim(max_events=5, max_bytes=10**6, lease_seconds=5))
+    box.ack([c])
+    box.dead_letter(d, "bad")
+    new_held = box.quarantine(fresh, "e", "tb")
+    env = {"GATEWAY_DATA_DIR": str(data)}
+
+    def ids(state: str) -> set[int]:
+        assert main(["outbox", "list", "--state", state, "-o", "json"], env) == 0
+        return {row["id"] for row in json.loads(capsys.readouterr().out)}
+
+    assert main(["outbox", "purge", "--older-than", "fortnight", "--yes"], env) == 2
+    assert "--older-than 'fortnight'" in capsys.readouterr().err
+    assert main(["outbox", "purge", "--state", "pending", "--yes"], env) == 2
+    assert "unknown --state 'pending'" in capsys.readouterr().err
+    assert main(["outbox", "purge", "--state", "delivered", "--older-than", "7d", "-y"], env) == 0
+    assert "1 row(s) purged (delivered events older than 7d)" in capsys.readouterr().out
+    assert (ids("delivered"), ids("dead")) == ({c}, {b, d})
+    assert (
+        main(["outbox", "purge", "--state", "dead,quarantined", "--older-than", "1w", "-y"], env)
+        == 0
+    )
+    capsys.readouterr()
+    assert (ids("dead"), ids("quarantined")) == ({d}, {new_held})
+    assert old_held not in ids("all")
+    assert main(["outbox", "purge", "--state", "quarantined", "--yes"], env) == 0
+    assert "quarantined webhooks)" in capsys.readouterr().out
+    assert (ids("delivered"), ids("dead"), ids("quarantined")) == ({c}, {d}, set())
+    box.close()
