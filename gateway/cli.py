@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TypeAlias
 
 from gateway.cli_output import add_output_option
-from gateway.commands import check, outbox, preview, quarantine, serve, transforms
+from gateway.commands import check, outbox, preview, quarantine, send, serve, transforms
 from gateway.config import ConfigError
 
 DEFAULT_HOST = serve.DEFAULT_HOST
@@ -256,6 +256,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--limit", type=int, default=100000, help="with --all: at most this many (default 100000)"
     )
+    p = _add(
+        sub,
+        "send",
+        "sign a test webhook with a source's secret, as its provider does, and POST it",
+        [
+            "webhook-gateway send stripe --sample invoice.paid",
+            "webhook-gateway send github push.json --url https://hooks.example.com",
+            "webhook-gateway send shopify --sample orders.create --config gateway.toml",
+        ],
+        description="Sign a payload with the source's first configured secret exactly as its "
+        "provider does (timestamp, headers, JSON or form) and POST it to the gateway; print the "
+        "status and the gateway's answer. Exit 0 when the webhook was accepted, 1 otherwise.",
+    )
+    p.add_argument("source", help="a configured source (its provider decides how to sign)")
+    p.add_argument(
+        "payload_file", nargs="?", help="the body to send, byte for byte (or use --sample)"
+    )
+    p.add_argument(
+        "--sample",
+        metavar="TYPE",
+        help="a built-in sample of the source's provider, e.g. invoice.paid (a fresh event id "
+        "each time); an unknown TYPE lists them",
+    )
+    p.add_argument(
+        "--url",
+        help=f"the gateway's base URL, or the full webhook URL (default {send.DEFAULT_URL}, "
+        "the local 'serve' address)",
+    )
+    p.add_argument(
+        "--event",
+        help="the event the provider names in a header (GitHub X-GitHub-Event, Shopify "
+        "X-Shopify-Topic); default: the sample type or the file name",
+    )
+    p.add_argument(
+        "--header", action="append", default=[], metavar="K:V", help="add or replace a header"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)"
+    )
     return parser
 
 
@@ -272,6 +311,7 @@ COMMANDS: dict[str, Handler] = {
     "preview": preview.run,
     "outbox": outbox.run,
     "quarantine": quarantine.run,
+    "send": send.run,
 }
 
 
