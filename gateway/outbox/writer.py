@@ -44,14 +44,19 @@ class Transactions(Generic[C]):
         self.execute(conn, "COMMIT")
 
     def rollback(self, conn: C) -> None:
-        """Undo a failed group; never raises."""
-        if self.in_transaction(conn):
-            with contextlib.suppress(Exception):
+        """Undo a failed group; never raises (not even on a lost connection)."""
+        with contextlib.suppress(Exception):
+            if self.in_transaction(conn):
                 self.execute(conn, "ROLLBACK")
 
     def in_transaction(self, conn: C) -> bool:
         """Whether the transaction survived a failed statement (a savepoint can undo it)."""
         raise NotImplementedError
+
+    def broken(self, conn: C) -> bool:
+        """Whether ``conn`` is lost for good (the server restarted, the socket closed): a
+        writer with a ``reconnect`` factory then replaces it before its next transaction."""
+        return False
 
     def close(self, conn: C) -> None:
         with contextlib.suppress(Exception):
@@ -158,6 +163,10 @@ class GroupCommitWriter(Generic[C]):
     its own exception. After the one ``COMMIT`` every future is resolved. ``before_commit``
     runs last in every transaction that carries jobs (when ``before_commit_due()``), in its
     own savepoint, and its failure never fails the jobs.
+
+    With ``reconnect`` (a client-server database), a connection ``transactions.broken()`` calls
+    lost is replaced by ``reconnect()`` before the next transaction; while that fails, each
+    group's jobs fail with :class:`OutboxUnavailable` and the next group tries again.
     """
 
     def __init__(
@@ -165,9 +174,11 @@ class GroupCommitWriter(Generic[C]):
         conn: C,
         transactions: Transactions[C],
         before_commit: Callable[[C], None] | None = None,
+        reconnect: Callable[[], C] | None = None,
     ) -> None:
         self.conn = conn
         self.transactions = transactions
+        self.reconnect = reconnect
         self.before_commit = before_commit
         #: whether ``before_commit`` has anything to write (no savepoint for nothing)
         self.before_commit_due: Callable[[], bool] = lambda: True
@@ -231,6 +242,14 @@ class GroupCommitWriter(Generic[C]):
                 self._run(live)
 
     def _run(self, jobs: list[AnyJob]) -> None:
+        if self.reconnect is not None and self.transactions.broken(self.conn):
+            try:
+                fresh = self.reconnect()
+            except Exception as exc:
+                self._resolve([(job, None, unavailable(exc)) for job in jobs])
+                return
+            self.transactions.close(self.conn)
+            self.conn = fresh
         conn = self.conn
         tx = self.transactions
         outcomes: list[Outcome] = []
