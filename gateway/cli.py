@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="debug, info, warning or error (default: gateway.log_level, info)",
     )
 
-    _add(
+    p = _add(
         sub,
         "check",
         "find what 'serve' would refuse: config, secrets, transforms, data dir",
@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         ],
         description="Validate the configuration the way 'serve' does and print one line per "
         "problem (exit 1), or the sources and 'configuration OK' (exit 0).",
+    )
+    p.add_argument(
+        "--dev",
+        action="store_true",
+        help="check as 'serve --dev' would run (no event key needed)",
     )
     _add(
         sub,

@@ -156,18 +156,14 @@ def describe(status: int, phrase: str, text: str) -> tuple[str, bool]:
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     import httpx
 
-    from gateway.providers import get_provider
+    from gateway.app import build_provider
 
     config = load(args, environ)
     source = config.source(args.source)
     if source is None:
         known = ", ".join(s.name for s in config.sources) or "none"
         raise ConfigError(f"send: no source {args.source!r} is configured (sources: {known})")
-    try:
-        provider_cls = get_provider(source.provider)
-        provider = provider_cls(source.resolved_secrets(environ), source.tolerance, source.options)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ConfigError(f"send: source {source.name}: {exc}") from None
+    provider, _ = build_provider(config.sources.index(source), source, environ)
     body, event = _body(args, source.provider)
     url = target_url(args.url, source.name)
     try:
