@@ -153,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a request header the transform reads (repeatable)",
     )
     p.add_argument("--transform", help="use this transform instead of the source's")
+    p.add_argument(
+        "--traceback",
+        action="store_true",
+        help="when the transform fails, print its traceback (as the quarantine stores it)",
+    )
 
     group = _add(
         sub,
