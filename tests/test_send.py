@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -263,3 +264,42 @@ def test_samples_ship_in_the_wheel(tmp_path: Path) -> None:
     shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("gateway/samples/")}
     in_tree = {p.relative_to(root).as_posix() for p in (root / "gateway" / "samples").rglob("*.*")}
     assert in_tree and in_tree == shipped
+
+
+def test_the_readme_quick_start_sends_with_send(tmp_path: Path) -> None:
+    """The README's quick start, run as written against ``serve`` (the URL added: port 0)."""
+    import shlex
+    import subprocess
+
+    from tests.server import GatewayProcess, console_script
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    [command] = [line for line in quick.splitlines() if " webhook-gateway send " in line]
+    assignment, *argv = shlex.split(command)
+    name, _, secret = assignment.partition("=")
+    expected = [line.removeprefix("# ") for line in quick.splitlines() if line.startswith("# ")]
+    with event_api() as api:
+        env = {
+            name: secret,
+            "GATEWAY_DATA_DIR": str(tmp_path / "data"),
+            "INNGEST_EVENT_API_BASE_URL": api.url,
+        }
+        gateway = GatewayProcess(["--dev"], env, tmp_path / "gw.log", command=console_script())
+        try:
+            url = gateway.wait_ready()
+            sent = subprocess.run(
+                [*console_script(), *argv[1:], "--url", url],
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert api.wait_for_events(1)
+        finally:
+            gateway.stop()
+    assert sent.returncode == 0, sent.stderr
+    lines = sent.stdout.splitlines()
+    assert lines[0] == expected[0].replace("http://127.0.0.1:8080", url)
+    assert lines[1:] == expected[1:]
+    assert api.events[0]["name"] == "stripe/invoice.paid"
