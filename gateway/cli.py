@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_examples(
             "STRIPE_WEBHOOK_SECRET=whsec_... webhook-gateway serve --dev",
             "webhook-gateway check --config gateway.toml",
+            "webhook-gateway send stripe --sample invoice.paid",
             "webhook-gateway outbox status -o json",
         ),
     )
