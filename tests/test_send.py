@@ -7,6 +7,7 @@ import os
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import standardwebhooks
@@ -146,6 +147,14 @@ def test_samples_get_fresh_ids_and_urls_default_to_the_local_gateway() -> None:
     assert first["id"].startswith("evt_") and first["id"] != second["id"]
     assert first["object"] == "event"
     assert fresh_ids(b"a=1&b=2") == b"a=1&b=2"
+    form = read_sample("slack", "slash_command")
+    assert fresh_ids(form) != form and "trigger_id" in parse_qs(fresh_ids(form).decode())
+    assert parse_qs(fresh_ids(form).decode())["command"] == ["/weather"]
+    actions = parse_qs(fresh_ids(read_sample("slack", "block_actions")).decode())
+    original = parse_qs(read_sample("slack", "block_actions").decode())
+    [inner], [before] = actions["payload"], original["payload"]
+    assert json.loads(inner)["trigger_id"] != json.loads(before)["trigger_id"]
+    assert json.loads(inner)["actions"] == json.loads(before)["actions"]
     assert target_url(None, "stripe") == "http://127.0.0.1:8080/webhooks/stripe"
     assert target_url("https://gw.example.com/", "s") == "https://gw.example.com/webhooks/s"
     assert target_url("http://h:1/hooks/x", "s") == "http://h:1/hooks/x"
@@ -196,12 +205,14 @@ def test_send_delivers_a_sample_of_every_builtin_provider(
                 assert out[0].startswith(f"POST {gw.url}/webhooks/{source} (")
                 assert out[1] == "200 OK: accepted: 1 event(s) stored, 0 duplicate(s) skipped"
             # a second send of the same sample is a new event, not a duplicate
-            argv = ["send", "stripe", "--sample", "invoice.paid", "--url", gw.url]
-            assert main([*argv, "--config", str(path)], {}) == 0
-            assert "1 event(s) stored" in capsys.readouterr().out
-            assert api.wait_for_events(len(wanted) + 1)
+            for source in ("stripe", "slack"):
+                argv = ["send", source, "--sample", wanted[source][0], "--url", gw.url]
+                assert main([*argv, "--config", str(path)], {}) == 0
+                assert "1 event(s) stored, 0 duplicate(s)" in capsys.readouterr().out
+            assert api.wait_for_events(len(wanted) + 2)
     names = sorted(event["name"] for event in api.events)
-    assert names == sorted([name for _, name in wanted.values()] + ["stripe/invoice.paid"])
+    again = ["stripe/invoice.paid", "slack/command.invoked"]
+    assert names == sorted([name for _, name in wanted.values()] + again)
     stripe_ids = {e["id"] for e in api.events if e["name"] == "stripe/invoice.paid"}
     assert len(stripe_ids) == 2
 
