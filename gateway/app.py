@@ -27,7 +27,7 @@ from gateway.metrics import Metrics
 from gateway.outbox import Outbox, OutboxStats, OutboxUnavailable
 from gateway.outbox.sqlite import SQLiteOutbox
 from gateway.plugins import PluginLoadError, TransformRegistry, load_registry
-from gateway.providers import get_provider
+from gateway.providers import Provider, get_provider
 from gateway.receive import Receiver, Source, error_response, json_response
 
 HEALTH_PATH = "/healthz"
@@ -68,7 +68,21 @@ def build_sources(
 def build_source(
     index: int, sc: SourceConfig, registry: TransformRegistry, environ: Mapping[str, str]
 ) -> tuple[Source, list[str]]:
-    """One source and its resolved secrets; ConfigError names ``sources[index]`` and the key.
+    """One source and its resolved secrets; ConfigError names ``sources[index]`` and the key."""
+    provider, resolved = build_provider(index, sc, environ)
+    transform_name = sc.transform or sc.provider
+    try:
+        func = registry.get(transform_name)
+    except (KeyError, PluginLoadError) as exc:
+        raise ConfigError(f"sources[{index}] ({sc.name}).transform: {exc}") from None
+    inline = registry.is_builtin(transform_name)
+    return Source(sc, provider, func, transform_name, inline=inline), resolved
+
+
+def build_provider(
+    index: int, sc: SourceConfig, environ: Mapping[str, str]
+) -> tuple[Provider, list[str]]:
+    """A source's provider with its resolved secrets; ConfigError names the source and key.
 
     A secret the provider says is of the wrong kind (an API key where a signing secret belongs)
     is refused here, before it could only ever answer 401.
@@ -78,22 +92,18 @@ def build_source(
         provider_cls = get_provider(sc.provider)
     except KeyError as exc:
         raise ConfigError(f"{where}.provider: {exc.args[0]}") from None
-    resolved = sc.resolved_secrets(environ) if sc.secrets else []
+    try:
+        resolved = sc.resolved_secrets(environ) if sc.secrets else []
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.secrets: {exc}") from None
     for n, secret in enumerate(resolved, start=1):
         problem = provider_cls.secret_problem(secret)
         if problem is not None:
             raise ConfigError(f"{where}.secrets: secret #{n} {problem}")
     try:
-        provider = provider_cls(resolved, sc.tolerance, sc.options)
+        return provider_cls(resolved, sc.tolerance, sc.options), resolved
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
-    transform_name = sc.transform or sc.provider
-    try:
-        func = registry.get(transform_name)
-    except (KeyError, PluginLoadError) as exc:
-        raise ConfigError(f"{where}.transform: {exc}") from None
-    inline = registry.is_builtin(transform_name)
-    return Source(sc, provider, func, transform_name, inline=inline), resolved
 
 
 def build_gateway(

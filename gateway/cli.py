@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_examples(
             "STRIPE_WEBHOOK_SECRET=whsec_... webhook-gateway serve --dev",
             "webhook-gateway check --config gateway.toml",
+            "webhook-gateway send stripe --sample invoice.paid",
             "webhook-gateway outbox status -o json",
         ),
     )
@@ -110,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="debug, info, warning or error (default: gateway.log_level, info)",
     )
 
-    _add(
+    p = _add(
         sub,
         "check",
         "find what 'serve' would refuse: config, secrets, transforms, data dir",
@@ -120,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
         ],
         description="Validate the configuration the way 'serve' does and print one line per "
         "problem (exit 1), or the sources and 'configuration OK' (exit 0).",
+    )
+    p.add_argument(
+        "--dev",
+        action="store_true",
+        help="check as 'serve --dev' would run (no event key needed)",
     )
     _add(
         sub,
@@ -148,6 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="a request header the transform reads (repeatable)",
     )
     p.add_argument("--transform", help="use this transform instead of the source's")
+    p.add_argument(
+        "--traceback",
+        action="store_true",
+        help="when the transform fails, print its traceback (as the quarantine stores it)",
+    )
 
     group = _add(
         sub,

@@ -209,7 +209,12 @@ def _format_errors(exc: ValidationError, origin: str) -> str:
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a TOML file; ``GATEWAY_DATA_DIR`` overrides ``gateway.data_dir``."""
+    """Read and validate a TOML file; ``GATEWAY_DATA_DIR`` overrides ``gateway.data_dir``.
+
+    A relative ``data_dir`` or ``transforms_dir`` written in the file is relative to the file's
+    directory, so the file means the same whatever directory the gateway is started from (the
+    default ``data_dir`` and ``GATEWAY_DATA_DIR`` stay relative to the working directory).
+    """
     env = os.environ if environ is None else environ
     try:
         with open(path, "rb") as fh:
@@ -222,9 +227,18 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
         config = Config.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(exc, str(path))) from None
+    _anchor_paths(config.gateway, Path(path).parent)
     if env.get("GATEWAY_DATA_DIR"):
         config.gateway.data_dir = env["GATEWAY_DATA_DIR"]
     return config
+
+
+def _anchor_paths(gateway: GatewayConfig, base: Path) -> None:
+    """Make the directories the file sets relative to ``base`` (the file's directory)."""
+    if "data_dir" in gateway.model_fields_set and not Path(gateway.data_dir).is_absolute():
+        gateway.data_dir = str(base / gateway.data_dir)
+    if gateway.transforms_dir and not Path(gateway.transforms_dir).is_absolute():
+        gateway.transforms_dir = str(base / gateway.transforms_dir)
 
 
 def config_from_env(environ: Mapping[str, str] | None = None) -> Config:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import queue
 import threading
 import traceback
@@ -112,7 +113,10 @@ def run_transform(
     Events must serialize to JSON and have distinct ids (Inngest dedups on id). A
     name that breaks ``{prefix}/noun.verb`` is a warning, or an error when ``strict_names``.
     ``trusted`` is for the built-in transforms: their ``Event`` objects are not validated twice.
+    The transform sees ``prefix`` as ``webhook.prefix`` (a ``Webhook`` built in a test has none).
     """
+    if webhook.prefix != prefix:
+        webhook = dataclasses.replace(webhook, prefix=prefix)
     events = normalize(_call(func, webhook), trusted=trusted)
     payloads: list[bytes] = []
     warnings: list[str] = []

@@ -74,7 +74,7 @@ def test_check_and_transforms(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         "STRIPE_WEBHOOK_SECRET": "whsec_x",
         "GATEWAY_TRANSFORMS_DIR": str(ROOT / "examples" / "transforms"),
     }
-    assert main(["check"], env) == 0
+    assert main(["check", "--dev"], env) == 0
     out = capsys.readouterr().out
     assert "source stripe: provider stripe, transform stripe" in out and "configuration OK" in out
     assert main(["transforms"], env) == 0
@@ -413,3 +413,117 @@ def test_purge_by_state_and_age(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "quarantined webhooks)" in capsys.readouterr().out
     assert (ids("delivered"), ids("dead"), ids("quarantined")) == ({c}, {d}, set())
     box.close()
+
+
+def test_check_lists_what_serve_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "shop.py").write_text(
+        "from gateway import transform\n\n@transform('shop')\ndef shop(webhook):\n    return None\n"
+    )
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    config = tmp_path / "gw.toml"
+    config.write_text(
+        f"""
+[gateway]
+data_dir = "{blocker / "data"}"
+transforms_dir = "{plugins}"
+
+[[sources]]
+name = "billing"
+provider = "stripe"
+secrets = ["inline:sk_live_123"]
+
+[[sources]]
+name = "legacy"
+provider = "stripe"
+secrets = ["inline:not_a_whsec"]
+
+[[sources]]
+name = "orders"
+provider = "shopify"
+secrets = ["inline:shpss_ok"]
+transform = "missing-transform"
+
+[[sources]]
+name = "chat"
+provider = "slack"
+secrets = ["env:CHECK_SLACK_SECRET"]
+"""
+    )
+    assert main(["check", "--config", str(config)], {}) == 1
+    captured = capsys.readouterr()
+    assert "configuration OK" not in captured.out
+    lines = captured.err.splitlines()
+    assert all(line.startswith("problem: ") for line in lines)
+    assert len(lines) == 6, lines
+    text = "\n".join(lines)
+    assert "sources[0] (billing).secrets: secret #1 is a Stripe API key" in text
+    assert "sk_live_123" not in text  # never the secret itself
+    assert "sources[1] (legacy).secrets: secret #1 does not start with whsec_" in text
+    assert "sources[2] (orders).transform: " in text and "missing-transform" in text
+    assert "sources[3] (chat).secrets: environment variable CHECK_SLACK_SECRET" in text
+    assert "inngest: no Inngest event key" in text and "INNGEST_EVENT_KEY" in text
+    assert f"gateway.data_dir {blocker / 'data'}: cannot be created" in text
+    assert not (blocker / "data").exists()
+
+    capsys.readouterr()
+    config.write_text(f'[gateway]\ndata_dir = "{blocker / "data"}"\n')
+    assert main(["check", "--dev", "--config", str(config)], {}) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("problem: no sources configured")
+    assert err[1] == (
+        f"problem: gateway.data_dir {blocker / 'data'}: cannot be created: {blocker} is not a "
+        "directory"
+    )
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bad.py").write_text("def oops(:\n")
+    env = {
+        "STRIPE_WEBHOOK_SECRET": "whsec_ok",
+        "GATEWAY_TRANSFORMS_DIR": str(broken),
+        "GATEWAY_DATA_DIR": str(blocker),
+        "INNGEST_EVENT_KEY": "k",
+    }
+    assert main(["check"], env) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2
+    assert "gateway.transforms_dir: " in err[0] and "bad.py" in err[0]
+    assert err[1] == f"problem: gateway.data_dir {blocker}: is not a directory"
+
+    good = {**env, "GATEWAY_DATA_DIR": str(tmp_path / "new" / "data")}
+    del good["GATEWAY_TRANSFORMS_DIR"]
+    assert main(["check"], good) == 0
+    assert "configuration OK" in capsys.readouterr().out
+    assert not (tmp_path / "new").exists()  # check creates nothing
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to a read-only directory")
+def test_check_finds_a_data_dir_it_cannot_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    env = {"STRIPE_WEBHOOK_SECRET": "whsec_ok", "GATEWAY_DATA_DIR": str(locked)}
+    try:
+        assert main(["check", "--dev"], env) == 1
+    finally:
+        locked.chmod(0o700)
+    assert f"gateway.data_dir {locked}: is not writable by uid" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_secret_of_the_wrong_kind(tmp_path: Path) -> None:
+    result = cli(
+        "serve",
+        "--dev",
+        "--port",
+        "0",
+        env={"STRIPE_WEBHOOK_SECRET": "sk_test_abc", "GATEWAY_DATA_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 2
+    assert "sources[0] (stripe).secrets: secret #1 is a Stripe API key" in result.stderr
+    assert "sk_test_abc" not in result.stderr

@@ -515,8 +515,10 @@ class Deployment:
         return int(port["containerPort"])
 
     def secret_placeholders(self) -> dict[str, str]:
+        """A value per secret variable, in its provider's format (``serve`` checks it)."""
+        kinds = {"STRIPE_WEBHOOK_SECRET": "whsec_"}
         return {
-            name: f"placeholder-{name.lower()}"
+            name: f"{kinds.get(name, '')}placeholder-{name.lower()}"
             for name, e in self.env.items()
             if "secretKeyRef" in e.get("valueFrom", {})
         }

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 import standardwebhooks
@@ -145,6 +147,14 @@ def test_samples_get_fresh_ids_and_urls_default_to_the_local_gateway() -> None:
     assert first["id"].startswith("evt_") and first["id"] != second["id"]
     assert first["object"] == "event"
     assert fresh_ids(b"a=1&b=2") == b"a=1&b=2"
+    form = read_sample("slack", "slash_command")
+    assert fresh_ids(form) != form and "trigger_id" in parse_qs(fresh_ids(form).decode())
+    assert parse_qs(fresh_ids(form).decode())["command"] == ["/weather"]
+    actions = parse_qs(fresh_ids(read_sample("slack", "block_actions")).decode())
+    original = parse_qs(read_sample("slack", "block_actions").decode())
+    [inner], [before] = actions["payload"], original["payload"]
+    assert json.loads(inner)["trigger_id"] != json.loads(before)["trigger_id"]
+    assert json.loads(inner)["actions"] == json.loads(before)["actions"]
     assert target_url(None, "stripe") == "http://127.0.0.1:8080/webhooks/stripe"
     assert target_url("https://gw.example.com/", "s") == "https://gw.example.com/webhooks/s"
     assert target_url("http://h:1/hooks/x", "s") == "http://h:1/hooks/x"
@@ -195,12 +205,14 @@ def test_send_delivers_a_sample_of_every_builtin_provider(
                 assert out[0].startswith(f"POST {gw.url}/webhooks/{source} (")
                 assert out[1] == "200 OK: accepted: 1 event(s) stored, 0 duplicate(s) skipped"
             # a second send of the same sample is a new event, not a duplicate
-            argv = ["send", "stripe", "--sample", "invoice.paid", "--url", gw.url]
-            assert main([*argv, "--config", str(path)], {}) == 0
-            assert "1 event(s) stored" in capsys.readouterr().out
-            assert api.wait_for_events(len(wanted) + 1)
+            for source in ("stripe", "slack"):
+                argv = ["send", source, "--sample", wanted[source][0], "--url", gw.url]
+                assert main([*argv, "--config", str(path)], {}) == 0
+                assert "1 event(s) stored, 0 duplicate(s)" in capsys.readouterr().out
+            assert api.wait_for_events(len(wanted) + 2)
     names = sorted(event["name"] for event in api.events)
-    assert names == sorted([name for _, name in wanted.values()] + ["stripe/invoice.paid"])
+    again = ["stripe/invoice.paid", "slack/command.invoked"]
+    assert names == sorted([name for _, name in wanted.values()] + again)
     stripe_ids = {e["id"] for e in api.events if e["name"] == "stripe/invoice.paid"}
     assert len(stripe_ids) == 2
 
@@ -263,3 +275,42 @@ def test_samples_ship_in_the_wheel(tmp_path: Path) -> None:
     shipped = {n for n in zipfile.ZipFile(wheel).namelist() if n.startswith("gateway/samples/")}
     in_tree = {p.relative_to(root).as_posix() for p in (root / "gateway" / "samples").rglob("*.*")}
     assert in_tree and in_tree == shipped
+
+
+def test_the_readme_quick_start_sends_with_send(tmp_path: Path) -> None:
+    """The README's quick start, run as written against ``serve`` (the URL added: port 0)."""
+    import shlex
+    import subprocess
+
+    from tests.server import GatewayProcess, console_script
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    [command] = [line for line in quick.splitlines() if " webhook-gateway send " in line]
+    assignment, *argv = shlex.split(command)
+    name, _, secret = assignment.partition("=")
+    expected = [line.removeprefix("# ") for line in quick.splitlines() if line.startswith("# ")]
+    with event_api() as api:
+        env = {
+            name: secret,
+            "GATEWAY_DATA_DIR": str(tmp_path / "data"),
+            "INNGEST_EVENT_API_BASE_URL": api.url,
+        }
+        gateway = GatewayProcess(["--dev"], env, tmp_path / "gw.log", command=console_script())
+        try:
+            url = gateway.wait_ready()
+            sent = subprocess.run(
+                [*console_script(), *argv[1:], "--url", url],
+                env={**os.environ, **env},
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert api.wait_for_events(1)
+        finally:
+            gateway.stop()
+    assert sent.returncode == 0, sent.stderr
+    lines = sent.stdout.splitlines()
+    assert lines[0] == expected[0].replace("http://127.0.0.1:8080", url)
+    assert lines[1:] == expected[1:]
+    assert api.events[0]["name"] == "stripe/invoice.paid"

@@ -13,7 +13,7 @@ from gateway.config import ConfigError
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
-    from gateway.plugins import load_registry
+    from gateway.plugins import TransformError, load_registry
     from gateway.providers import provider_names
     from gateway.transform_runner import run_transform
     from gateway.webhook import Webhook
@@ -44,8 +44,19 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         options=source.options if source is not None else {},
         prefix=prefix,
     )
-    outcome = run_transform(registry.get(transform_name), webhook, prefix=prefix)
+    try:
+        outcome = run_transform(registry.get(transform_name), webhook, prefix=prefix)
+    except TransformError as exc:
+        if args.traceback and exc.detail:
+            sys.stderr.write(exc.detail if exc.detail.endswith("\n") else exc.detail + "\n")
+        raise
     for warning in outcome.convention_warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print_json([event.to_payload() for event in outcome.events])
+    if not outcome.events:
+        print(
+            f"filtered: transform {transform_name!r} returned no events; the gateway would "
+            "answer 200 and forward nothing",
+            file=sys.stderr,
+        )
     return 0

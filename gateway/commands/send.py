@@ -16,7 +16,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 
@@ -26,9 +26,9 @@ from gateway.config import ConfigError
 
 DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 SAMPLE_SUFFIXES = (".json", ".form")
-#: top-level body fields that carry the sender's dedup id (Stripe ``evt_``, Intercom
-#: ``notif_``, Slack ``event_id``): a sample gets a fresh one on each send
-ID_FIELDS = ("id", "event_id")
+#: body fields that carry the sender's dedup id (Stripe ``evt_``, Intercom ``notif_``, Slack
+#: ``event_id`` and ``trigger_id``): a sample gets fresh ones on each send
+ID_FIELDS = ("id", "event_id", "trigger_id")
 
 
 def _github(event: str) -> dict[str, str]:
@@ -78,17 +78,8 @@ def read_sample(provider: str, kind: str) -> bytes:
     raise ConfigError(f"send: no sample {kind!r} for provider {provider} (samples: {known})")
 
 
-def fresh_ids(body: bytes) -> bytes:
-    """A JSON sample with a new value in its top-level id fields, so no send is a duplicate.
-
-    The value keeps its prefix (``evt_``): ``evt_1OA9vC...`` becomes ``evt_<32 hex>``.
-    """
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return body
-    if not isinstance(payload, dict):
-        return body
+def _refresh(payload: dict[str, Any]) -> bool:
+    """New values for the id fields of ``payload`` (prefixes kept); whether any changed."""
     changed = False
     for key in ID_FIELDS:
         value = payload.get(key)
@@ -96,7 +87,28 @@ def fresh_ids(body: bytes) -> bytes:
             head, sep, _ = value.rpartition("_")
             payload[key] = f"{head}{sep}{uuid.uuid4().hex}"
             changed = True
-    return orjson.dumps(payload, option=orjson.OPT_INDENT_2) if changed else body
+    return changed
+
+
+def fresh_ids(body: bytes) -> bytes:
+    """A sample with new values in its id fields, so that no send is dropped as a duplicate.
+
+    JSON: the top-level fields (``evt_1OA9vC...`` becomes ``evt_<32 hex>``). A form: its
+    fields, and those of the JSON object in its ``payload`` field (Slack interactions).
+    """
+    if body.lstrip()[:1] == b"{":
+        payload = orjson.loads(body)
+        return orjson.dumps(payload, option=orjson.OPT_INDENT_2) if _refresh(payload) else body
+    pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    fields = dict(pairs)
+    changed = _refresh(fields)
+    inner = fields.get("payload")
+    if inner and inner.lstrip().startswith("{"):
+        nested = orjson.loads(inner)
+        if isinstance(nested, dict) and _refresh(nested):
+            fields["payload"] = orjson.dumps(nested).decode()
+            changed = True
+    return urlencode(list(fields.items())).encode() if changed else body
 
 
 def target_url(url: str | None, source: str) -> str:
@@ -156,18 +168,14 @@ def describe(status: int, phrase: str, text: str) -> tuple[str, bool]:
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     import httpx
 
-    from gateway.providers import get_provider
+    from gateway.app import build_provider
 
     config = load(args, environ)
     source = config.source(args.source)
     if source is None:
         known = ", ".join(s.name for s in config.sources) or "none"
         raise ConfigError(f"send: no source {args.source!r} is configured (sources: {known})")
-    try:
-        provider_cls = get_provider(source.provider)
-        provider = provider_cls(source.resolved_secrets(environ), source.tolerance, source.options)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ConfigError(f"send: source {source.name}: {exc}") from None
+    provider, _ = build_provider(config.sources.index(source), source, environ)
     body, event = _body(args, source.provider)
     url = target_url(args.url, source.name)
     try:

@@ -24,8 +24,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from gateway.logs import configure_logging
 
     config = load(args, environ)
+    level = args.log_level or config.gateway.log_level
+    configure_logging(level)  # start-up warnings (a plugin overriding a built-in) as JSON lines
     gateway = build_gateway(config, environ, dev=args.dev)
-    log = configure_logging(args.log_level or config.gateway.log_level, gateway.secrets)
+    log = configure_logging(level, gateway.secrets)
     if not gateway.sources:
         log.warning(
             "no sources configured: set STRIPE_WEBHOOK_SECRET, SLACK_SIGNING_SECRET or "
