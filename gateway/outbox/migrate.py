@@ -137,7 +137,7 @@ def cmd_migrate(
     args: argparse.Namespace, environ: Mapping[str, str], config: Any
 ) -> dict[str, Any]:
     """``outbox migrate [--check]``: what the schema was and is, as the command prints it."""
-    from gateway.outbox.postgres import connect
+    from gateway.outbox.postgres_conn import connect
 
     if config.outbox.backend != "postgres":
         raise OutboxUnavailable(
