@@ -2,6 +2,10 @@
 
 One interface, documented method by method; ``gateway.outbox.sqlite`` is the embedded
 implementation and ``tests/test_outbox_contract.py`` is the contract every backend must pass.
+What backends share lives beside it: :mod:`gateway.outbox.codec` (how rows hold blobs:
+compression, encryption, webhook and rejection rows), :mod:`gateway.outbox.common` (batch
+fitting, the dedup rule, limits, the rejection buffer, console records) and
+:mod:`gateway.outbox.writer` (the group-commit writer thread).
 
 Life of an event row::
 
@@ -36,7 +40,7 @@ class OutboxUnavailable(Exception):
 class StoredEvent:
     """An event as the forwarder sees it."""
 
-    seq: int  # outbox-wide order; one webhook's events have consecutive seqs
+    seq: int  # outbox-wide order, increasing; consecutive per webhook in the SQLite backend
     webhook_id: int
     event_id: str | None  # the Inngest dedup id, if the event has one
     name: str
