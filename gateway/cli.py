@@ -204,10 +204,10 @@ def cmd_preview(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
 
 def _open_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> Any:
-    from gateway.outbox.sqlite import SQLiteOutbox
+    from gateway.outbox.open import open_outbox
 
     config = _load(args, environ)
-    return config, SQLiteOutbox.open(config.gateway.data_dir, config.outbox, environ)
+    return config, open_outbox(config, environ)
 
 
 LIST_STATES = ENTRY_STATES
@@ -243,13 +243,23 @@ def _confirm(prompt: str) -> str | None:
 
 
 def cmd_outbox(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    if args.outbox_cmd == "migrate":  # before opening: opening may migrate, or refuse
+        from gateway.outbox.migrate import cmd_migrate
+
+        report = cmd_migrate(args, environ, _load(args, environ))
+        _print_json(report)
+        return 0 if report.get("current", True) else 1  # --check: 1 while behind
     config, outbox = _open_outbox(args, environ)
     try:
         if args.outbox_cmd == "status":
+            from gateway.outbox.open import outbox_location
+
             stats = outbox.stats()
             _print_json(
                 {
                     "data_dir": config.gateway.data_dir,
+                    "backend": config.outbox.backend,
+                    "location": outbox_location(config, environ),
                     "pending": stats.pending,
                     "retrying": stats.retrying,
                     "undelivered": stats.pending + stats.retrying + stats.leased,
@@ -398,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--header", action="append", default=[], metavar="K:V")
     preview.add_argument("--transform", help="use this transform instead of the source's")
 
-    outbox = add("outbox", "inspect and repair the outbox of a data directory")
+    outbox = add("outbox", "inspect and repair the outbox (data directory or PostgreSQL)")
     osub = outbox.add_subparsers(dest="outbox_cmd", required=True)
     osub.add_parser("status", help="pending, retrying, dead-lettered, oldest age")
     olist = osub.add_parser(
@@ -421,6 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     oretry.add_argument("--all", action="store_true")
     opurge = osub.add_parser("purge", help="delete delivered rows, dead letters, quarantine")
     opurge.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    omigrate = osub.add_parser(
+        "migrate", help="bring a PostgreSQL outbox's schema up to date (for a migration Job)"
+    )
+    omigrate.add_argument(
+        "--check", action="store_true", help="only report the schema version; change nothing"
+    )
 
     quarantine = add("quarantine", "webhooks whose transform failed")
     qsub = quarantine.add_subparsers(dest="quarantine_cmd", required=True)
