@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import collections
 import math
+import secrets
+import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
@@ -171,6 +173,46 @@ def plan_events(
 def wanted_ids(batches: Sequence[EventBatch]) -> list[str]:
     """The event ids of ``batches`` to look up in the dedup table."""
     return [eid for batch in batches for eid in batch[3] if eid is not None]
+
+
+class Leases:
+    """The lease token of each seq this outbox instance claimed and has not finished with.
+
+    Every claim takes a fresh token and writes it into the rows it leases; the writes that end
+    or extend a lease (``ack``, ``release``, ``unlease``, ``dead_letter``, ``renew``) match
+    ``lease_token`` too, so a holder whose lease ran out and was claimed again by another
+    instance changes nothing. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._tokens: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_hex(8)
+
+    def hold(self, seqs: Collection[int], token: str) -> None:
+        with self._lock:
+            self._tokens.update(dict.fromkeys(seqs, token))
+
+    def by_token(self, seqs: Collection[int]) -> dict[str, list[int]]:
+        """The held ones of ``seqs``, grouped by token (seqs this instance never held left out)."""
+        groups: dict[str, list[int]] = {}
+        with self._lock:
+            for seq in seqs:
+                token = self._tokens.get(seq)
+                if token is not None:
+                    groups.setdefault(token, []).append(seq)
+        return groups
+
+    def drop(self, seqs: Collection[int]) -> None:
+        with self._lock:
+            for seq in seqs:
+                self._tokens.pop(seq, None)
+
+    def __len__(self) -> int:
+        return len(self._tokens)
 
 
 class RejectionBuffer:

@@ -18,18 +18,26 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 from gateway.config import OutboxConfig, resolve_secret
-from gateway.outbox import AcceptResult, OutboxUnavailable, Rejection, StoredEvent, common
+from gateway.outbox import (
+    PURGE_STATES,
+    AcceptResult,
+    OutboxUnavailable,
+    Rejection,
+    StoredEvent,
+    common,
+)
 from gateway.outbox.codec import REJECTION_INSERT_COLUMNS, WEBHOOK_INSERT_COLUMNS, RowCodec
 from gateway.outbox.common import (
     DEDUP_PRUNE_EVERY,
@@ -39,6 +47,7 @@ from gateway.outbox.common import (
     AcceptCall,
     EventBatch,
     History,
+    Leases,
     RejectionBuffer,
     chunks,
     fit,
@@ -81,6 +90,10 @@ _LAST_EVENT_SEQ = (
     "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
     " COALESCE((SELECT MAX(seq) FROM events), 0))"
 )
+
+
+# a row this instance still holds: leased under its token (the token and the seqs follow)
+_HELD = "state = 'leased' AND lease_token = ? AND seq IN ({marks})"
 
 
 class _SQLiteTransactions(Transactions[sqlite3.Connection]):
@@ -132,6 +145,7 @@ class SQLiteOutbox(SQLiteReads):
         self.clock = clock
         self._accepts = 0
         self._rejected = RejectionBuffer()
+        self._leases = Leases()
         spec = FileSpec(
             self.path,
             synchronous=SYNCHRONOUS[durability],
@@ -276,24 +290,45 @@ class SQLiteOutbox(SQLiteReads):
         if max_events < 1:
             raise ValueError("max_events must be at least 1")
         at = self.clock() if now is None else now
-        return self._call(lambda conn: self._claim(conn, at, max_events, max_bytes, lease_seconds))
+        token = Leases.new_token()
+        events = self._call(
+            lambda conn: self._claim(conn, at, max_events, max_bytes, lease_seconds, token)
+        )
+        self._leases.hold([e.seq for e in events], token)
+        return events
+
+    def renew(
+        self, seqs: Sequence[int], lease_seconds: float, now: float | None = None
+    ) -> set[int]:
+        """Extend this instance's leases on ``seqs``; returns the seqs it still holds.
+
+        A lease that ran out but was not claimed again is still this instance's and is renewed.
+        """
+        at = self.clock() if now is None else now
+        return self._leased_update(
+            "UPDATE events SET lease_until = ? WHERE state = 'leased' AND lease_token = ?"
+            " AND seq IN ({marks}) RETURNING seq",
+            seqs,
+            at + lease_seconds,
+            ended=False,
+        )
 
     def ack(self, seqs: Sequence[int]) -> None:
-        """Mark events delivered (also after their lease expired: they were delivered)."""
+        """Mark events delivered (also after their lease ran out, unless claimed again)."""
         # The delivery is history too, read from delivered_at (see _with_delivery): an attempts
         # row per delivered event would cost every event two more B-tree writes.
-        self._update(
-            "UPDATE events SET state = 'delivered', delivered_at = ?, lease_until = NULL"
-            " WHERE state IN ('leased', 'pending') AND seq IN ({marks})",
+        self._leased_update(
+            "UPDATE events SET state = 'delivered', delivered_at = ?, lease_until = NULL,"
+            f" lease_token = NULL WHERE {_HELD} RETURNING seq",
             seqs,
             self.clock(),
         )
 
     def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
         """Return leased events for a retry at ``retry_at``, counting an attempt."""
-        self._update(
+        self._leased_update(
             "UPDATE events SET state = 'pending', attempts = attempts + 1, next_attempt_at = ?,"
-            " last_error = ?, lease_until = NULL WHERE state = 'leased' AND seq IN ({marks})"
+            f" last_error = ?, lease_until = NULL, lease_token = NULL WHERE {_HELD}"
             " RETURNING seq",
             seqs,
             retry_at,
@@ -303,18 +338,17 @@ class SQLiteOutbox(SQLiteReads):
 
     def unlease(self, seqs: Sequence[int]) -> None:
         """Give leased events back without counting an attempt (shutdown before sending)."""
-        self._update(
-            "UPDATE events SET state = 'pending', lease_until = NULL"
-            " WHERE state = 'leased' AND seq IN ({marks})",
+        self._leased_update(
+            "UPDATE events SET state = 'pending', lease_until = NULL, lease_token = NULL"
+            f" WHERE {_HELD} RETURNING seq",
             seqs,
         )
 
     def dead_letter(self, seq: int, error: str) -> None:
-        """Dead-letter an event that is not yet delivered; the failed attempt counts."""
-        self._update(
+        """Dead-letter a leased event; the failed attempt counts."""
+        self._leased_update(
             "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ?,"
-            " lease_until = NULL WHERE state IN ('leased', 'pending') AND seq IN ({marks})"
-            " RETURNING seq",
+            f" lease_until = NULL, lease_token = NULL WHERE {_HELD} RETURNING seq",
             [seq],
             error,
             history=("dead", self.clock(), error),
@@ -336,13 +370,13 @@ class SQLiteOutbox(SQLiteReads):
                 return len(rows)
 
             return self._call(job)
-        return self._update(
+        changed = self._update(
             "UPDATE events SET state = 'pending', next_attempt_at = ?"
             " WHERE state = 'dead' AND seq IN ({marks}) RETURNING seq",
-            seqs,
-            now,
-            history=history,
+            [((now,), seqs)],
+            history,
         )
+        return len(changed)
 
     @staticmethod
     def _record_attempts(
@@ -449,26 +483,45 @@ class SQLiteOutbox(SQLiteReads):
         self._call(self._prune_dedup)
         return total
 
-    def purge(self) -> int:
-        """Delete delivered and dead events, quarantined webhooks and webhooks left empty."""
+    def purge(self, states: Collection[str] | None = None, before: float | None = None) -> int:
+        """Delete rows in ``states`` (default: all of :data:`PURGE_STATES`); see Outbox."""
+        wanted = set(PURGE_STATES if states is None else states)
+        unknown = sorted(wanted - set(PURGE_STATES))
+        if unknown:
+            raise ValueError(f"cannot purge {', '.join(unknown)}; one of {PURGE_STATES}")
+        cutoff = math.inf if before is None else before
+        event_states = [s for s in ("delivered", "dead") if s in wanted]
 
         def job(conn: sqlite3.Connection) -> int:
-            # a purged dead event no longer blocks its id from being accepted again
-            conn.execute(
-                "DELETE FROM dedup WHERE seq IN (SELECT seq FROM events WHERE state = 'dead')"
-            )
-            gone = conn.execute("DELETE FROM events WHERE state IN ('delivered', 'dead')").rowcount
-            conn.execute(
-                "DELETE FROM attempts WHERE NOT EXISTS"
-                " (SELECT 1 FROM events e WHERE e.seq = attempts.seq)"
-            )
-            return (
-                gone
-                + conn.execute(
-                    "DELETE FROM webhooks WHERE status = 'quarantined' OR NOT EXISTS"
-                    " (SELECT 1 FROM events e WHERE e.webhook_id = webhooks.id)"
+            gone = 0
+            if event_states:
+                if "dead" in wanted:
+                    # a purged dead event no longer blocks its id from being accepted again
+                    conn.execute(
+                        "DELETE FROM dedup WHERE seq IN (SELECT seq FROM events"
+                        " WHERE state = 'dead' AND created_at < ?)",
+                        (cutoff,),
+                    )
+                gone += conn.execute(
+                    f"DELETE FROM events WHERE state IN ({_marks(event_states)})"
+                    " AND created_at < ?",
+                    (*event_states, cutoff),
                 ).rowcount
-            )
+                conn.execute(
+                    "DELETE FROM attempts WHERE NOT EXISTS"
+                    " (SELECT 1 FROM events e WHERE e.seq = attempts.seq)"
+                )
+                gone += conn.execute(
+                    "DELETE FROM webhooks WHERE status <> 'quarantined' AND received_at < ?"
+                    " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.webhook_id = webhooks.id)",
+                    (cutoff,),
+                ).rowcount
+            if "quarantined" in wanted:
+                gone += conn.execute(
+                    "DELETE FROM webhooks WHERE status = 'quarantined' AND received_at < ?",
+                    (cutoff,),
+                ).rowcount
+            return gone
 
         return self._call(job)
 
@@ -505,29 +558,42 @@ class SQLiteOutbox(SQLiteReads):
     def _update(
         self,
         sql: str,
+        groups: Sequence[tuple[tuple[Any, ...], Sequence[int]]],
+        history: History | None = None,
+    ) -> set[int]:
+        """Run ``sql`` (ending in ``seq IN ({marks}) RETURNING seq``) with each group's
+        arguments over its seqs, in chunks; returns the seqs it changed. With ``history``
+        each changed event gets an attempt row in the same transaction."""
+        work = [(args, chunk) for args, seqs in groups for chunk in chunks(seqs)]
+        if not work:
+            return set()
+
+        def job(conn: sqlite3.Connection) -> set[int]:
+            changed: set[int] = set()
+            for args, chunk in work:
+                cur = conn.execute(sql.format(marks=_marks(chunk)), (*args, *chunk))
+                rows = [row[0] for row in cur.fetchall()]
+                if history is not None:
+                    self._record_attempts(conn, rows, history)
+                changed.update(rows)
+            return changed
+
+        return self._call(job)
+
+    def _leased_update(
+        self,
+        sql: str,
         seqs: Sequence[int],
         *args: Any,
         history: History | None = None,
-    ) -> int:
-        """Run ``sql`` over ``seqs`` in chunks; with ``history``, ``sql`` ends in
-        ``RETURNING seq`` and each changed event gets an attempt row in the same transaction."""
-        parts = chunks(seqs)
-        if not parts:
-            return 0
-
-        def job(conn: sqlite3.Connection) -> int:
-            total = 0
-            for chunk in parts:
-                cur = conn.execute(sql.format(marks=_marks(chunk)), (*args, *chunk))
-                if history is None:
-                    total += cur.rowcount
-                else:
-                    changed = [row[0] for row in cur.fetchall()]
-                    self._record_attempts(conn, changed, history)
-                    total += len(changed)
-            return total
-
-        return self._call(job)
+        ended: bool = True,
+    ) -> set[int]:
+        """:meth:`_update` on the seqs this instance holds, each with its lease token after
+        ``args`` (a stale holder changes nothing). ``ended``: the seqs are forgotten after."""
+        groups = [((*args, token), part) for token, part in self._leases.by_token(seqs).items()]
+        changed = self._update(sql, groups, history)
+        self._leases.drop(seqs if ended else set(seqs) - changed)
+        return changed
 
     # -- rows ---------------------------------------------------------------------------
 
@@ -646,6 +712,7 @@ class SQLiteOutbox(SQLiteReads):
         max_events: int,
         max_bytes: int,
         lease_seconds: float,
+        token: str,
     ) -> list[StoredEvent]:
         next_due, next_expiry = conn.execute(
             "SELECT (SELECT MIN(next_attempt_at) FROM events WHERE state = 'pending'),"
@@ -663,8 +730,9 @@ class SQLiteOutbox(SQLiteReads):
         for chunk in chunks(chosen):
             marks = _marks(chunk)
             conn.execute(
-                f"UPDATE events SET state = 'leased', lease_until = ? WHERE seq IN ({marks})",
-                (at + lease_seconds, *chunk),
+                "UPDATE events SET state = 'leased', lease_until = ?, lease_token = ?"
+                f" WHERE seq IN ({marks})",
+                (at + lease_seconds, token, *chunk),
             )
             leased += conn.execute(
                 "SELECT e.seq, e.webhook_id, e.event_id, e.name, p.payload, e.sealed, e.attempts,"

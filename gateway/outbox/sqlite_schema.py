@@ -17,7 +17,7 @@ from pathlib import Path
 from gateway.outbox import OutboxUnavailable
 from gateway.outbox.crypto import Cipher, CipherError
 
-SCHEMA_VERSION = 2  # 2: event payloads in their own table
+SCHEMA_VERSION = 3  # 2: event payloads in their own table; 3: lease owner tokens
 SYNCHRONOUS: dict[str, str] = {"power_loss": "FULL", "process_crash": "NORMAL"}
 
 # Partial indexes keep each state's rows in their own small index: the claim, stats and
@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS events (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at REAL NOT NULL,
     lease_until REAL,
+    lease_token TEXT,
     last_error TEXT,
     created_at REAL NOT NULL,
     delivered_at REAL
@@ -220,6 +221,8 @@ def _initialize(conn: sqlite3.Connection, spec: FileSpec) -> None:
             )
         if version < 2:
             _migrate_to_2(conn)
+        if version < 3:
+            _migrate_to_3(conn)
         _check_keys(conn, spec.cipher, spec.clock)
         conn.execute("COMMIT")
     except BaseException:
@@ -283,3 +286,12 @@ def _migrate_to_2(conn: sqlite3.Connection) -> None:
         )
         conn.execute("ALTER TABLE events DROP COLUMN payload")
     conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+
+
+def _migrate_to_3(conn: sqlite3.Connection) -> None:
+    """Version 3 records who holds a lease: rows leased before it have no token and are
+    claimed again when their lease ends, as a crashed holder's would be."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(events)")}
+    if "lease_token" not in columns:
+        conn.execute("ALTER TABLE events ADD COLUMN lease_token TEXT")
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
