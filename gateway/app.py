@@ -25,7 +25,7 @@ from gateway.forwarder import Forwarder
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox, OutboxStats, OutboxUnavailable
-from gateway.outbox.open import open_outbox, outbox_location
+from gateway.outbox.open import open_outbox, outbox_key
 from gateway.plugins import PluginLoadError, TransformRegistry, load_registry
 from gateway.providers import get_provider
 from gateway.receive import Receiver, Source, error_response, json_response
@@ -114,7 +114,7 @@ def build_gateway(
         try:
             outbox = open_outbox(config, env)
         except OutboxUnavailable as exc:
-            raise ConfigError(f"{outbox_location(config, env)}: {exc}") from None
+            raise ConfigError(f"{outbox_key(config)}: {exc}") from None
     console_tokens = config.console.resolved_tokens(env) if config.console.enabled else []
     secrets.extend(token for token, _ in console_tokens)
     metrics = Metrics()

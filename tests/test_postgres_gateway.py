@@ -152,16 +152,20 @@ def test_commands_see_every_replicas_rows(
 ) -> None:
     url = pg_cluster.new_database(schema=False)
     env = {"GATEWAY_DATABASE_URL": url}
-    assert main(["outbox", "migrate", "--check"], env) == 1
+    assert main(["outbox", "status"], env) == 2  # commands never create the schema
+    assert "run `webhook-gateway outbox migrate`" in capsys.readouterr().err
+    assert main(["outbox", "migrate", "--check", "-o", "json"], env) == 1
     assert json.loads(capsys.readouterr().out)["current"] is False
-    assert main(["outbox", "migrate"], env) == 0
+    assert main(["outbox", "migrate", "-o", "json"], env) == 0
+    latest = latest_version()
     assert json.loads(capsys.readouterr().out) == {
         "from": 0,
-        "to": latest_version(),
-        "latest": latest_version(),
+        "to": latest,
+        "latest": latest,
+        "current": True,
     }
     assert main(["outbox", "migrate", "--check"], env) == 0
-    capsys.readouterr()
+    assert "CURRENT" in capsys.readouterr().out  # a table without -o json
     replicas = [PostgresOutbox(url, listen=False) for _ in range(2)]
     try:
         one, two = replicas
@@ -175,17 +179,17 @@ def test_commands_see_every_replicas_rows(
         good, bad = (e.seq for e in one.claim(max_events=5, max_bytes=10**6, lease_seconds=5))
         one.ack([good])
         one.dead_letter(bad, "event API: bad data")
-        assert main(["outbox", "status"], env) == 0
+        assert main(["outbox", "status", "-o", "json"], env) == 0
         status = json.loads(capsys.readouterr().out)
         assert (status["backend"], status["dead"], status["delivered"]) == ("postgres", 1, 1)
-        assert status["quarantined"] == 1 and "@" not in status["location"]
-        assert main(["outbox", "list"], env) == 0
+        assert status["quarantined"] == 1 and status["location"].startswith("postgres ")
+        assert main(["outbox", "list", "-o", "json"], env) == 0
         listed = json.loads(capsys.readouterr().out)
         assert {(row["kind"], row["id"]) for row in listed} == {("event", bad), ("webhook", held)}
         assert main(["outbox", "retry", str(bad)], env) == 0
         assert "1 dead-lettered event(s) queued" in capsys.readouterr().out
         assert two.stats().dead == 0
-        assert main(["quarantine", "list"], env) == 0
+        assert main(["quarantine", "list", "-o", "json"], env) == 0
         assert [q["webhook_id"] for q in json.loads(capsys.readouterr().out)] == [held]
         assert main(["quarantine", "replay", str(held)], env) == 0
         assert f"webhook {held}: 1 event(s) queued" in capsys.readouterr().out

@@ -133,21 +133,24 @@ def migrate(conn: Any) -> tuple[int, int]:
         conn.execute("RESET lock_timeout")
 
 
-def cmd_migrate(
-    args: argparse.Namespace, environ: Mapping[str, str], config: Any
-) -> dict[str, Any]:
-    """``outbox migrate [--check]``: what the schema was and is, as the command prints it."""
+def run_migrate(args: argparse.Namespace, environ: Mapping[str, str], config: Any) -> int:
+    """``outbox migrate [--check]``: prints the versions; 1 when ``--check`` finds it behind."""
+    from gateway.cli_output import Column, emit_one
     from gateway.outbox.postgres_conn import connect
 
     if config.outbox.backend != "postgres":
         raise OutboxUnavailable(
-            'outbox migrate is for [outbox] backend = "postgres" (set GATEWAY_DATABASE_URL);'
+            'outbox migrate is for [outbox] backend = "postgres" (or GATEWAY_DATABASE_URL);'
             " the SQLite file migrates itself when it is opened"
         )
     with connect(config.outbox, environ, autocommit=True) as conn:
-        if args.check:
-            version = schema_version(conn)
-            return {"schema_version": version, "latest": latest_version(),
-                    "current": version == latest_version()}  # fmt: skip
-        before, after = migrate(conn)
-    return {"from": before, "to": after, "latest": latest_version()}
+        check_server(conn)
+        before = after = schema_version(conn)
+        if not args.check:
+            before, after = migrate(conn)
+    latest = latest_version()
+    record = {"from": before, "to": after, "latest": latest, "current": after == latest}
+    columns = [Column("FROM", "from", "number"), Column("TO", "to", "number"),
+               Column("LATEST", "latest", "number"), Column("CURRENT", "current")]  # fmt: skip
+    emit_one(args, record, columns)
+    return 0 if record["current"] else 1

@@ -35,7 +35,7 @@ def open_outbox(config: Config, environ: Mapping[str, str] | None = None) -> Out
 def outbox_location(config: Config, environ: Mapping[str, str] | None = None) -> str:
     """Where the outbox lives, for messages and ``outbox status``: never a password."""
     if config.outbox.backend != "postgres":
-        return f"gateway.data_dir {config.gateway.data_dir!r}"
+        return config.gateway.data_dir
     try:
         from psycopg.conninfo import conninfo_to_dict
 
@@ -43,7 +43,14 @@ def outbox_location(config: Config, environ: Mapping[str, str] | None = None) ->
 
         params = conninfo_to_dict(database_url(config.outbox, environ))
     except Exception:  # an unresolved or malformed URL: the error itself says what is wrong
-        return "outbox.url"
+        return "postgres (outbox.url)"
     host = params.get("host") or "localhost"
     port = f":{params['port']}" if params.get("port") else ""
-    return f"outbox.url (postgres {host}{port}/{params.get('dbname') or ''})"
+    return f"postgres {host}{port}/{params.get('dbname') or ''}"
+
+
+def outbox_key(config: Config) -> str:
+    """The configuration key an outbox that cannot be opened is reported under."""
+    if config.outbox.backend == "postgres":
+        return "outbox.url"
+    return f"gateway.data_dir {config.gateway.data_dir!r}"

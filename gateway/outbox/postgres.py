@@ -22,12 +22,13 @@ Needs the ``postgres`` extra: ``pip install 'webhook-gateway[postgres]'``.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Literal, TypeVar
@@ -37,6 +38,7 @@ from psycopg_pool import ConnectionPool
 
 from gateway.config import OutboxConfig, resolve_secret
 from gateway.outbox import (
+    PURGE_STATES,
     AcceptResult,
     OutboxUnavailable,
     Rejection,
@@ -51,6 +53,7 @@ from gateway.outbox.common import (
     AcceptCall,
     EventBatch,
     History,
+    Leases,
     RejectionBuffer,
 )
 from gateway.outbox.crypto import Cipher, CipherError
@@ -108,7 +111,7 @@ SELECT l.seq, l.webhook_id, l.event_id, l.name, p.payload, l.sealed, l.attempts,
 FROM leased l JOIN event_payloads p ON p.seq = l.seq ORDER BY l.seq
 """
 # rows this instance still holds: (seq, token) pairs from what it claimed
-_HELD = "FROM unnest(%s::bigint[], %s::uuid[]) AS h(seq, token) WHERE events.seq = h.seq" \
+_HELD = "FROM unnest(%s::bigint[], %s::text[]) AS h(seq, token) WHERE events.seq = h.seq" \
     " AND events.lease_token = h.token AND events.state = 'leased'"  # fmt: skip
 # An id is a duplicate while its entry is inside the window and its event is not dead; the
 # ORDER BY takes the key locks in one order in every replica (no deadlock between two groups).
@@ -199,8 +202,7 @@ class PostgresOutbox(PostgresReads):
         self._options = connection_options(statement_timeout, connect_timeout)
         self._accepts = 0
         self._rejected = RejectionBuffer()
-        self._leases: dict[int, uuid.UUID] = {}  # seq -> the token this instance leased it under
-        self._leases_lock = threading.Lock()
+        self._leases = Leases()
         self._prepare(migrate)
         self._pool = self._open_pool(pool_size, connect_timeout)
         session = Session(lambda: self._connect(autocommit=True, writer=True))
@@ -445,7 +447,7 @@ class PostgresOutbox(PostgresReads):
         if max_events < 1:
             raise ValueError("max_events must be at least 1")
         at = self.clock() if now is None else now
-        token = uuid.uuid4()
+        token = Leases.new_token()
         with self._transaction(durable=False) as conn:
             next_due, next_expiry = conn.execute(_IDLE).fetchone() or (None, None)
             # cheap answer for the idle poll, and during an outage when every row waits
@@ -456,9 +458,7 @@ class PostgresOutbox(PostgresReads):
             if not chosen:
                 return []
             leased = conn.execute(_LEASE, (at + lease_seconds, token, chosen)).fetchall()
-        with self._leases_lock:
-            for row in leased:
-                self._leases[row[0]] = token
+        self._leases.hold([row[0] for row in leased], token)
         return [
             StoredEvent(
                 seq=seq,
@@ -550,11 +550,7 @@ class PostgresOutbox(PostgresReads):
     ) -> list[int]:
         """Run ``sql`` (ending in :data:`_HELD`) on the rows of ``seqs`` this instance still
         holds; returns the changed seqs. ``forget`` drops their tokens (the lease is over)."""
-        with self._leases_lock:
-            held = [(seq, self._leases[seq]) for seq in dict.fromkeys(seqs) if seq in self._leases]
-            if forget:
-                for seq, _ in held:
-                    del self._leases[seq]
+        held = [(seq, t) for t, part in self._leases.by_token(seqs).items() for seq in part]
         if not held:
             return []
         wanted, tokens = _columns(held, 2)
@@ -567,6 +563,7 @@ class PostgresOutbox(PostgresReads):
             ]
             if history is not None:
                 self._record_attempts(conn, changed, history)
+        self._leases.drop(seqs if forget else set(seqs) - set(changed))
         return changed
 
     @staticmethod
@@ -660,28 +657,48 @@ class PostgresOutbox(PostgresReads):
             if gone < PRUNE_CHUNK:
                 return total
 
-    def purge(self) -> int:
-        """Delete delivered and dead events, quarantined webhooks and webhooks left empty."""
+    def purge(self, states: Collection[str] | None = None, before: float | None = None) -> int:
+        """Delete rows in ``states`` (default: all of :data:`PURGE_STATES`); see Outbox."""
+        wanted = set(PURGE_STATES if states is None else states)
+        unknown = sorted(wanted - set(PURGE_STATES))
+        if unknown:
+            raise ValueError(f"cannot purge {', '.join(unknown)}; one of {PURGE_STATES}")
+        cutoff = math.inf if before is None else before
+        event_states = [s for s in ("delivered", "dead") if s in wanted]
+        gone = 0
         with self._transaction() as conn:
-            # a purged dead event no longer blocks its id from being accepted again
-            conn.execute(
-                "DELETE FROM dedup WHERE seq IN (SELECT seq FROM events WHERE state = 'dead')"
-            )
-            seqs = [
-                row[0]
-                for row in conn.execute(
-                    "DELETE FROM events WHERE state IN ('delivered', 'dead') RETURNING seq"
-                ).fetchall()
-            ]
-            conn.execute("DELETE FROM event_payloads WHERE seq = ANY(%s)", (seqs,))
-            conn.execute("DELETE FROM attempts WHERE seq = ANY(%s)", (seqs,))
-            return (
-                len(seqs)
-                + conn.execute(
-                    "DELETE FROM webhooks w WHERE status = 'quarantined' OR NOT EXISTS"
-                    " (SELECT 1 FROM events e WHERE e.webhook_id = w.id)"
+            if event_states:
+                if "dead" in wanted:
+                    # a purged dead event no longer blocks its id from being accepted again
+                    conn.execute(
+                        "DELETE FROM dedup WHERE seq IN (SELECT seq FROM events"
+                        " WHERE state = 'dead' AND created_at < %s)",
+                        (cutoff,),
+                    )
+                seqs = [
+                    row[0]
+                    for row in conn.execute(
+                        "DELETE FROM events WHERE state = ANY(%s) AND created_at < %s"
+                        " RETURNING seq",
+                        (event_states, cutoff),
+                    ).fetchall()
+                ]
+                conn.execute("DELETE FROM event_payloads WHERE seq = ANY(%s)", (seqs,))
+                conn.execute("DELETE FROM attempts WHERE seq = ANY(%s)", (seqs,))
+                gone += (
+                    len(seqs)
+                    + conn.execute(
+                        "DELETE FROM webhooks w WHERE status <> 'quarantined' AND received_at < %s"
+                        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.webhook_id = w.id)",
+                        (cutoff,),
+                    ).rowcount
+                )
+            if "quarantined" in wanted:
+                gone += conn.execute(
+                    "DELETE FROM webhooks WHERE status = 'quarantined' AND received_at < %s",
+                    (cutoff,),
                 ).rowcount
-            )
+        return gone
 
     def check_writable(self) -> None:
         """Commit a heartbeat through the writer; raises :class:`OutboxUnavailable` if it fails."""

@@ -34,7 +34,7 @@ CREATE TABLE events (
     attempts integer NOT NULL DEFAULT 0,
     next_attempt_at float8 NOT NULL,
     lease_until float8,
-    lease_token uuid,
+    lease_token text,  -- the claim that holds the lease (see common.Leases)
     last_error text,
     created_at float8 NOT NULL,
     delivered_at float8
