@@ -23,6 +23,7 @@ from gateway.outbox.migrate import (
     schema_version,
 )
 from gateway.outbox.postgres import _CLAIM, PostgresOutbox
+from gateway.outbox.postgres_conn import CHANNEL
 from gateway.webhook import Webhook
 from tests.pg import PgCluster
 
@@ -145,110 +146,6 @@ def claimed_rows(url: str) -> list[list[int]]:
     return list(groups.values())
 
 
-def test_leased_elsewhere_or_waiting_for_a_retry_holds_back_later_events(
-    pair: tuple[PostgresOutbox, PostgresOutbox], pg_url: str
-) -> None:
-    a, b = pair
-    a.accept(hook(1), *events("s/a.one", "s/a.two"))
-    a.claim(max_events=1, max_bytes=10**6, lease_seconds=30, now=T0)
-    assert claimed(b) == []  # webhook 1's first event is leased by A
-    a.release(claimed_rows(pg_url)[0][:1], retry_at=T0 + 60, error="503")
-    assert claimed(b) == []  # and now waits for its retry
-    assert claimed(b, now=T0 + 61) == claimed_rows(pg_url)[0]
-
-
-def test_concurrent_claims_are_disjoint_and_keep_each_webhooks_order(pg_url: str) -> None:
-    writer = replica(pg_url)
-    for i in range(60):
-        writer.accept(hook(i), *events(*(f"s/w{i}.e{j}" for j in range(i % 3 + 1))))
-    groups = claimed_rows(pg_url)
-    webhook_of = {seq: n for n, seqs in enumerate(groups) for seq in seqs}
-    order = {seq: i for seqs in groups for i, seq in enumerate(seqs)}
-    total = sum(len(seqs) for seqs in groups)
-    finished: set[int] = set()
-    batches: list[list[int]] = []
-    violations: list[str] = []
-    lock = threading.Lock()
-    start = threading.Barrier(3)
-
-    def forward(outbox: PostgresOutbox) -> None:
-        start.wait()
-        idle = 0
-        while idle < 3:
-            batch = [e.seq for e in outbox.claim(max_events=4, max_bytes=10**6, lease_seconds=60)]
-            if not batch:
-                idle += 1
-                continue
-            with lock:
-                for seq in batch:
-                    earlier = groups[webhook_of[seq]][: order[seq]]
-                    if any(s not in finished and s not in batch for s in earlier):
-                        violations.append(f"{seq} claimed before {earlier}")
-                batches.append(batch)
-                finished.update(batch)  # before the ack commits: a later claim may not be early
-            outbox.ack(batch)
-
-    replicas = [replica(pg_url) for _ in range(3)]
-    threads = [threading.Thread(target=forward, args=(r,)) for r in replicas]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for r in (writer, *replicas):
-        r.close()
-    every = [seq for batch in batches for seq in batch]
-    assert violations == []
-    assert len(every) == len(set(every)) == total  # disjoint, and every event was claimed
-
-
-def test_a_stale_holder_changes_nothing_once_another_replica_took_the_lease(
-    pair: tuple[PostgresOutbox, PostgresOutbox],
-) -> None:
-    a, b = pair
-    a.accept(hook(1), *events("s/a.one"))
-    [seq] = claimed(a, lease=5)
-    assert a.renew([seq], 5, now=T0 + 4) == {seq}  # A still holds it: lease until T0 + 9
-    assert claimed(b, now=T0 + 8) == []
-    assert claimed(b, now=T0 + 10) == [seq]  # A's lease ran out; B took it over
-    assert a.renew([seq], 5, now=T0 + 10) == set()
-    a.release([seq], retry_at=T0 + 100, error="late")
-    a.unlease([seq])
-    a.dead_letter(seq, "late")
-    a.ack([seq])
-    [entry] = b.entries(["leased"])
-    assert (entry.id, entry.attempts, entry.error) == (seq, 0, "")
-    b.ack([seq])
-    assert b.stats(now=T0 + 10).delivered == 1
-
-
-def test_dedup_holds_across_replicas_accepting_at_once(
-    pair: tuple[PostgresOutbox, PostgresOutbox],
-) -> None:
-    start = threading.Barrier(2)
-    results: dict[str, list[AcceptResult]] = {}
-
-    def send(name: str, outbox: PostgresOutbox) -> None:
-        start.wait()
-        results[name] = [outbox.accept(hook(i), *events(f"s/x.e{i}")) for i in range(20)]
-
-    threads = [threading.Thread(target=send, args=item) for item in zip("ab", pair, strict=True)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    outcomes = [r for rs in results.values() for r in rs]
-    assert sum(r.stored for r in outcomes) == 20
-    assert sum(r.duplicates for r in outcomes) == 20
-    a, b = pair
-    # a dead-lettered id is accepted again, by either replica
-    [seq] = [e.seq for e in a.claim(max_events=1, max_bytes=10**6, lease_seconds=30)]
-    a.dead_letter(seq, "400 bad event")
-    [dead] = [e.event_id for e in a.entries(["dead"])]
-    index = int((dead or "").rsplit("e", 1)[1])
-    assert b.accept(hook(99), *events(f"s/x.e{index}")).stored == 1
-    assert a.accept(hook(98), *events(f"s/x.e{index}")).duplicates == 1
-
-
 def test_accepts_commit_durably_in_groups_without_savepoints(pg_url: str) -> None:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("ALTER DATABASE " + conn.info.dbname + " SET synchronous_commit = off")
@@ -280,20 +177,29 @@ def test_accepts_commit_durably_in_groups_without_savepoints(pg_url: str) -> Non
 def test_one_notify_per_commit_wakes_the_other_replicas(pg_url: str) -> None:
     a = replica(pg_url)
     b = replica(pg_url, listen=True)
+    wakes: list[float] = []
     woken = threading.Event()
-    own: list[int] = []
-    b.on_remote_events(woken.set)
+    b.on_remote_events(lambda: (wakes.append(1), woken.set()))
     try:
-        assert b.listening.wait(10)
-        b.accept(hook(0), *events("s/own.one"))  # B's own commit does not wake B
-        own.append(int(woken.is_set()))
-        a.accept(hook(1), *events("s/n.one"))
-        assert woken.wait(10)
-        woken.clear()
-        a.accept(hook(2), [], [], [])  # nothing to forward: no NOTIFY
-        a.accept(hook(3), *events("s/n.two"))
-        assert woken.wait(10)
+        with psycopg.connect(pg_url, autocommit=True) as listener:
+            listener.execute(f"LISTEN {CHANNEL}".encode())
+            assert b.listening.wait(10)
+            b.accept(hook(0), *events("s/own.one"))  # B's own commit does not wake B
+
+            async def group() -> None:
+                await asyncio.gather(
+                    *(a.accept_async(hook(i), *events(f"s/n.e{i}")) for i in range(1, 31)),
+                    a.accept_async(hook(99), [], [], []),  # nothing to forward
+                )
+
+            before = a.commit_count
+            asyncio.run(group())
+            commits = a.commit_count - before
+            assert woken.wait(10)
+            notes = [n.payload for n in listener.notifies(timeout=1.0)]
+        assert notes == [b.replica] + [a.replica] * commits  # one per commit, in commit order
+        assert commits < 31  # the webhooks shared commits
+        assert len(wakes) == commits  # B heard A's commits only
     finally:
         a.close()
         b.close()
-    assert own == [0]
