@@ -65,7 +65,8 @@ from gateway.outbox.postgres_conn import (
     connection_options,
     database_url,
 )
-from gateway.outbox.postgres_read import PostgresReads
+from gateway.outbox.postgres_read import POSTGRES
+from gateway.outbox.reads import OutboxReads
 from gateway.outbox.writer import GroupCommitWriter, unavailable
 from gateway.webhook import Webhook
 
@@ -166,7 +167,7 @@ def _key_needed(needed: int, kid: bytes, cipher: Cipher | None) -> str:
     )
 
 
-class PostgresOutbox(PostgresReads):
+class PostgresOutbox(OutboxReads):
     """The :class:`gateway.outbox.Outbox` on a PostgreSQL database (14 or newer).
 
     ``url`` is a libpq URL. ``migrate``: ``"auto"`` applies missing schema migrations at open
@@ -175,6 +176,8 @@ class PostgresOutbox(PostgresReads):
     :class:`OutboxUnavailable` when the database cannot be reached or its schema does not fit,
     and :class:`CipherError` as :class:`gateway.outbox.sqlite.SQLiteOutbox` does.
     """
+
+    dialect = POSTGRES
 
     def __init__(
         self,
@@ -806,7 +809,7 @@ class PostgresOutbox(PostgresReads):
         except psycopg.Error as exc:
             raise unavailable(exc) from None
 
-    def _read_query(self, sql: str, args: Sequence[Any] | Mapping[str, Any] = ()) -> list[Any]:
+    def _read_query(self, sql: str, args: Mapping[str, Any] | None = None) -> list[Any]:
         with self._transaction(durable=False) as conn:
             return conn.execute(sql, args).fetchall()
 
