@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from gateway.outbox import AcceptResult, OutboxUnavailable
+from gateway.outbox.crypto import Cipher, CipherError, generate_key
 from gateway.outbox.migrate import (
     SchemaMismatch,
     check_schema,
@@ -203,3 +204,17 @@ def test_one_notify_per_commit_wakes_the_other_replicas(pg_url: str) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_encryption_keys_are_checked_across_replicas(pg_url: str) -> None:
+    old, new = generate_key(), generate_key()
+    with replica(pg_url, cipher=Cipher([old])) as first:
+        first.accept(hook(1), *events("s/k.one"))
+    with pytest.raises(CipherError, match="not configured"):
+        replica(pg_url, cipher=Cipher([new]))
+    with replica(pg_url, cipher=Cipher([new, old])) as rotated:
+        [event] = rotated.claim(max_events=10, max_bytes=10**6, lease_seconds=30)
+        assert event.payload == events("s/k.one")[0][0]
+        with psycopg.connect(pg_url) as conn:
+            stored = conn.execute("SELECT payload FROM event_payloads").fetchone()
+        assert stored is not None and b"s/k.one" not in bytes(stored[0])  # sealed at rest

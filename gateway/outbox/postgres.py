@@ -22,15 +22,12 @@ Needs the ``postgres`` extra: ``pip install 'webhook-gateway[postgres]'``.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from concurrent.futures import Future
-from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import psycopg
@@ -38,13 +35,11 @@ from psycopg_pool import ConnectionPool
 
 from gateway.config import OutboxConfig, resolve_secret
 from gateway.outbox import (
-    PURGE_STATES,
     AcceptResult,
     OutboxUnavailable,
-    Rejection,
-    StoredEvent,
     common,
 )
+from gateway.outbox.base import WriterOutbox, check_keys
 from gateway.outbox.codec import REJECTION_INSERT_COLUMNS, WEBHOOK_INSERT_COLUMNS, RowCodec
 from gateway.outbox.common import (
     DEDUP_PRUNE_EVERY,
@@ -68,7 +63,6 @@ from gateway.outbox.postgres_conn import (
 from gateway.outbox.postgres_read import POSTGRES
 from gateway.outbox.reads import OutboxReads
 from gateway.outbox.writer import GroupCommitWriter, unavailable
-from gateway.webhook import Webhook
 
 T = TypeVar("T")
 Durability = Literal["power_loss", "process_crash"]
@@ -149,6 +143,12 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
 
 
+def _forget_events(conn: psycopg.Connection[Any], seqs: list[int]) -> None:
+    """Delete what belonged to the deleted events ``seqs``: payloads and attempt history."""
+    conn.execute("DELETE FROM event_payloads WHERE seq = ANY(%s)", (seqs,))
+    conn.execute("DELETE FROM attempts WHERE seq = ANY(%s)", (seqs,))
+
+
 def _one(cur: psycopg.Cursor[Any]) -> Any:
     """The one row a statement returns."""
     row = cur.fetchone()
@@ -156,18 +156,7 @@ def _one(cur: psycopg.Cursor[Any]) -> Any:
     return row
 
 
-def _key_needed(needed: int, kid: bytes, cipher: Cipher | None) -> str:
-    if cipher is None:
-        hint = "set outbox.encryption_key to the key that wrote them"
-    else:
-        hint = "list that key after the new one in outbox.encryption_key"
-    return (
-        f"{needed} stored row(s) that are not delivered yet are encrypted with key"
-        f" id {kid.hex()}, which is not configured: {hint}"
-    )
-
-
-class PostgresOutbox(OutboxReads):
+class PostgresOutbox(WriterOutbox[Session], OutboxReads):
     """The :class:`gateway.outbox.Outbox` on a PostgreSQL database (14 or newer).
 
     ``url`` is a libpq URL. ``migrate``: ``"auto"`` applies missing schema migrations at open
@@ -245,25 +234,6 @@ class PostgresOutbox(OutboxReads):
         except CipherError as exc:
             raise OutboxUnavailable(f"outbox.encryption_key: {exc}") from None
 
-    def __enter__(self) -> PostgresOutbox:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @property
-    def cipher(self) -> Cipher | None:
-        return self.codec.cipher
-
-    def observe_commits(self, callback: Callable[[float], None]) -> None:
-        """Call ``callback(seconds)`` after each group commit, from the writer thread."""
-        self._writer.on_commit = callback
-
     def on_remote_events(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` (from a thread of its own) when another replica stored events."""
         if self._listener is not None:
@@ -274,101 +244,7 @@ class PostgresOutbox(OutboxReads):
         """Set while this instance receives other replicas' wake-ups."""
         return self._listener.ready if self._listener is not None else threading.Event()
 
-    @property
-    def commit_count(self) -> int:
-        return self._writer.commit_count
-
-    @property
-    def job_count(self) -> int:
-        return self._writer.job_count
-
     # -- receive side -------------------------------------------------------------------
-
-    def accept(
-        self,
-        webhook: Webhook,
-        events: Sequence[bytes],
-        event_ids: Sequence[str | None],
-        names: Sequence[str],
-    ) -> AcceptResult:
-        """Store a webhook and its events in one transaction; see :class:`Outbox`."""
-        result: AcceptResult = self._call(self._accept_job(webhook, events, event_ids, names))
-        return result
-
-    async def accept_async(
-        self,
-        webhook: Webhook,
-        events: Sequence[bytes],
-        event_ids: Sequence[str | None],
-        names: Sequence[str],
-    ) -> AcceptResult:
-        """:meth:`accept` without blocking the loop; concurrent calls share one commit."""
-        job = self._accept_job(webhook, events, event_ids, names)
-        return await self._writer.submit_async(job)
-
-    def quarantine(self, webhook: Webhook, error: str, detail: str) -> int:
-        """Keep a webhook whose transform failed; returns its webhook id."""
-        return self._call(self._quarantine_job(webhook, error, detail))
-
-    async def quarantine_async(self, webhook: Webhook, error: str, detail: str) -> int:
-        """:meth:`quarantine` without blocking the loop."""
-        return await self._writer.submit_async(self._quarantine_job(webhook, error, detail))
-
-    def resolve_quarantined(
-        self,
-        webhook_id: int,
-        events: Sequence[bytes],
-        event_ids: Sequence[str | None],
-        names: Sequence[str],
-    ) -> AcceptResult:
-        """Store a re-run transform's events; raises ``KeyError`` if not quarantined."""
-        payloads, ids, labels = common.checked(events, event_ids, names)
-        sealed = [self.codec.seal_payload(payload) for payload in payloads]
-
-        def job(conn: Session) -> AcceptResult:
-            changed = conn.execute(
-                "UPDATE webhooks SET status = 'resolved' WHERE id = %s AND status = 'quarantined'",
-                (webhook_id,),
-            ).rowcount
-            if not changed:
-                raise KeyError(f"webhook {webhook_id} is not quarantined")
-            batch = (webhook_id, sealed, [len(p) for p in payloads], ids, labels)
-            return AcceptResult(webhook_id, *self._store_events(conn, [batch])[0])
-
-        return self._call(job)
-
-    def _accept_job(
-        self,
-        webhook: Webhook,
-        events: Sequence[bytes],
-        event_ids: Sequence[str | None],
-        names: Sequence[str],
-    ) -> AcceptCall:
-        payloads, ids, labels = common.checked(events, event_ids, names)
-        # sealing and serialising happen in the caller's thread, not the writer's
-        return AcceptCall(
-            self._accept_many,
-            self.codec.webhook_row(webhook, "accepted"),
-            [self.codec.seal_payload(payload) for payload in payloads],
-            [len(payload) for payload in payloads],
-            ids,
-            labels,
-        )
-
-    def _quarantine_job(
-        self, webhook: Webhook, error: str, detail: str
-    ) -> Callable[[Session], int]:
-        row = self.codec.webhook_row(webhook, "quarantined", error, detail)
-
-        def job(conn: Session) -> int:
-            cur = conn.execute(
-                f"INSERT INTO webhooks ({WEBHOOK_INSERT_COLUMNS})"
-                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                row,
-            )
-            return int(_one(cur)[0])
-
-        return job
 
     def _accept_many(self, conn: Session, calls: Sequence[AcceptCall]) -> list[AcceptResult]:
         """Store the webhooks of ``calls`` and their events: a few statements for all of them."""
@@ -443,16 +319,11 @@ class PostgresOutbox(OutboxReads):
 
     # -- forwarder side -----------------------------------------------------------------
 
-    def claim(
-        self, *, max_events: int, max_bytes: int, lease_seconds: float, now: float | None = None
-    ) -> list[StoredEvent]:
-        """Lease due events in ``seq`` order (expired leases count as due); see :class:`Outbox`."""
-        if max_events < 1:
-            raise ValueError("max_events must be at least 1")
-        at = self.clock() if now is None else now
-        token = Leases.new_token()
+    def _claim_events(
+        self, at: float, max_events: int, max_bytes: int, lease_seconds: float, token: str
+    ) -> list[tuple[Any, ...]]:
         with self._transaction(durable=False) as conn:
-            next_due, next_expiry = conn.execute(_IDLE).fetchone() or (None, None)
+            next_due, next_expiry = _one(conn.execute(_IDLE))
             # cheap answer for the idle poll, and during an outage when every row waits
             if (next_due is None or next_due > at) and (next_expiry is None or next_expiry >= at):
                 return []
@@ -460,20 +331,7 @@ class PostgresOutbox(OutboxReads):
             chosen = common.fit(rows, max_events, max_bytes)
             if not chosen:
                 return []
-            leased = conn.execute(_LEASE, (at + lease_seconds, token, chosen)).fetchall()
-        self._leases.hold([row[0] for row in leased], token)
-        return [
-            StoredEvent(
-                seq=seq,
-                webhook_id=webhook_id,
-                event_id=event_id,
-                name=name,
-                payload=self.codec.unseal(payload, sealed, "event.payload"),
-                attempts=attempts,
-                created_at=created_at,
-            )
-            for seq, webhook_id, event_id, name, payload, sealed, attempts, created_at in leased
-        ]
+            return conn.execute(_LEASE, (at + lease_seconds, token, chosen)).fetchall()
 
     def ack(self, seqs: Sequence[int]) -> None:
         """Mark events delivered (also after their lease expired, unless another took it)."""
@@ -590,17 +448,6 @@ class PostgresOutbox(OutboxReads):
 
     # -- rejections ---------------------------------------------------------------------
 
-    def record_rejection(self, rejection: Rejection) -> None:
-        """Buffer a refused request; it rides along with the next group's commit."""
-        self._rejected.record(rejection)
-
-    def flush_rejections(self) -> None:
-        """Commit buffered rejections now (see ``SQLiteOutbox.flush_rejections``)."""
-        target = self._rejected.recorded
-        if target > self._rejected.flushed:
-            self._call(lambda conn: None)
-            self._rejected.flushed = max(self._rejected.flushed, target)
-
     def _write_rejections(self, conn: Session) -> None:
         rows = [self.codec.rejection_row(r) for r in self._rejected.drain()]
         if rows:
@@ -643,8 +490,7 @@ class PostgresOutbox(OutboxReads):
                         (older_than, PRUNE_CHUNK),
                     ).fetchall()
                 ]
-                conn.execute("DELETE FROM event_payloads WHERE seq = ANY(%s)", (seqs,))
-                conn.execute("DELETE FROM attempts WHERE seq = ANY(%s)", (seqs,))
+                _forget_events(conn, seqs)
                 gone = (
                     len(seqs)
                     + conn.execute(
@@ -662,12 +508,7 @@ class PostgresOutbox(OutboxReads):
 
     def purge(self, states: Collection[str] | None = None, before: float | None = None) -> int:
         """Delete rows in ``states`` (default: all of :data:`PURGE_STATES`); see Outbox."""
-        wanted = set(PURGE_STATES if states is None else states)
-        unknown = sorted(wanted - set(PURGE_STATES))
-        if unknown:
-            raise ValueError(f"cannot purge {', '.join(unknown)}; one of {PURGE_STATES}")
-        cutoff = math.inf if before is None else before
-        event_states = [s for s in ("delivered", "dead") if s in wanted]
+        wanted, cutoff, event_states = common.purge_plan(states, before)
         gone = 0
         with self._transaction() as conn:
             if event_states:
@@ -686,8 +527,7 @@ class PostgresOutbox(OutboxReads):
                         (event_states, cutoff),
                     ).fetchall()
                 ]
-                conn.execute("DELETE FROM event_payloads WHERE seq = ANY(%s)", (seqs,))
-                conn.execute("DELETE FROM attempts WHERE seq = ANY(%s)", (seqs,))
+                _forget_events(conn, seqs)
                 gone += (
                     len(seqs)
                     + conn.execute(
@@ -747,37 +587,9 @@ class PostgresOutbox(OutboxReads):
                 else:
                     check_schema(conn)
                 with conn.transaction():
-                    self._check_keys(conn)
+                    check_keys(conn, self.codec.cipher, self.clock(), POSTGRES)
         except psycopg.Error as exc:
             raise OutboxUnavailable(f"cannot open the database outbox: {exc}") from None
-
-    def _check_keys(self, conn: psycopg.Connection[Any]) -> None:
-        """Refuse to open while rows that may still be read need a key that is not configured."""
-        cipher = self.codec.cipher
-        configured = cipher.key_ids if cipher else frozenset()
-        recorded = [bytes(r[0]) for r in conn.execute("SELECT key_id FROM encryption_keys")]
-        for kid in recorded:
-            if kid in configured:
-                continue
-            needed = _one(
-                conn.execute(
-                    "SELECT (SELECT COUNT(*) FROM events e JOIN event_payloads p ON p.seq = e.seq"
-                    " WHERE e.sealed & 1 = 1 AND e.state <> 'delivered'"
-                    " AND substring(p.payload FROM 2 FOR 4) = %(kid)s) + (SELECT COUNT(*)"
-                    " FROM webhooks WHERE sealed & 1 = 1 AND status = 'quarantined'"
-                    " AND substring(body FROM 2 FOR 4) = %(kid)s)",
-                    {"kid": kid},
-                )
-            )[0]
-            if needed:
-                raise CipherError(_key_needed(needed, kid, cipher))
-            conn.execute("DELETE FROM encryption_keys WHERE key_id = %s", (kid,))
-        if cipher is not None:
-            conn.execute(
-                "INSERT INTO encryption_keys (key_id, first_used) VALUES (%s, %s)"
-                " ON CONFLICT DO NOTHING",
-                (cipher.current_key_id, self.clock()),
-            )
 
     def _open_pool(self, size: int, timeout: float) -> ConnectionPool[Any]:
         pool: ConnectionPool[Any] = ConnectionPool(
@@ -812,7 +624,3 @@ class PostgresOutbox(OutboxReads):
     def _read_query(self, sql: str, args: Mapping[str, Any] | None = None) -> list[Any]:
         with self._transaction(durable=False) as conn:
             return conn.execute(sql, args).fetchall()
-
-    def _call(self, fn: Callable[[Session], T]) -> T:
-        future: Future[T] = self._writer.submit(fn)
-        return future.result()
