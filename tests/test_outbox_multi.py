@@ -27,21 +27,10 @@ import pytest
 from gateway.outbox import Outbox
 from gateway.outbox.sqlite import SQLiteOutbox
 from gateway.webhook import Webhook
+from tests.test_outbox_contract import T0, WINDOW, Clock
 
 ROOT = Path(__file__).resolve().parent.parent
-T0 = 1_700_000_000.0
-WINDOW = 3600.0
 LEASE = 30.0
-
-
-class Clock:
-    """A clock the test moves by hand, shared by the instances of one test."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass(frozen=True)
@@ -89,6 +78,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 @pytest.fixture
 def clock() -> Clock:
+    """One clock shared by the instances of a test."""
     return Clock()
 
 
