@@ -13,6 +13,8 @@ Fixtures (registered in tests/conftest.py):
 
 ``PgCluster.new_database()`` makes more databases; ``PgCluster.restart()`` /
 ``stop()`` / ``start()`` are for fault tests (a database that goes away under load).
+Outside pytest (a benchmark): ``cluster = PgCluster.start_local(fsync=True)``, then
+``cluster.new_database()`` for a URL any process can use, and ``cluster.close()``.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ URL_VARIABLE = "GATEWAY_TEST_POSTGRES_URL"
 TEMPLATE = "wg_template"
 
 
-def _bindir() -> Path | None:
+def find_bindir() -> Path | None:
     """The newest installed server's binaries, or None."""
     candidates: list[Path] = []
     with contextlib.suppress(OSError, subprocess.SubprocessError):
@@ -92,7 +94,11 @@ class PgCluster:
     # -- starting our own ---------------------------------------------------------------
 
     @classmethod
-    def start_local(cls, bindir: Path) -> PgCluster:
+    def start_local(cls, bindir: Path | None = None, *, fsync: bool = False) -> PgCluster:
+        """Start a server of our own; ``fsync=True`` for benchmarks (tests do not need it)."""
+        bindir = bindir or find_bindir()
+        if bindir is None:
+            raise RuntimeError("no PostgreSQL server binaries (install Debian's postgresql)")
         # a short path: a unix socket's path must fit in 107 bytes
         directory = Path(tempfile.mkdtemp(prefix="wgpg-", dir="/tmp"))
         prefix = _as_server_user()
@@ -108,13 +114,15 @@ class PgCluster:
         except subprocess.CalledProcessError as exc:
             shutil.rmtree(directory, ignore_errors=True)
             raise RuntimeError(f"initdb failed: {exc.stderr.decode(errors='replace')}") from None
+        settings = [
+            "listen_addresses = ''",
+            f"unix_socket_directories = '{directory}'",
+            "max_connections = 200",
+        ]
+        if not fsync:  # test speed; the gateway's own synchronous_commit is still sent
+            settings += ["fsync = off", "full_page_writes = off", "shared_buffers = 32MB"]
         with open(data / "postgresql.conf", "a", encoding="utf-8") as conf:
-            conf.write(
-                "listen_addresses = ''\n"
-                f"unix_socket_directories = '{directory}'\n"
-                "fsync = off\nfull_page_writes = off\n"
-                "max_connections = 200\nshared_buffers = 32MB\n"
-            )
+            conf.write("\n".join(settings) + "\n")
         cluster = cls(f"postgresql:///postgres?host={quote(str(directory))}&user=postgres",
                       directory, bindir)  # fmt: skip
         cluster.start()
@@ -214,7 +222,7 @@ def pg_cluster() -> Iterator[PgCluster]:
     if url:
         cluster = PgCluster(url)
     else:
-        bindir = _bindir()
+        bindir = find_bindir()
         if bindir is None:
             _unavailable(
                 f"no server binaries (install Debian's postgresql package) and {URL_VARIABLE}"
