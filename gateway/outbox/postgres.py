@@ -42,7 +42,6 @@ from gateway.outbox import (
 from gateway.outbox.base import WriterOutbox, check_keys
 from gateway.outbox.codec import REJECTION_INSERT_COLUMNS, WEBHOOK_INSERT_COLUMNS, RowCodec
 from gateway.outbox.common import (
-    DEDUP_PRUNE_EVERY,
     MAX_RETRY_HISTORY,
     PRUNE_CHUNK,
     AcceptCall,
@@ -192,7 +191,6 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
         self.replica = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._url = url
         self._options = connection_options(statement_timeout, connect_timeout)
-        self._accepts = 0
         self._rejected = RejectionBuffer()
         self._leases = Leases()
         self._prepare(migrate)
@@ -307,12 +305,11 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
             conn.execute(_INSERT_EVENTS, _columns(event_rows, 9))
             conn.execute(_INSERT_PAYLOADS, _columns(payloads, 2))
             conn.notify = True
-        before, self._accepts = self._accepts, self._accepts + len(batches)
-        if dedup and before // DEDUP_PRUNE_EVERY != self._accepts // DEDUP_PRUNE_EVERY:
-            self._prune_dedup(conn)
+        # Expired dedup entries are swept by prune (one replica at a time), not here: a sweep
+        # in the accept path would take row locks that other replicas' groups are upserting.
         return counts
 
-    def _prune_dedup(self, conn: Session | psycopg.Connection[Any]) -> None:
+    def _prune_dedup(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(
             "DELETE FROM dedup WHERE first_seen <= %s", (self.clock() - self.dedup_window,)
         )
