@@ -21,7 +21,7 @@ COPY gateway ./gateway
 COPY transforms ./transforms
 # pip compiles .pyc files into the venv here, so the read-only final image never needs to.
 # The postgres extra (psycopg's binary wheel) lets one image run either outbox backend.
-RUN pip install --no-cache-dir ".[postgres]" \
+RUN pip install --no-cache-dir "./[postgres]" \
     && pip check
 
 # --- final: the venv on the same base, no build tools, non-root --------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -203,3 +204,13 @@ def test_commands_see_every_replicas_rows(
 def test_outbox_migrate_is_for_postgres(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["outbox", "migrate"], {"GATEWAY_DATA_DIR": str(tmp_path)}) == 2
     assert 'backend = "postgres"' in capsys.readouterr().err
+
+
+def test_the_package_and_the_image_carry_the_postgres_client() -> None:
+    root = Path(__file__).resolve().parent.parent
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    postgres = extras["optional-dependencies"]["postgres"]
+    assert any(dep.startswith("psycopg[binary,pool]") for dep in postgres)
+    assert set(postgres) <= set(extras["optional-dependencies"]["test"])
+    dockerfile = (root / "Dockerfile").read_text()
+    assert 'pip install --no-cache-dir "./[postgres]"' in dockerfile
