@@ -23,6 +23,7 @@ from gateway.config import Config, ConfigError, OutboxConfig, config_from_env
 from gateway.outbox.migrate import latest_version, schema_version
 from gateway.outbox.postgres import PostgresOutbox
 from gateway.webhook import Webhook
+from tests.console_support import console_config, run_console
 from tests.eventapi_standin import event_api
 from tests.helpers import STRIPE_SECRET, fixture, make_config
 from tests.pg import PgCluster
@@ -214,3 +215,15 @@ def test_the_package_and_the_image_carry_the_postgres_client() -> None:
     assert set(postgres) <= set(extras["optional-dependencies"]["test"])
     dockerfile = (root / "Dockerfile").read_text()
     assert 'pip install --no-cache-dir "./[postgres]"' in dockerfile
+
+
+def test_a_replicas_console_shows_every_replicas_webhooks(tmp_path: Path, pg_url: str) -> None:
+    receiver = on_postgres(make_config(tmp_path / "a"), pg_url)
+    viewer = on_postgres(console_config(tmp_path / "b", None), pg_url)
+    with serving(receiver) as (a, _), run_console(viewer) as b:
+        assert post_stripe(a.url, "evt_seen_elsewhere").status_code == 200
+        with b.client() as client:
+            overview = client.get("/console/api/overview").json()
+            page = client.get("/console/webhooks", params={"q": "evt_seen_elsewhere"})
+    assert page.status_code == 200 and "evt_seen_elsewhere" in page.text
+    assert overview["outbox"]["pending"] == 1  # the shared depth, not this replica's own
