@@ -34,11 +34,17 @@ from urllib.parse import quote, urlsplit
 import pytest
 
 URL_VARIABLE = "GATEWAY_TEST_POSTGRES_URL"
+BINDIR_VARIABLE = "GATEWAY_TEST_POSTGRES_BINDIR"  # pick one installed version's binaries
 TEMPLATE = "wg_template"
 
 
 def find_bindir() -> Path | None:
-    """The newest installed server's binaries, or None."""
+    """The newest installed server's binaries (or those ``$GATEWAY_TEST_POSTGRES_BINDIR``
+    names), or None."""
+    chosen = os.environ.get(BINDIR_VARIABLE, "").strip()
+    if chosen:
+        path = Path(chosen)
+        return path if (path / "initdb").is_file() and (path / "pg_ctl").is_file() else None
     candidates: list[Path] = []
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         out = subprocess.run(

@@ -7,8 +7,12 @@ holds what only the PostgreSQL backend has. A real server: tests/pg.py.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -27,6 +31,8 @@ from gateway.outbox.postgres import _CLAIM, PostgresOutbox
 from gateway.outbox.postgres_conn import CHANNEL
 from gateway.webhook import Webhook
 from tests.pg import PgCluster
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_migrations_apply_once_and_record_the_version(pg_cluster: PgCluster) -> None:
@@ -218,3 +224,26 @@ def test_encryption_keys_are_checked_across_replicas(pg_url: str) -> None:
         with psycopg.connect(pg_url) as conn:
             stored = conn.execute("SELECT payload FROM event_payloads").fetchone()
         assert stored is not None and b"s/k.one" not in bytes(stored[0])  # sealed at rest
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("", "1 skipped"), ("true", "1 error")])
+def test_without_a_server_the_tests_skip_locally_and_fail_under_ci(
+    tmp_path: Path, ci: str, outcome: str
+) -> None:
+    (tmp_path / "test_needs_pg.py").write_text(
+        "def test_needs_pg(pg_url):\n    assert pg_url\n", encoding="utf-8"
+    )
+    (tmp_path / "conftest.py").write_text(
+        "from tests.pg import pg_cluster, pg_url  # noqa: F401\n", encoding="utf-8"
+    )
+    env = {**os.environ, "CI": ci, "GATEWAY_TEST_POSTGRES_BINDIR": str(tmp_path / "none")}
+    env.pop("GATEWAY_TEST_POSTGRES_URL", None)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+    )  # fmt: skip
+    assert outcome in result.stdout, result.stdout  # an error in the fixture fails the run
+    assert result.returncode == (1 if ci else 0)
+    reason = "PostgreSQL is required under CI=true" if ci else "no PostgreSQL: no server binaries"
+    assert reason in result.stdout
