@@ -23,8 +23,10 @@ from gateway.outbox.crypto import Cipher, CipherError, generate_key
 from gateway.outbox.migrate import (
     SchemaMismatch,
     check_schema,
+    check_server,
     latest_version,
     migrate,
+    refuse_old_server,
     schema_version,
 )
 from gateway.outbox.postgres import _CLAIM, PostgresOutbox
@@ -77,6 +79,14 @@ def test_a_newer_schema_is_refused(pg_url: str) -> None:
             migrate(conn)
         with pytest.raises(SchemaMismatch, match="newer than this gateway knows"):
             check_schema(conn)
+
+
+def test_servers_older_than_14_are_refused(pg_url: str) -> None:
+    with psycopg.connect(pg_url) as conn:
+        check_server(conn)  # the test server: 14 or newer
+    with pytest.raises(OutboxUnavailable, match=r"PostgreSQL 13\.16 is too old: .* 14 or newer"):
+        refuse_old_server(130016, "13.16")
+    refuse_old_server(140000, "14.0")
 
 
 def test_an_older_schema_is_refused_when_migrations_are_off(pg_cluster: PgCluster) -> None:

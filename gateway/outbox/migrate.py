@@ -60,8 +60,12 @@ def latest_version() -> int:
 def check_server(conn: Any) -> None:
     """Refuse servers older than PostgreSQL 14 with a message that says so."""
     number = int(conn.execute("SHOW server_version_num").fetchone()[0])
-    if number < MIN_SERVER_VERSION:
-        shown = conn.execute("SHOW server_version").fetchone()[0]
+    refuse_old_server(number, conn.execute("SHOW server_version").fetchone()[0])
+
+
+def refuse_old_server(version_num: int, shown: str) -> None:
+    """:class:`OutboxUnavailable` for a ``server_version_num`` below 14's."""
+    if version_num < MIN_SERVER_VERSION:
         raise OutboxUnavailable(
             f"PostgreSQL {shown} is too old: the outbox needs PostgreSQL 14 or newer"
         )
