@@ -20,7 +20,8 @@ COPY pyproject.toml README.md LICENSE ./
 COPY gateway ./gateway
 COPY transforms ./transforms
 # pip compiles .pyc files into the venv here, so the read-only final image never needs to.
-RUN pip install --no-cache-dir . \
+# The postgres extra (psycopg's binary wheel) lets one image run either outbox backend.
+RUN pip install --no-cache-dir "./[postgres]" \
     && pip check
 
 # --- final: the venv on the same base, no build tools, non-root --------------------------------

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from gateway.forwarder import Forwarder
 from gateway.logs import get_logger
 from gateway.metrics import Metrics
 from gateway.outbox import Outbox, OutboxStats, OutboxUnavailable
-from gateway.outbox.sqlite import SQLiteOutbox
+from gateway.outbox.open import open_outbox, outbox_key
 from gateway.plugins import PluginLoadError, TransformRegistry, load_registry
 from gateway.providers import Provider, get_provider
 from gateway.receive import Receiver, Source, error_response, json_response
@@ -122,9 +122,9 @@ def build_gateway(
         secrets.append(target.event_key)
     if outbox is None:
         try:
-            outbox = SQLiteOutbox.open(config.gateway.data_dir, config.outbox, env)
+            outbox = open_outbox(config, env)
         except OutboxUnavailable as exc:
-            raise ConfigError(f"gateway.data_dir {config.gateway.data_dir!r}: {exc}") from None
+            raise ConfigError(f"{outbox_key(config)}: {exc}") from None
     console_tokens = config.console.resolved_tokens(env) if config.console.enabled else []
     secrets.extend(token for token, _ in console_tokens)
     metrics = Metrics()
@@ -225,13 +225,26 @@ class GatewayApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
+def _threadsafe(
+    loop: asyncio.AbstractEventLoop, callback: Callable[[], None]
+) -> Callable[[], None]:
+    """``callback`` run on ``loop``, callable from any thread."""
+
+    def call() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(callback)
+
+    return call
+
+
 def create_app(gateway: Gateway) -> Starlette:
     """The ASGI app: webhook routes, probes, metrics, and the forwarder's lifespan."""
     config = gateway.config
     health = _Health(gateway)
     gateway.metrics.watch_outbox(health.outbox_stats)
-    if isinstance(gateway.outbox, SQLiteOutbox):
-        gateway.outbox.observe_commits(gateway.metrics.commit_seconds.observe)
+    observe_commits = getattr(gateway.outbox, "observe_commits", None)
+    if observe_commits is not None:
+        observe_commits(gateway.metrics.commit_seconds.observe)
     log = get_logger()
 
     if gateway.target is not None:
@@ -267,6 +280,10 @@ def create_app(gateway: Gateway) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = asyncio.create_task(forwarder.run(stop)) if forwarder is not None else None
+        on_remote_events = getattr(gateway.outbox, "on_remote_events", None)
+        if forwarder is not None and on_remote_events is not None:
+            # another replica stored events (PostgreSQL NOTIFY): wake this forwarder too
+            on_remote_events(_threadsafe(asyncio.get_running_loop(), forwarder.notify))
         keeper = (
             asyncio.create_task(housekeep(gateway.outbox, config.console, stop))
             if recorder is not None
@@ -277,6 +294,7 @@ def create_app(gateway: Gateway) -> Starlette:
             extra={
                 "sources": sorted(gateway.sources),
                 "data_dir": config.gateway.data_dir,
+                "outbox": config.outbox.backend,
                 "event_api": gateway.target.redacted_url if gateway.target else None,
             },
         )

@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = _add(
         sub,
         "outbox",
-        "inspect and repair the outbox of a data directory",
+        "inspect and repair the outbox (a data directory or a PostgreSQL database)",
         ["webhook-gateway outbox status", "webhook-gateway outbox list --state dead"],
         output=True,
     )
@@ -234,6 +234,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DURATION",
         help="only rows created (webhooks: received) longer ago than this: 90s, 30m, 12h, 7d, 2w",
     )
+    p = _add(
+        osub,
+        "migrate",
+        "bring a PostgreSQL outbox's schema up to date (a Kubernetes Job before a rollout)",
+        ["webhook-gateway outbox migrate", "webhook-gateway outbox migrate --check -o json"],
+        output=True,
+        description="Apply the schema migrations this gateway ships to the database named by "
+        "[outbox] url / GATEWAY_DATABASE_URL, under an advisory lock (replicas starting at once "
+        'wait). Needed when [outbox] migrate = "off"; --check only reports (exit 1 if behind).',
+    )
+    p.add_argument("--check", action="store_true", help="report the schema version; change nothing")
 
     group = _add(
         sub,

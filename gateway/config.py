@@ -45,6 +45,16 @@ class _Model(BaseModel):
 
 def resolve_secret(reference: str, environ: Mapping[str, str] | None = None) -> list[str]:
     """Resolve ``env:NAME``, ``file:PATH`` or ``inline:VALUE`` to its comma-separated secrets."""
+    raw = resolve_secret_text(reference, environ)
+    secrets = [part.strip() for part in raw.split(",") if part.strip()]
+    if not secrets:
+        raise ConfigError(f"secret reference {reference!r} resolves to nothing")
+    return secrets
+
+
+def resolve_secret_text(reference: str, environ: Mapping[str, str] | None = None) -> str:
+    """The whole text a secret reference names, not split at commas (a database URL may list
+    several hosts), with surrounding whitespace trimmed."""
     env = os.environ if environ is None else environ
     kind, sep, target = reference.partition(":")
     if not sep:
@@ -62,10 +72,9 @@ def resolve_secret(reference: str, environ: Mapping[str, str] | None = None) -> 
         raw = target
     else:
         raise ConfigError(f"secret reference {reference!r}: unknown kind {kind!r}")
-    secrets = [part.strip() for part in raw.split(",") if part.strip()]
-    if not secrets:
+    if not raw.strip():
         raise ConfigError(f"secret reference {reference!r} resolves to nothing")
-    return secrets
+    return raw.strip()
 
 
 class SourceConfig(_Model):
@@ -103,9 +112,20 @@ class InngestConfig(_Model):
     env: str | None = None  # branch environment, sent as x-inngest-env
 
 
-class OutboxConfig(_Model):
-    """The embedded SQLite outbox."""
+DATABASE_URL_VARIABLE = "GATEWAY_DATABASE_URL"
 
+
+class OutboxConfig(_Model):
+    """The durable store: an embedded SQLite file, or a PostgreSQL database shared by replicas."""
+
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    # postgres: a secret reference to a libpq URL (postgresql://user:pass@host/db?sslmode=...)
+    url: str = f"env:{DATABASE_URL_VARIABLE}"
+    pool_size: int = Field(default=4, ge=1, le=100)  # postgres: connections for claims and reads
+    statement_timeout: float = Field(default=10.0, gt=0)  # postgres: seconds per statement
+    connect_timeout: float = Field(default=5.0, gt=0)  # postgres: seconds to connect
+    migrate: Literal["auto", "off"] = "auto"  # postgres: apply schema migrations at start
+    listen: bool = True  # postgres: LISTEN for other replicas' wake-ups (off behind PgBouncer)
     durability: Literal["power_loss", "process_crash"] = "power_loss"
     compression: Literal["zlib", "none"] = "zlib"  # stored bodies and payloads
     encryption_key: str | None = None  # a secret reference; comma-separated keys rotate
@@ -252,7 +272,10 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
     gateway = GatewayConfig(data_dir=env.get("GATEWAY_DATA_DIR") or DEFAULT_DATA_DIR)
     if env.get("GATEWAY_TRANSFORMS_DIR"):
         gateway.transforms_dir = env["GATEWAY_TRANSFORMS_DIR"]
-    return Config(gateway=gateway, sources=sources, console=console_from_env(env))
+    outbox = OutboxConfig()
+    if env.get(DATABASE_URL_VARIABLE, "").strip():
+        outbox.backend = "postgres"  # the URL is read through outbox.url's default reference
+    return Config(gateway=gateway, sources=sources, outbox=outbox, console=console_from_env(env))
 
 
 def console_from_env(environ: Mapping[str, str]) -> ConsoleConfig:

@@ -87,7 +87,7 @@ def test_outbox_status_and_list_print_tables(
     assert status["PENDING"] == "0" and status["RETRYING"] == "1" and status["LEASED"] == "1"
     assert (status["DEAD"], status["QUARANTINED"], status["DELIVERED"]) == ("1", "1", "0")
     assert re.fullmatch(r"\d+s", status["OLDEST PENDING"])  # accepted moments ago
-    assert status["DATA DIR"] == env["GATEWAY_DATA_DIR"]
+    assert status["OUTBOX"] == env["GATEWAY_DATA_DIR"]  # the data directory, or the database
 
     assert main(["outbox", "list"], env) == 0
     rows = read_table(capsys.readouterr().out)

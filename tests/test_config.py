@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import ConfigError, config_from_env, load_config, resolve_secret
+from gateway.config import (
+    ConfigError,
+    config_from_env,
+    load_config,
+    resolve_secret,
+    resolve_secret_text,
+)
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -126,3 +132,36 @@ def test_secret_references(tmp_path: Path) -> None:
         resolve_secret(f"file:{tmp_path / 'nope'}", {})
     with pytest.raises(ConfigError, match="resolves to nothing"):
         resolve_secret("inline: , ", {})
+
+
+def test_outbox_backend_defaults_to_sqlite_and_the_database_url_selects_postgres() -> None:
+    assert config_from_env({}).outbox.backend == "sqlite"
+    assert config_from_env({"GATEWAY_DATABASE_URL": "  "}).outbox.backend == "sqlite"
+    outbox = config_from_env({"GATEWAY_DATABASE_URL": "postgresql://db/gw"}).outbox
+    assert (outbox.backend, outbox.url) == ("postgres", "env:GATEWAY_DATABASE_URL")
+    assert (outbox.pool_size, outbox.statement_timeout, outbox.migrate) == (4, 10.0, "auto")
+
+
+def test_postgres_keys_in_the_file(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            '[outbox]\nbackend = "postgres"\nurl = "file:/run/secrets/db"\npool_size = 8\n'
+            'statement_timeout = 30\nmigrate = "off"\nlisten = false\n',
+        ),
+        {},
+    )
+    outbox = config.outbox
+    assert (outbox.backend, outbox.url, outbox.pool_size) == ("postgres", "file:/run/secrets/db", 8)
+    assert (outbox.statement_timeout, outbox.migrate, outbox.listen) == (30.0, "off", False)
+    with pytest.raises(ConfigError, match=r"outbox\.backend"):
+        load_config(write(tmp_path, '[outbox]\nbackend = "mysql"\n'), {})
+    with pytest.raises(ConfigError, match=r"outbox\.pool_size"):
+        load_config(write(tmp_path, "[outbox]\npool_size = 0\n"), {})
+
+
+def test_a_secret_text_keeps_its_commas() -> None:
+    url = "postgresql://gw@db1:5432,db2:5432/gw?target_session_attrs=read-write"
+    assert resolve_secret_text("env:U", {"U": f" {url}\n"}) == url
+    with pytest.raises(ConfigError, match="resolves to nothing"):
+        resolve_secret_text("inline: ", {})

@@ -1,4 +1,5 @@
-"""Two forwarders on one SQLite file: a step that outlives its lease is never sent twice.
+"""Two forwarders on one outbox (a SQLite file, a PostgreSQL database): a step that outlives its
+lease is never sent twice.
 
 Real time, on purpose: the Event API stand-in answers late (its ``delay``) over loopback HTTP, so
 one step takes longer than ``lease_seconds``, either in one slow request or in several (413
@@ -20,11 +21,28 @@ import pytest
 from gateway.config import ForwarderConfig, InngestConfig
 from gateway.eventapi import EventApiClient, resolve_target
 from gateway.forwarder import Forwarder
+from gateway.outbox import Outbox
 from gateway.outbox.sqlite import SQLiteOutbox
 from gateway.webhook import Webhook
 from tests.eventapi_standin import EventApiStandIn, event_api
 
 LEASE = 2.0
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Outbox, Outbox]]:
+    """Two outbox instances on one store, each with its own connections."""
+    if request.param == "postgres":
+        from gateway.outbox.postgres import PostgresOutbox
+
+        url = request.getfixturevalue("pg_url")
+        boxes: list[Outbox] = [PostgresOutbox(url, listen=False) for _ in range(2)]
+    else:
+        path = tmp_path / "outbox.sqlite3"
+        boxes = [SQLiteOutbox(path), SQLiteOutbox(path)]
+    yield boxes[0], boxes[1]
+    for box in boxes:
+        box.close()
 
 
 @pytest.fixture
@@ -33,7 +51,7 @@ def api() -> Iterator[EventApiStandIn]:
         yield stand_in
 
 
-def forwarder(outbox: SQLiteOutbox, api: EventApiStandIn) -> Forwarder:
+def forwarder(outbox: Outbox, api: EventApiStandIn) -> Forwarder:
     target = resolve_target(InngestConfig(base_url=api.url, event_key="inline:test-key"), {})
     config = ForwarderConfig(
         lease_seconds=LEASE, idle_poll=0.05, batch_linger=0, backoff_base=0.1, backoff_max=0.5
@@ -41,7 +59,7 @@ def forwarder(outbox: SQLiteOutbox, api: EventApiStandIn) -> Forwarder:
     return Forwarder(outbox, EventApiClient(target, timeout=30.0), config)
 
 
-def store(outbox: SQLiteOutbox, names: list[str]) -> list[str]:
+def store(outbox: Outbox, names: list[str]) -> list[str]:
     """One webhook per event; returns the event ids."""
     ids = []
     for n, name in enumerate(names):
@@ -52,7 +70,7 @@ def store(outbox: SQLiteOutbox, names: list[str]) -> list[str]:
     return ids
 
 
-async def race(first: Forwarder, second: Forwarder, observer: SQLiteOutbox, events: int) -> None:
+async def race(first: Forwarder, second: Forwarder, observer: Outbox, events: int) -> None:
     """Start ``first``; once it holds the batch, start ``second``; stop when all is settled."""
     stop = asyncio.Event()
     tasks = [asyncio.create_task(first.run(stop))]
@@ -78,18 +96,21 @@ async def race(first: Forwarder, second: Forwarder, observer: SQLiteOutbox, even
     ],
 )
 def test_a_step_longer_than_the_lease_is_sent_once(
-    tmp_path: Path, api: EventApiStandIn, scenario: str, names: list[str], delay: float
+    pair: tuple[Outbox, Outbox],
+    api: EventApiStandIn,
+    scenario: str,
+    names: list[str],
+    delay: float,
 ) -> None:
-    path = tmp_path / "outbox.sqlite3"
-    with SQLiteOutbox(path) as a, SQLiteOutbox(path) as b:
-        ids = store(a, names)
-        api.delay = delay  # each request alone is shorter than the lease only when split
-        if scenario == "413 splitting":
-            api.max_body_bytes = 90  # one event fits, two do not
-        if scenario == "400 bisection":
-            api.poison_names = {"s/bad.one"}
-        asyncio.run(race(forwarder(a, api), forwarder(b, api), a, len(names)))
-        stats = a.stats()
+    a, b = pair
+    ids = store(a, names)
+    api.delay = delay  # each request alone is shorter than the lease only when split
+    if scenario == "413 splitting":
+        api.max_body_bytes = 90  # one event fits, two do not
+    if scenario == "400 bisection":
+        api.poison_names = {"s/bad.one"}
+    asyncio.run(race(forwarder(a, api), forwarder(b, api), a, len(names)))
+    stats = a.stats()
     sent = Counter(event["id"] for r in api.requests for event in r.events)
     good = [i for i, name in zip(ids, names, strict=True) if name != "s/bad.one"]
     assert sorted(api.event_ids()) == sorted(good)  # each accepted exactly once

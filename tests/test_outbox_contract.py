@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,16 @@ class Clock:
         return self.now
 
 
-Factory = Callable[[Path, Clock], Outbox]
+#: ``(where, clock) -> Outbox``: ``where`` is a temporary directory, or a fresh PostgreSQL
+#: database's URL for the backends named ``postgres*`` (tests/pg.py starts the server).
+Factory = Callable[[Any, Clock], Outbox]
+
+
+def _postgres(url: str, clock: Clock, cipher: Cipher | None = None) -> Outbox:
+    from gateway.outbox.postgres import PostgresOutbox
+
+    return PostgresOutbox(url, clock=clock, dedup_window=WINDOW, cipher=cipher, listen=False)
+
 
 BACKENDS: dict[str, Factory] = {
     "sqlite": lambda tmp, clock: SQLiteOutbox(
@@ -40,6 +50,8 @@ BACKENDS: dict[str, Factory] = {
     "sqlite-encrypted": lambda tmp, clock: SQLiteOutbox(
         tmp / "outbox.sqlite3", clock=clock, dedup_window=WINDOW, cipher=Cipher([generate_key()])
     ),
+    "postgres": _postgres,
+    "postgres-encrypted": lambda url, clock: _postgres(url, clock, Cipher([generate_key()])),
 }
 
 
@@ -50,7 +62,10 @@ def clock() -> Clock:
 
 @pytest.fixture(params=sorted(BACKENDS))
 def outbox(request: pytest.FixtureRequest, tmp_path: Path, clock: Clock) -> Iterator[Outbox]:
-    store = BACKENDS[request.param](tmp_path, clock)
+    # the PostgreSQL server is started only when a postgres backend's test runs
+    pg = request.param.startswith("postgres")
+    where = request.getfixturevalue("pg_url") if pg else tmp_path
+    store = BACKENDS[request.param](where, clock)
     yield store
     store.close()
 

@@ -3,6 +3,8 @@
 Instances run on separate connections (threads in this process) and in separate processes,
 two and three at a time. A backend adds a factory to ``BACKENDS``: how this process opens
 another instance on the shared store, and the Python a child process runs to do the same.
+The factory gets a temporary directory, or for ``postgres`` a fresh database's URL
+(tests/pg.py starts the server only when such a test runs).
 
 Time is injected: every claim passes ``now``; instances share a clock the test moves.
 """
@@ -18,6 +20,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,12 +54,26 @@ def _sqlite(tmp: Path) -> Backend:
     )
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": _sqlite}
+def _postgres(url: str) -> Backend:
+    from gateway.outbox.postgres import PostgresOutbox
+
+    options = f"clock=clock, dedup_window={WINDOW}, listen=False"
+    return Backend(
+        open=lambda clock: PostgresOutbox(url, clock=clock, dedup_window=WINDOW, listen=False),
+        child_open=(
+            "from gateway.outbox.postgres import PostgresOutbox\n"
+            f"box = PostgresOutbox({url!r}, {options})"
+        ),
+    )
+
+
+BACKENDS: dict[str, Callable[[Any], Backend]] = {"sqlite": _sqlite, "postgres": _postgres}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return BACKENDS[request.param](tmp_path)
+    where = request.getfixturevalue("pg_url") if request.param == "postgres" else tmp_path
+    return BACKENDS[request.param](where)
 
 
 @pytest.fixture

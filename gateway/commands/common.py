@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from gateway.config import Config, ConfigError, config_from_env, load_config
 
 if TYPE_CHECKING:
-    from gateway.outbox.sqlite import SQLiteOutbox
+    from gateway.outbox import Outbox
 
 
 def load(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
@@ -20,12 +20,19 @@ def load(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     return load_config(path, environ) if path else config_from_env(environ)
 
 
-def open_existing_outbox(config: Config, environ: Mapping[str, str]) -> SQLiteOutbox:
+def open_existing_outbox(config: Config, environ: Mapping[str, str]) -> Outbox:
     """The outbox of ``gateway.data_dir``; :class:`ConfigError` when there is none yet.
 
     Only ``serve`` creates a data directory: a command run against a mistyped path (or without
-    the config that names the right one) must say so, not report an empty new outbox.
+    the config that names the right one) must say so, not report an empty new outbox. For the
+    same reason a command never migrates a PostgreSQL outbox (``outbox migrate`` does): an
+    empty database is refused with the schema version it has.
     """
+    if config.outbox.backend == "postgres":
+        from gateway.outbox.open import open_outbox
+
+        outbox = config.outbox.model_copy(update={"migrate": "off"})
+        return open_outbox(config.model_copy(update={"outbox": outbox}), environ)
     from gateway.outbox.sqlite import FILE_NAME, SQLiteOutbox
 
     data_dir = Path(config.gateway.data_dir)

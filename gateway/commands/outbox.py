@@ -1,4 +1,4 @@
-"""``webhook-gateway outbox status|list|retry|purge``: inspect and repair a data directory."""
+"""``webhook-gateway outbox status|list|retry|purge|migrate``: inspect and repair the outbox."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from gateway.cli_output import Column, emit, emit_one, output_format
 from gateway.commands.common import confirm, load, open_existing_outbox
 from gateway.config import ConfigError
 from gateway.outbox import ENTRY_STATES, PURGE_STATES, UNDELIVERED_STATES
+from gateway.outbox.open import outbox_location
 
 LIST_GROUPS = {"undelivered": UNDELIVERED_STATES, "all": ENTRY_STATES}
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -25,7 +26,7 @@ STATUS_COLUMNS = (
     Column("QUARANTINED", "quarantined", "number"),
     Column("DELIVERED", "delivered", "number"),
     Column("OLDEST PENDING", "oldest_pending_age_seconds", "duration"),
-    Column("DATA DIR", "data_dir"),
+    Column("OUTBOX", "location"),
 )
 LIST_COLUMNS = (
     Column("ID", "id", "number"),
@@ -67,12 +68,18 @@ def parse_duration(text: str) -> float:
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     config = load(args, environ)
+    if args.outbox_cmd == "migrate":  # before opening: opening an outdated schema is refused
+        from gateway.outbox.migrate import run_migrate
+
+        return run_migrate(args, environ, config)
     outbox = open_existing_outbox(config, environ)
     try:
         if args.outbox_cmd == "status":
             stats = outbox.stats()
             record: dict[str, Any] = {
                 "data_dir": config.gateway.data_dir,
+                "backend": config.outbox.backend,
+                "location": outbox_location(config, environ),
                 "pending": stats.pending,
                 "retrying": stats.retrying,
                 "undelivered": stats.pending + stats.retrying + stats.leased,

@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.outbox import (
     ENTRY_STATES,
+    PURGE_STATES,
     AcceptResult,
     Attempt,
     DeadLetter,
@@ -370,3 +371,16 @@ def activity_buckets(since: float, now: float, bucket: float) -> int:
     if bucket <= 0:
         raise ValueError("bucket must be positive")
     return max(1, math.ceil((now - since) / bucket))
+
+
+def purge_plan(
+    states: Collection[str] | None, before: float | None
+) -> tuple[set[str], float, list[str]]:
+    """What ``purge(states, before)`` deletes: the states, the cut-off time (infinite for
+    none) and the event states among them; ``ValueError`` for a state it cannot purge."""
+    wanted = set(PURGE_STATES if states is None else states)
+    unknown = sorted(wanted - set(PURGE_STATES))
+    if unknown:
+        raise ValueError(f"cannot purge {', '.join(unknown)}; one of {PURGE_STATES}")
+    cutoff = math.inf if before is None else before
+    return wanted, cutoff, [s for s in ("delivered", "dead") if s in wanted]

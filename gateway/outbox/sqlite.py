@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import os
 import sqlite3
 import threading
@@ -26,18 +25,15 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 from gateway.config import OutboxConfig, resolve_secret
 from gateway.outbox import (
-    PURGE_STATES,
     AcceptResult,
     OutboxUnavailable,
-    Rejection,
-    StoredEvent,
     common,
 )
+from gateway.outbox.base import WriterOutbox
 from gateway.outbox.codec import REJECTION_INSERT_COLUMNS, WEBHOOK_INSERT_COLUMNS, RowCodec
 from gateway.outbox.common import (
     DEDUP_PRUNE_EVERY,
@@ -56,7 +52,6 @@ from gateway.outbox.crypto import Cipher, CipherError
 from gateway.outbox.sqlite_read import SQLiteReads, _marks
 from gateway.outbox.sqlite_schema import SCHEMA_VERSION, SYNCHRONOUS, FileSpec, open_retrying
 from gateway.outbox.writer import GroupCommitWriter, Transactions
-from gateway.webhook import Webhook
 
 __all__ = ["FILE_NAME", "MAX_RETRY_HISTORY", "SCHEMA_VERSION", "SQLiteOutbox"]
 
@@ -109,7 +104,7 @@ class _SQLiteTransactions(Transactions[sqlite3.Connection]):
         return conn.in_transaction
 
 
-class SQLiteOutbox(SQLiteReads):
+class SQLiteOutbox(WriterOutbox[sqlite3.Connection], SQLiteReads):
     """The :class:`gateway.outbox.Outbox` on one SQLite file.
 
     ``durability="power_loss"`` fsyncs every commit (``synchronous=FULL``); ``"process_crash"``
@@ -161,14 +156,6 @@ class SQLiteOutbox(SQLiteReads):
         )
         self._writer.before_commit_due = lambda: bool(self._rejected)
 
-    @property
-    def cipher(self) -> Cipher | None:
-        return self.codec.cipher
-
-    @property
-    def compress(self) -> bool:
-        return self.codec.compress
-
     @classmethod
     def open(
         cls,
@@ -202,100 +189,7 @@ class SQLiteOutbox(SQLiteReads):
         except CipherError as exc:
             raise OutboxUnavailable(f"outbox.encryption_key: {exc}") from None
 
-    def __enter__(self) -> SQLiteOutbox:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def observe_commits(self, callback: Callable[[float], None]) -> None:
-        """Call ``callback(seconds)`` after each commit, from the writer thread."""
-        self._writer.on_commit = callback
-
-    @property
-    def commit_count(self) -> int:
-        """Transactions this instance's writer committed."""
-        return self._writer.commit_count
-
-    @property
-    def job_count(self) -> int:
-        """Jobs (accepts, claims, acks ...) those transactions carried."""
-        return self._writer.job_count
-
-    # -- receive side -------------------------------------------------------------------
-
-    def accept(
-        self,
-        webhook: Webhook,
-        events: Sequence[bytes],
-        event_ids: Sequence[str | None],
-        names: Sequence[str],
-    ) -> AcceptResult:
-        """Store a webhook and its events in one transaction; see :class:`Outbox`."""
-        return self._call(self._accept_job(webhook, events, event_ids, names))
-
-    async def accept_async(
-        self,
-        webhook: Webhook,
-        events: Sequence[bytes],
-        event_ids: Sequence[str | None],
-        names: Sequence[str],
-    ) -> AcceptResult:
-        """:meth:`accept` without blocking the loop; concurrent calls share one commit."""
-        job = self._accept_job(webhook, events, event_ids, names)
-        return await self._writer.submit_async(job)
-
-    def quarantine(self, webhook: Webhook, error: str, detail: str) -> int:
-        """Keep a webhook whose transform failed; returns its webhook id."""
-        return self._call(self._quarantine_job(webhook, error, detail))
-
-    async def quarantine_async(self, webhook: Webhook, error: str, detail: str) -> int:
-        """:meth:`quarantine` without blocking the loop."""
-        return await self._writer.submit_async(self._quarantine_job(webhook, error, detail))
-
-    def resolve_quarantined(
-        self,
-        webhook_id: int,
-        events: Sequence[bytes],
-        event_ids: Sequence[str | None],
-        names: Sequence[str],
-    ) -> AcceptResult:
-        """Store a re-run transform's events; raises ``KeyError`` if not quarantined."""
-        payloads, ids, labels = self._checked(events, event_ids, names)
-        sealed = [self._seal_payload(payload) for payload in payloads]
-
-        def job(conn: sqlite3.Connection) -> AcceptResult:
-            changed = conn.execute(
-                "UPDATE webhooks SET status = 'resolved' WHERE id = ? AND status = 'quarantined'",
-                (webhook_id,),
-            ).rowcount
-            if not changed:
-                raise KeyError(f"webhook {webhook_id} is not quarantined")
-            batch = (webhook_id, sealed, [len(p) for p in payloads], ids, labels)
-            return AcceptResult(webhook_id, *self._store_events(conn, [batch])[0])
-
-        return self._call(job)
-
     # -- forwarder side -----------------------------------------------------------------
-
-    def claim(
-        self, *, max_events: int, max_bytes: int, lease_seconds: float, now: float | None = None
-    ) -> list[StoredEvent]:
-        """Lease due events in ``seq`` order (expired leases count as due); see :class:`Outbox`."""
-        if max_events < 1:
-            raise ValueError("max_events must be at least 1")
-        at = self.clock() if now is None else now
-        token = Leases.new_token()
-        events = self._call(
-            lambda conn: self._claim(conn, at, max_events, max_bytes, lease_seconds, token)
-        )
-        self._leases.hold([e.seq for e in events], token)
-        return events
 
     def renew(
         self, seqs: Sequence[int], lease_seconds: float, now: float | None = None
@@ -400,21 +294,6 @@ class SQLiteOutbox(SQLiteReads):
 
     # -- rejections ---------------------------------------------------------------------
 
-    def record_rejection(self, rejection: Rejection) -> None:
-        """Buffer a refused request; it rides along with the next transaction's commit."""
-        self._rejected.record(rejection)
-
-    def flush_rejections(self) -> None:
-        """Commit buffered rejections now (a no-op when nothing was recorded since the last).
-
-        The writer runs one group at a time, so once this no-op job's group has committed, so
-        has any group that took rejections from the buffer before it.
-        """
-        target = self._rejected.recorded
-        if target > self._rejected.flushed:
-            self._call(lambda conn: None)
-            self._rejected.flushed = max(self._rejected.flushed, target)
-
     def _write_rejections(self, conn: sqlite3.Connection) -> None:
         """The writer's pre-commit hook: insert every buffered rejection."""
         rows = [self.codec.rejection_row(r) for r in self._rejected.drain()]
@@ -485,12 +364,7 @@ class SQLiteOutbox(SQLiteReads):
 
     def purge(self, states: Collection[str] | None = None, before: float | None = None) -> int:
         """Delete rows in ``states`` (default: all of :data:`PURGE_STATES`); see Outbox."""
-        wanted = set(PURGE_STATES if states is None else states)
-        unknown = sorted(wanted - set(PURGE_STATES))
-        if unknown:
-            raise ValueError(f"cannot purge {', '.join(unknown)}; one of {PURGE_STATES}")
-        cutoff = math.inf if before is None else before
-        event_states = [s for s in ("delivered", "dead") if s in wanted]
+        wanted, cutoff, event_states = common.purge_plan(states, before)
 
         def job(conn: sqlite3.Connection) -> int:
             gone = 0
@@ -552,9 +426,6 @@ class SQLiteOutbox(SQLiteReads):
     def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
         return self._writer.submit(fn)
 
-    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return self._writer.submit(fn).result()
-
     def _update(
         self,
         sql: str,
@@ -596,50 +467,6 @@ class SQLiteOutbox(SQLiteReads):
         return changed
 
     # -- rows ---------------------------------------------------------------------------
-
-    _checked = staticmethod(common.checked)
-
-    def _seal_payload(self, payload: bytes) -> tuple[bytes, int]:
-        return self.codec.seal_payload(payload)
-
-    def _accept_job(
-        self,
-        webhook: Webhook,
-        events: Sequence[bytes],
-        event_ids: Sequence[str | None],
-        names: Sequence[str],
-    ) -> Callable[[sqlite3.Connection], AcceptResult]:
-        payloads, ids, labels = self._checked(events, event_ids, names)
-        # sealing and serialising happen in the caller's thread, not the writer's
-        return AcceptCall(
-            self._accept_many,
-            self.codec.webhook_row(webhook, "accepted"),
-            [self._seal_payload(payload) for payload in payloads],
-            [len(payload) for payload in payloads],
-            ids,
-            labels,
-        )
-
-    def _quarantine_job(
-        self, webhook: Webhook, error: str, detail: str
-    ) -> Callable[[sqlite3.Connection], int]:
-        return lambda conn: self._insert_webhook(conn, webhook, "quarantined", error, detail)
-
-    def _insert_webhook(
-        self,
-        conn: sqlite3.Connection,
-        webhook: Webhook,
-        status: str,
-        error: str | None = None,
-        detail: str | None = None,
-    ) -> int:
-        cur = conn.execute(
-            f"INSERT INTO webhooks ({WEBHOOK_INSERT_COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            self.codec.webhook_row(webhook, status, error, detail),
-        )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
 
     def _accept_many(
         self, conn: sqlite3.Connection, calls: Sequence[AcceptCall]
@@ -705,6 +532,13 @@ class SQLiteOutbox(SQLiteReads):
     def _prune_dedup(self, conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM dedup WHERE first_seen <= ?", (self.clock() - self.dedup_window,))
 
+    def _claim_events(
+        self, at: float, max_events: int, max_bytes: int, lease_seconds: float, token: str
+    ) -> list[tuple[Any, ...]]:
+        return self._call(
+            lambda conn: self._claim(conn, at, max_events, max_bytes, lease_seconds, token)
+        )
+
     def _claim(
         self,
         conn: sqlite3.Connection,
@@ -713,7 +547,7 @@ class SQLiteOutbox(SQLiteReads):
         max_bytes: int,
         lease_seconds: float,
         token: str,
-    ) -> list[StoredEvent]:
+    ) -> list[tuple[Any, ...]]:
         next_due, next_expiry = conn.execute(
             "SELECT (SELECT MIN(next_attempt_at) FROM events WHERE state = 'pending'),"
             " (SELECT MIN(lease_until) FROM events WHERE state = 'leased')"
@@ -741,18 +575,7 @@ class SQLiteOutbox(SQLiteReads):
                 chunk,
             ).fetchall()
         leased.sort()
-        return [
-            StoredEvent(
-                seq=seq,
-                webhook_id=webhook_id,
-                event_id=event_id,
-                name=name,
-                payload=self.codec.unseal(payload, sealed, "event.payload"),
-                attempts=attempts,
-                created_at=created_at,
-            )
-            for seq, webhook_id, event_id, name, payload, sealed, attempts, created_at in leased
-        ]
+        return leased
 
 
 def _insert_rows(

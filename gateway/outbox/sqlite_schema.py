@@ -15,7 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gateway.outbox import OutboxUnavailable
-from gateway.outbox.crypto import Cipher, CipherError
+from gateway.outbox.base import check_keys
+from gateway.outbox.crypto import Cipher
+from gateway.outbox.sqlite_read import SQLITE
 
 SCHEMA_VERSION = 3  # 2: event payloads in their own table; 3: lease owner tokens
 SYNCHRONOUS: dict[str, str] = {"power_loss": "FULL", "process_crash": "NORMAL"}
@@ -223,45 +225,12 @@ def _initialize(conn: sqlite3.Connection, spec: FileSpec) -> None:
             _migrate_to_2(conn)
         if version < 3:
             _migrate_to_3(conn)
-        _check_keys(conn, spec.cipher, spec.clock)
+        check_keys(conn, spec.cipher, spec.clock(), SQLITE)
         conn.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
         raise
-
-
-def _check_keys(
-    conn: sqlite3.Connection, cipher: Cipher | None, clock: Callable[[], float]
-) -> None:
-    """Refuse to open while rows that may still be read need a key that is not configured."""
-    configured = cipher.key_ids if cipher else frozenset()
-    recorded = [bytes(r[0]) for r in conn.execute("SELECT key_id FROM encryption_keys")]
-    for kid in recorded:
-        if kid in configured:
-            continue
-        needed = conn.execute(
-            "SELECT (SELECT COUNT(*) FROM events e JOIN event_payloads p ON p.seq = e.seq"
-            " WHERE e.sealed & 1 AND e.state <> 'delivered'"
-            " AND substr(p.payload, 2, 4) = :kid) + (SELECT COUNT(*) FROM webhooks"
-            " WHERE sealed & 1 AND status = 'quarantined' AND substr(body, 2, 4) = :kid)",
-            {"kid": kid},
-        ).fetchone()[0]
-        if needed:
-            if cipher is None:
-                hint = "set outbox.encryption_key to the key that wrote them"
-            else:
-                hint = "list that key after the new one in outbox.encryption_key"
-            raise CipherError(
-                f"{needed} stored row(s) that are not delivered yet are encrypted with key"
-                f" id {kid.hex()}, which is not configured: {hint}"
-            )
-        conn.execute("DELETE FROM encryption_keys WHERE key_id = ?", (kid,))
-    if cipher is not None:
-        conn.execute(
-            "INSERT OR IGNORE INTO encryption_keys (key_id, first_used) VALUES (?, ?)",
-            (cipher.current_key_id, clock()),
-        )
 
 
 def _schema_statements() -> list[str]:

@@ -33,6 +33,10 @@ class Transactions(Generic[C]):
     """
 
     driver_error: type[Exception] = Exception
+    #: False: a group runs without savepoints (PostgreSQL: more than 64 subtransactions in one
+    #: transaction overflow each backend's cache); when any job fails the group is rolled back
+    #: and each job runs again in a transaction of its own, so only the failing job fails.
+    savepoints = True
 
     def execute(self, conn: C, sql: str) -> None:
         conn.execute(sql)  # type: ignore[attr-defined]
@@ -256,6 +260,11 @@ class GroupCommitWriter(Generic[C]):
         started = time.perf_counter()
         try:
             tx.begin(conn)
+            if not tx.savepoints:
+                committed = self._run_plain(conn, jobs)
+                if committed is not None:
+                    self._finish(jobs, committed, started)
+                return
             i = 0
             while i < len(jobs):
                 fn = jobs[i].fn
@@ -278,12 +287,67 @@ class GroupCommitWriter(Generic[C]):
             if not isinstance(exc, Exception):
                 raise
             return
+        self._finish(jobs, outcomes, started)
+
+    def _finish(self, jobs: list[AnyJob], outcomes: list[Outcome], started: float) -> None:
         self.commit_count += 1
         self.job_count += len(jobs)
         self._resolve(outcomes)
         if self.on_commit is not None:
             with contextlib.suppress(Exception):  # a metric must never fail a write
                 self.on_commit(time.perf_counter() - started)
+
+    def _run_plain(self, conn: C, jobs: list[AnyJob]) -> list[Outcome] | None:
+        """The group without savepoints, committed; None when it was resolved job by job.
+
+        Runs of one :class:`Batchable` class go in one call, as with savepoints. When anything
+        fails, the transaction is rolled back and every job runs again alone (its own
+        transaction), so a bad job fails by itself; a lost connection fails them all.
+        """
+        tx = self.transactions
+        outcomes: list[Outcome] = []
+        try:
+            i = 0
+            while i < len(jobs):
+                fn = jobs[i].fn
+                j = i + 1
+                if isinstance(fn, Batchable):
+                    while j < len(jobs) and type(jobs[j].fn) is type(fn):
+                        j += 1
+                    values = fn.run_many(conn, [job.fn for job in jobs[i:j]])
+                else:
+                    values = [fn(conn)]
+                outcomes += [(job, v, None) for job, v in zip(jobs[i:j], values, strict=True)]
+                i = j
+            if self.before_commit is not None and self.before_commit_due():
+                self.before_commit(conn)
+            tx.commit(conn)
+            return outcomes
+        except Exception as exc:
+            lost = not tx.in_transaction(conn)
+            tx.rollback(conn)
+            if lost or len(jobs) == 1:
+                error = unavailable(exc) if lost else tx.job_error(exc)
+                self._resolve([(job, None, error) for job in jobs])
+                return None
+        for job in jobs:
+            self._run_alone(conn, job)
+        return None
+
+    def _run_alone(self, conn: C, job: AnyJob) -> None:
+        """One job in its own transaction (after its group failed)."""
+        tx = self.transactions
+        started = time.perf_counter()
+        try:
+            tx.begin(conn)
+            value = job.fn(conn)
+            tx.commit(conn)
+        except Exception as exc:
+            lost = not tx.in_transaction(conn)
+            tx.rollback(conn)
+            self._resolve([(job, None, unavailable(exc) if lost else tx.job_error(exc))])
+            return
+        self._finish([job], [(job, value, None)], started)
 
     def _run_one(self, conn: C, job: AnyJob) -> Outcome:
         """One job in its own savepoint: its failure rolls back only its own writes."""
