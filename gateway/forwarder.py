@@ -7,7 +7,8 @@ Policy by outcome of a request:
   back-off (``backoff_base * 2**failures`` capped at ``backoff_max``, full jitter, never below
   ``backoff_base``). Never dropped, retried forever: the batch goes first again when the pause
   ends, so order survives an outage.
-- 429: release, and pause the whole forwarder for ``Retry-After`` (or the back-off).
+- 429: release, and pause the whole forwarder for ``Retry-After`` or the back-off, whichever
+  is longer (a ``Retry-After`` of 0 or a date in the past never shortens the back-off).
 - 413 / oversize 400: ack what the API took, split the rest in halves; a single event that is
   still too large is dead-lettered.
 - other 400: ack the events the API accepted before the bad one, send the event it stopped at
@@ -288,10 +289,11 @@ class Forwarder:
             await self._isolate(events, exc)
         except RateLimited as exc:
             self._count_failure(exc)
-            if exc.retry_after is None:
-                wait = self.backoff(self._failures)
-            else:
-                wait = min(exc.retry_after, MAX_RETRY_AFTER)
+            # Retry-After can only lengthen the back-off: "0" or a date in the past from an
+            # API that is rate-limiting must not turn the forwarder into a busy loop.
+            wait = self.backoff(self._failures)
+            if exc.retry_after is not None:
+                wait = max(wait, min(exc.retry_after, MAX_RETRY_AFTER))
             self._failures += 1
             await self._release(events, self._pause(wait), str(exc))
             self.log.warning(

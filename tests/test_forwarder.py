@@ -355,6 +355,33 @@ def test_429_without_retry_after_uses_the_backoff(
     assert len(api.events) == 1
 
 
+@pytest.mark.parametrize("retry_after", ["0", "Wed, 21 Oct 2015 07:28:00 GMT", "-5"])
+def test_a_retry_after_of_zero_or_in_the_past_never_waits_less_than_the_backoff(
+    api: EventApiStandIn, outbox: SQLiteOutbox, ftime: FakeTime, retry_after: str
+) -> None:
+    store(outbox, ["s/a.b"])
+    api.rate_limit_next(3, retry_after=retry_after)
+    forwarder = make(api, outbox, ftime, backoff_base=2.0)
+
+    go(run_until(forwarder, settled(outbox)))
+
+    assert ftime.pauses() == [2.0, 4.0, 8.0]  # the back-off still grows under 429s
+    assert api.statuses() == [429, 429, 429, 200]
+
+
+def test_a_retry_after_shorter_than_the_backoff_waits_the_backoff(
+    api: EventApiStandIn, outbox: SQLiteOutbox, ftime: FakeTime
+) -> None:
+    store(outbox, ["s/a.b"])
+    api.rate_limit_next(1, retry_after=7)
+    api.rate_limit_next(1, retry_after=1)
+    forwarder = make(api, outbox, ftime, backoff_base=4.0)
+
+    go(run_until(forwarder, settled(outbox)))
+
+    assert ftime.pauses() == [7.0, 8.0]  # the longer of Retry-After and the back-off
+
+
 # -- 413 and oversize -------------------------------------------------------------------------
 
 
