@@ -16,6 +16,8 @@ Policy by outcome of a request:
   suspect passes alone the API's hint was wrong, and the rest is bisected.
 - 401/403/404: release everything, set :attr:`Forwarder.degraded` (``/readyz`` shows it), log an
   alarm, pause for ``backoff_max`` and try again. Cleared by the next accepted batch.
+- an answer that is not the Event API's (a 2xx without one id per event, a non-JSON 400: a proxy
+  or a wrong base URL): a server error as above, and :attr:`Forwarder.degraded` says why.
 
 An event over ``max_event_bytes`` is dead-lettered before any request is made.
 """
@@ -36,6 +38,7 @@ from gateway.eventapi import (
     SendError,
     TooLarge,
     Unauthorized,
+    UnexpectedAnswer,
     batch_size,
     event_id_seed,
 )
@@ -303,8 +306,7 @@ class Forwarder:
         except Unauthorized as exc:
             self._count_failure(exc)
             self._failures += 1
-            self.degraded = f"event API answered {exc.status}: {exc.error}"
-            self.metrics.set_degraded(True)
+            self._set_degraded(f"event API answered {exc.status}: {exc.error}")
             await self._release(events, self._pause(self.config.backoff_max), str(exc))
             self.log.error(
                 "ALARM: the Event API refuses the event key; holding every event until it is "
@@ -315,6 +317,23 @@ class Forwarder:
                     "held": len(events),
                     "event_api": self.client.target.redacted_url,
                     "retry_in": self.config.backoff_max,
+                },
+            )
+        except UnexpectedAnswer as exc:
+            self._count_failure(exc)
+            wait = self.backoff(self._failures)
+            self._failures += 1
+            self._set_degraded(str(exc))
+            await self._release(events, self._pause(wait), str(exc))
+            self.log.error(
+                "ALARM: the Event API URL answers something that is not the Event API; holding "
+                "every event (check INNGEST_EVENT_API_BASE_URL / [inngest] base_url and proxies)",
+                extra={
+                    "status": exc.status,
+                    "error": exc.error,
+                    "held": len(events),
+                    "event_api": self.client.target.redacted_url,
+                    "retry_in": round(wait, 3),
                 },
             )
         except SendError as exc:
@@ -330,9 +349,7 @@ class Forwarder:
             self.metrics.attempt("2xx")
             self._failures = 0
             if self.degraded:
-                self.log.info(
-                    "the Event API accepts the event key again", extra={"was": self.degraded}
-                )
+                self.log.info("the Event API accepts events again", extra={"was": self.degraded})
                 self.degraded = None
                 self.metrics.set_degraded(False)
             await self._ack(events)
@@ -402,6 +419,10 @@ class Forwarder:
                 "error": error,
             },
         )
+
+    def _set_degraded(self, reason: str) -> None:
+        self.degraded = reason
+        self.metrics.set_degraded(True)
 
     def _count_failure(self, exc: SendError) -> None:
         status_class = (

@@ -537,6 +537,51 @@ def test_a_refused_key_holds_everything_then_delivers_once_fixed(
     assert outbox.dead_letters() == []
 
 
+# -- answers that are not the Event API's -----------------------------------------------------
+
+
+def test_a_2xx_that_is_not_the_event_apis_answer_holds_the_events_and_degrades(
+    api: EventApiStandIn, outbox: SQLiteOutbox, ftime: FakeTime
+) -> None:
+    payloads = store(outbox, ["s/a.b", "s/c.d"])
+    html = b"<!doctype html><title>Welcome</title>"
+    api.answer_next(2, 200, html, "text/html")  # a wrong base URL behind an ingress
+    metrics = Metrics()
+    forwarder = make(api, outbox, ftime, metrics=metrics)
+
+    seen: list[tuple[str, float, int]] = []  # while degraded: reason, gauge, delivered
+
+    def done() -> bool:
+        if forwarder.degraded and not seen:
+            gauge = counter(metrics, "event_api_degraded")
+            seen.append((forwarder.degraded, gauge, outbox.stats().delivered))
+        return settled(outbox)()
+
+    go(run_until(forwarder, done))
+    [(reason, gauge, delivered)] = seen
+    assert "answered 200" in reason and "not the Event API's answer" in reason
+    assert gauge == 1 and delivered == 0  # held, not acknowledged
+    assert api.statuses() == [200, 200, 200]
+    assert api.raw_events == payloads  # the stand-in's own answer is the only acceptance
+    assert forwarder.degraded is None  # cleared by the accepted batch
+    assert counter(metrics, "event_api_degraded") == 0
+    assert ftime.pauses() == [1.0, 2.0]  # backed off like any server error
+    assert counter(metrics, "forward_failures_total", status_class="2xx") == 2
+
+
+def test_a_proxys_html_400_never_dead_letters(
+    api: EventApiStandIn, outbox: SQLiteOutbox, ftime: FakeTime
+) -> None:
+    payloads = store(outbox, ["s/a.b"])
+    api.answer_next(1, 400, b"<html>400 Bad Request</html>", "text/html")
+    forwarder = make(api, outbox, ftime)
+
+    go(run_until(forwarder, settled(outbox)))
+
+    assert api.raw_events == payloads
+    assert outbox.dead_letters() == []
+
+
 # -- resilience and shutdown ------------------------------------------------------------------
 
 
