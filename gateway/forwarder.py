@@ -30,6 +30,7 @@ lost anyway (the process stalled past the lease) is left to whoever claimed it.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -117,6 +118,7 @@ class Forwarder:
         *,
         metrics: ForwarderMetrics | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         retention: float = 3 * 86400.0,
@@ -125,18 +127,19 @@ class Forwarder:
         self.client = client
         self.config = config
         self.metrics: ForwarderMetrics = metrics or NullMetrics()
-        self.clock = clock
+        self.clock = clock  # wall time: what the outbox stores (due times, leases)
+        self.monotonic = monotonic  # in-memory pauses: a stepped wall clock cannot stretch them
         self.sleep = sleep
         self.rng = rng
         self.retention = retention
         #: why the Event API refuses the key, e.g. "event API answered 401: Event key not found"
         self.degraded: str | None = None
-        #: no request before this time (Unix seconds): a 429, an outage or a refused key
-        self.paused_until = 0.0
+        #: no request before this time (on :attr:`monotonic`): a 429, an outage or a refused key
+        self.paused_until = -math.inf
         self.log = get_logger()
         self._failures = 0  # consecutive failed requests: the back-off exponent
         self._errors = 0  # consecutive unexpected exceptions
-        self._next_prune = 0.0
+        self._next_prune = -math.inf
         self._inflight: set[int] = set()  # leased by this forwarder, outcome not yet stored
         self._lost: set[int] = set()  # leases another forwarder took over during this step
         self._small_batch = False  # the last batch used under half of both batch limits
@@ -155,16 +158,19 @@ class Forwarder:
 
     @property
     def paused(self) -> bool:
-        return self.paused_until > self.clock()
+        return self.paused_until > self.monotonic()
 
     def _pause(self, seconds: float) -> float:
-        self.paused_until = max(self.paused_until, self.clock() + seconds)
-        return self.paused_until
+        """Pause for ``seconds`` (or longer, if already paused); returns when it ends in wall
+        time, for the outbox's due times."""
+        now = self.monotonic()
+        self.paused_until = max(self.paused_until, now + seconds)
+        return self.clock() + (self.paused_until - now)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; unexpected errors are logged and retried, never raised."""
         while not stop.is_set():
-            pause = self.paused_until - self.clock()
+            pause = self.paused_until - self.monotonic()
             if pause > 0:
                 await self._sleep(stop, pause, wakeable=False)
                 continue
@@ -200,10 +206,9 @@ class Forwarder:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _maybe_prune(self) -> None:
-        now = self.clock()
-        if now >= self._next_prune:
-            self._next_prune = now + PRUNE_EVERY
-            await asyncio.to_thread(self.outbox.prune, now - self.retention)
+        if self.monotonic() >= self._next_prune:
+            self._next_prune = self.monotonic() + PRUNE_EVERY
+            await asyncio.to_thread(self.outbox.prune, self.clock() - self.retention)
 
     async def drain(self, deadline: float) -> int:
         """Send due events until none are due or ``deadline`` (Unix time) passes.
@@ -213,8 +218,9 @@ class Forwarder:
         a paused forwarder (429, outage, refused key) sends nothing more.
         """
         claimed_total = 0
+        end = self.monotonic() + (deadline - self.clock())
         while not self.paused:
-            remaining = deadline - self.clock()
+            remaining = end - self.monotonic()
             if remaining <= 0:
                 break
             try:

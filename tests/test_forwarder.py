@@ -29,18 +29,27 @@ LINGER = 0.125  # batch_linger: told apart the same way
 
 
 class FakeTime:
-    """An injected clock and sleep: sleeping advances the clock instantly and is recorded."""
+    """An injected wall clock, monotonic clock and sleep: sleeping advances both clocks
+    instantly and is recorded. ``steps`` are wall-clock steps (NTP) applied one per pause."""
 
     def __init__(self) -> None:
         self.now = 1_700_000_000.0
+        self.mono = 1000.0
         self.slept: list[float] = []
+        self.steps: list[float] = []
 
     def clock(self) -> float:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.mono
+
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
+        self.mono += seconds
+        if self.steps and seconds not in (IDLE, LINGER):
+            self.now += self.steps.pop(0)
         await asyncio.sleep(0)
 
     def pauses(self) -> list[float]:
@@ -116,6 +125,7 @@ def make(
         config,
         metrics=metrics,
         clock=ftime.clock,
+        monotonic=ftime.monotonic,
         sleep=ftime.sleep,
         rng=lambda: 1.0,  # the jitter's upper end: back-offs are exactly the cap
     )
@@ -181,7 +191,7 @@ def test_outage_then_recovery_delivers_each_event_once_in_order_byte_identical(
     first_body = api.requests[0].body
     assert all(r.body == first_body for r in api.requests[:5])  # the same batch first again
     assert outbox.stats().delivered == 30 and outbox.stats().dead == 0
-    assert forwarder.paused_until <= ftime.now
+    assert forwarder.paused_until <= ftime.mono
     assert counter(metrics, "events_forwarded_total") == 30
     assert counter(metrics, "forward_failures_total", status_class="5xx") == 4
 
@@ -323,6 +333,26 @@ def test_a_backlog_is_sent_without_lingering(
     assert ftime.slept.count(LINGER) == 1  # full batches go back to back; only the last lingers
 
 
+@pytest.mark.parametrize("failure", ["503", "429"])
+def test_a_wall_clock_stepped_back_during_a_pause_does_not_lengthen_it(
+    api: EventApiStandIn, outbox: SQLiteOutbox, ftime: FakeTime, failure: str
+) -> None:
+    payloads = store(outbox, ["s/a.b", "s/c.d"])
+    if failure == "503":
+        api.fail_next(1, 503)
+    else:
+        api.rate_limit_next(1, retry_after=5)
+    ftime.steps = [-3600.0]  # NTP steps the clock back an hour during the pause
+    forwarder = make(api, outbox, ftime)
+    start = ftime.mono
+
+    go(run_until(forwarder, settled(outbox)))
+
+    assert ftime.pauses() == ([1.0] if failure == "503" else [5.0])
+    assert ftime.mono - start < 10  # neither the pause nor the stored due time waited an hour
+    assert api.raw_events == payloads
+
+
 # -- 429 --------------------------------------------------------------------------------------
 
 
@@ -332,7 +362,7 @@ def test_429_pauses_for_retry_after_then_delivers(
     store(outbox, ["s/a.b", "s/c.d"])
     api.rate_limit_next(1, retry_after=7)
     forwarder = make(api, outbox, ftime)
-    start = ftime.now
+    start = ftime.mono
 
     go(run_until(forwarder, settled(outbox)))
 

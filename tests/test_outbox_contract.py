@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.outbox import Outbox, OutboxStats, Rejection
+from gateway.outbox.common import MAX_DUE_AHEAD
 from gateway.outbox.crypto import Cipher, generate_key
 from gateway.outbox.sqlite import SQLiteOutbox
 from gateway.webhook import Webhook
@@ -195,6 +196,26 @@ def test_release_waits_for_retry_at_and_counts_an_attempt(outbox: Outbox, clock:
     assert counts(outbox.stats()) == (0, 1, 0, 0, 0, 0)
     batch = outbox.claim(max_events=5, max_bytes=10**6, lease_seconds=30, now=clock.now + 10)
     assert [e.seq for e in batch] == seqs and batch[0].attempts == 1
+
+
+def test_a_clock_stepped_back_does_not_hold_retries_for_the_step(
+    outbox: Outbox, clock: Clock
+) -> None:
+    outbox.accept(hook(1), *evs("s/a.b", "s/c.d"))
+    outbox.accept(hook(2), *evs("s/e.f"))
+    seqs = claim(outbox)
+    outbox.release(seqs, retry_at=clock.now + 5, error="event API answered 503")
+    clock.now -= 3600  # NTP steps the clock back an hour
+    assert claim(outbox) == seqs  # due at once, in order, not in an hour
+    assert counts(outbox.stats()) == (0, 0, 3, 0, 0, 0)
+
+
+def test_a_stored_due_time_is_clamped(outbox: Outbox, clock: Clock) -> None:
+    outbox.accept(hook(), *evs("s/a.b"))
+    seqs = claim(outbox)
+    outbox.release(seqs, retry_at=clock.now + 10 * MAX_DUE_AHEAD, error="429")
+    assert claim(outbox, now=clock.now + MAX_DUE_AHEAD - 1) == []
+    assert claim(outbox, now=clock.now + MAX_DUE_AHEAD) == seqs
 
 
 def test_a_later_event_never_overtakes_a_retrying_one_of_its_webhook(

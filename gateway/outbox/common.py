@@ -33,6 +33,16 @@ CHUNK = 500  # ids per ``IN (...)`` list
 REJECTION_BUFFER = 10000  # refused requests waiting for a write; older ones are dropped
 #: retry rows kept per event: a days-long outage must not grow the history without bound
 MAX_RETRY_HISTORY = 20
+#: the furthest ahead of its clock a backend stores a due time. A running forwarder holds longer
+#: pauses in memory on a monotonic clock; a due time further ahead than this at claim time means
+#: the wall clock was stepped back, and the row is due at once instead of after the step.
+MAX_DUE_AHEAD = 300.0
+
+
+def clamp_due(retry_at: float, now: float) -> float:
+    """The due time to store for a retry at ``retry_at``: at most :data:`MAX_DUE_AHEAD` ahead."""
+    return min(retry_at, now + MAX_DUE_AHEAD)
+
 
 #: an attempts-table row to write with a state change: ``(outcome, at, error)``
 History = tuple[str, float, str | None]

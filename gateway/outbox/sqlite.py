@@ -42,6 +42,7 @@ from gateway.outbox.codec import REJECTION_INSERT_COLUMNS, WEBHOOK_INSERT_COLUMN
 from gateway.outbox.common import (
     DEDUP_PRUNE_EVERY,
     EVENT_COLUMNS,
+    MAX_DUE_AHEAD,
     MAX_RETRY_HISTORY,
     PRUNE_CHUNK,
     AcceptCall,
@@ -325,15 +326,17 @@ class SQLiteOutbox(SQLiteReads):
         )
 
     def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
-        """Return leased events for a retry at ``retry_at``, counting an attempt."""
+        """Return leased events for a retry at ``retry_at`` (clamped, see
+        :data:`~gateway.outbox.common.MAX_DUE_AHEAD`), counting an attempt."""
+        now = self.clock()
         self._leased_update(
             "UPDATE events SET state = 'pending', attempts = attempts + 1, next_attempt_at = ?,"
             f" last_error = ?, lease_until = NULL, lease_token = NULL WHERE {_HELD}"
             " RETURNING seq",
             seqs,
-            retry_at,
+            common.clamp_due(retry_at, now),
             error,
-            history=("retry", self.clock(), error),
+            history=("retry", now, error),
         )
 
     def unlease(self, seqs: Sequence[int]) -> None:
@@ -714,10 +717,19 @@ class SQLiteOutbox(SQLiteReads):
         lease_seconds: float,
         token: str,
     ) -> list[StoredEvent]:
-        next_due, next_expiry = conn.execute(
+        next_due, last_due, next_expiry = conn.execute(
             "SELECT (SELECT MIN(next_attempt_at) FROM events WHERE state = 'pending'),"
+            " (SELECT MAX(next_attempt_at) FROM events WHERE state = 'pending'),"
             " (SELECT MIN(lease_until) FROM events WHERE state = 'leased')"
         ).fetchone()
+        if last_due is not None and last_due > at + MAX_DUE_AHEAD:
+            # only a wall clock stepped back leaves a due time this far ahead: due now
+            conn.execute(
+                "UPDATE events SET next_attempt_at = ? WHERE state = 'pending'"
+                " AND next_attempt_at > ?",
+                (at, at + MAX_DUE_AHEAD),
+            )
+            next_due = at
         # cheap answer for the idle poll, and during an outage when every row waits for a retry
         if (next_due is None or next_due > at) and (next_expiry is None or next_expiry >= at):
             return []
