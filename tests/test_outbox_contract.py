@@ -284,6 +284,41 @@ def test_dead_letters_are_listed_kept_out_and_retried(outbox: Outbox, clock: Clo
     assert claim(outbox) == [bad]
 
 
+@pytest.mark.parametrize("live", ["pending", "leased", "delivered"])
+@pytest.mark.parametrize("which", ["all", "by seq"])
+def test_retry_dead_skips_an_event_whose_id_a_live_event_holds(
+    outbox: Outbox, live: str, which: str
+) -> None:
+    outbox.accept(hook(1), *evs("s/a.b", "s/c.d"))
+    first, other = claim(outbox)
+    outbox.dead_letter(first, "event API answered 400")
+    outbox.dead_letter(other, "event API answered 400")
+    resent = outbox.accept(hook(2), *evs("s/a.b"))  # the provider's resend, after the letter
+    assert resent.stored == 1
+    [copy] = claim(outbox)
+    if live == "pending":
+        outbox.unlease([copy])
+    elif live == "delivered":
+        outbox.ack([copy])
+    assert outbox.retry_dead(None if which == "all" else [first, other]) == 1  # only "other"
+    assert {d.id for d in outbox.dead_letters()} == {first}  # kept, not sent twice
+    if live == "pending":
+        assert claim(outbox) == [other, copy]
+    else:
+        assert claim(outbox) == [other]
+
+
+def test_retry_dead_queues_one_of_several_dead_copies_of_an_id(outbox: Outbox) -> None:
+    for n in (1, 2):
+        outbox.accept(hook(n), *evs("s/a.b"))  # a dead-lettered id may arrive again
+        [seq] = claim(outbox)
+        outbox.dead_letter(seq, f"bad {n}")
+    [newest, oldest] = [d.id for d in outbox.dead_letters()]
+    assert outbox.retry_dead() == 1
+    assert claim(outbox) == [newest]
+    assert [d.id for d in outbox.dead_letters()] == [oldest]
+
+
 def test_dead_letters_list_newest_first_with_quarantined_webhooks(
     outbox: Outbox, clock: Clock
 ) -> None:

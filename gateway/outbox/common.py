@@ -81,6 +81,23 @@ def checked(
     return list(events), list(event_ids), list(names)
 
 
+def requeue_choice(rows: Sequence[tuple[int, str | None, Any]]) -> list[int]:
+    """Which dead events ``retry_dead`` queues again, from ``(seq, event_id, held)`` rows.
+
+    ``held`` is true when the event's id was accepted again since and that copy is not dead
+    (pending, leased, delivered or pruned): sending the dead one too would deliver the id twice,
+    so it stays dead. Of several dead copies of one id only the newest is queued.
+    """
+    newest: dict[str, int] = {}
+    chosen: list[int] = []
+    for seq, event_id, held in rows:
+        if event_id is None:
+            chosen.append(seq)
+        elif not held:
+            newest[event_id] = max(seq, newest.get(event_id, seq))
+    return sorted(chosen + list(newest.values()))
+
+
 def fit(rows: list[Any], max_events: int, max_bytes: int) -> list[int]:
     """The seqs of a batch from ``(seq, webhook_id, size)`` rows in seq order.
 

@@ -93,6 +93,13 @@ _LAST_EVENT_SEQ = (
 )
 
 
+# dead events with whether a live copy (accepted again since, not dead) holds their id
+_DEAD_HELD = """
+SELECT e.seq, e.event_id, EXISTS (
+    SELECT 1 FROM dedup d LEFT JOIN events o ON o.seq = d.seq
+    WHERE d.event_id = e.event_id AND d.seq <> e.seq AND o.state IS NOT 'dead')
+FROM events e WHERE e.state = 'dead'"""
+
 # a row this instance still holds: leased under its token (the token and the seqs follow)
 _HELD = "state = 'leased' AND lease_token = ? AND seq IN ({marks})"
 
@@ -358,28 +365,30 @@ class SQLiteOutbox(SQLiteReads):
         )
 
     def retry_dead(self, seqs: Sequence[int] | None = None) -> int:
-        """Make dead events pending and due now, keeping their attempt count."""
+        """Make dead events pending and due now, keeping their attempt count; see
+        :func:`gateway.outbox.common.requeue_choice` for the ones left dead."""
         now = self.clock()
-        history = ("requeued", now, None)
-        if seqs is None:
+        wanted = None if seqs is None else chunks(seqs)
 
-            def job(conn: sqlite3.Connection) -> int:
-                rows = conn.execute(
-                    "UPDATE events SET state = 'pending', next_attempt_at = ?"
-                    " WHERE state = 'dead' RETURNING seq",
-                    (now,),
-                ).fetchall()
-                self._record_attempts(conn, [r[0] for r in rows], history)
-                return len(rows)
+        def job(conn: sqlite3.Connection) -> int:
+            rows: list[tuple[int, str | None, int]] = []
+            for part in [None] if wanted is None else wanted:
+                where = "" if part is None else f" AND e.seq IN ({_marks(part)})"
+                rows += conn.execute(_DEAD_HELD + where, part or ()).fetchall()
+            changed: list[int] = []
+            for part in chunks(common.requeue_choice(rows)):
+                changed += [
+                    row[0]
+                    for row in conn.execute(
+                        "UPDATE events SET state = 'pending', next_attempt_at = ?"
+                        f" WHERE state = 'dead' AND seq IN ({_marks(part)}) RETURNING seq",
+                        (now, *part),
+                    )
+                ]
+            self._record_attempts(conn, changed, ("requeued", now, None))
+            return len(changed)
 
-            return self._call(job)
-        changed = self._update(
-            "UPDATE events SET state = 'pending', next_attempt_at = ?"
-            " WHERE state = 'dead' AND seq IN ({marks}) RETURNING seq",
-            [((now,), seqs)],
-            history,
-        )
-        return len(changed)
+        return self._call(job)
 
     @staticmethod
     def _record_attempts(
