@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.outbox import Outbox, OutboxStats, Rejection
-from gateway.outbox.common import MAX_DUE_AHEAD
+from gateway.outbox.common import MAX_DUE_AHEAD, PRUNE_CHUNK
 from gateway.outbox.crypto import Cipher, generate_key
 from gateway.outbox.sqlite import SQLiteOutbox
 from gateway.webhook import Webhook
@@ -478,6 +478,24 @@ def test_purge_deletes_delivered_dead_and_quarantined_but_not_waiting(
         "s/c.one",
         "s/a.two",
     ]
+
+
+def test_purge_deletes_more_rows_than_one_chunk(outbox: Outbox) -> None:
+    # Purge works in chunks (each its own transaction, like prune): none may be left behind.
+    per, hooks = 50, 2 * PRUNE_CHUNK // 50 + 1
+    for n in range(hooks):
+        ids = [f"id-{n}-{i}" for i in range(per)]
+        outbox.accept(hook(n), [b"{}"] * per, ids, ["s/e"] * per)
+    many = per * hooks
+    seqs = [e.seq for e in outbox.claim(max_events=many, max_bytes=10**9, lease_seconds=60)]
+    outbox.ack(seqs[:-3])
+    for seq in seqs[-3:]:
+        outbox.dead_letter(seq, "bad")
+    for n in range(3):
+        outbox.quarantine(hook(n), "boom", "tb")
+    assert outbox.purge() == many + hooks + 3  # the events, their webhooks, the quarantined
+    assert counts(outbox.stats()) == (0, 0, 0, 0, 0, 0)
+    assert outbox.accept(hook(9), [b"{}"], [f"id-{hooks - 1}-{per - 1}"], ["s/x"]).stored == 1
 
 
 def test_check_writable_passes_on_a_healthy_store(outbox: Outbox) -> None:

@@ -23,6 +23,7 @@ from gateway.config import ConfigError, OutboxConfig
 from gateway.outbox import OutboxUnavailable
 from gateway.outbox.crypto import Cipher, CipherError, blob_key_id, generate_key, key_id
 from gateway.outbox.sqlite import FILE_NAME, MAX_RETRY_HISTORY, SQLiteOutbox
+from gateway.outbox.common import PRUNE_CHUNK
 from gateway.outbox.sqlite_schema import MIN_SQLITE, check_sqlite_version
 from gateway.webhook import Webhook
 
@@ -132,6 +133,32 @@ def test_the_linked_sqlite_is_checked_at_open(tmp_path: Path) -> None:
     assert MIN_SQLITE == (3, 35, 0)
     assert sqlite3.sqlite_version_info >= MIN_SQLITE  # else opening below would have refused
     SQLiteOutbox(tmp_path / "outbox.sqlite3").close()
+
+
+def test_purge_deletes_in_small_transactions_that_accepts_interleave_with(
+    tmp_path: Path,
+) -> None:
+    many = 3 * PRUNE_CHUNK
+    with SQLiteOutbox(tmp_path / "outbox.sqlite3", durability="process_crash") as box:
+        hook = Webhook(source="s", provider="p", body=b"{}")
+        for _ in range(many // 100):
+            box.accept(hook, [b"{}"] * 100, [None] * 100, ["s/e"] * 100)
+        seqs = [e.seq for e in box.claim(max_events=many, max_bytes=10**9, lease_seconds=60)]
+        box.ack(seqs)
+        sizes: list[int] = []  # events deleted per transaction, read from another connection
+        before = box.commit_count
+        observer = sqlite3.connect(tmp_path / "outbox.sqlite3")
+
+        def watch(seconds: float) -> None:
+            left = observer.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            sizes.append(left)
+
+        box.observe_commits(watch)
+        assert box.purge(states=["delivered"]) == many + many // 100
+        observer.close()
+    assert box.commit_count - before >= 3  # not one transaction holding the lock throughout
+    counts = [n for n in sizes if n]  # events left after each commit that still had some
+    assert all(a - b <= PRUNE_CHUNK for a, b in zip([many, *counts], counts, strict=False))
 
 
 def test_unknown_durability_is_refused(tmp_path: Path) -> None:

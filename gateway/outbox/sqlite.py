@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -31,7 +30,6 @@ from typing import Any, Literal, TypeVar
 
 from gateway.config import OutboxConfig, resolve_secret
 from gateway.outbox import (
-    PURGE_STATES,
     AcceptResult,
     OutboxUnavailable,
     Rejection,
@@ -44,7 +42,6 @@ from gateway.outbox.common import (
     EVENT_COLUMNS,
     MAX_DUE_AHEAD,
     MAX_RETRY_HISTORY,
-    PRUNE_CHUNK,
     AcceptCall,
     EventBatch,
     History,
@@ -55,6 +52,7 @@ from gateway.outbox.common import (
 )
 from gateway.outbox.crypto import Cipher, CipherError
 from gateway.outbox.sqlite_read import SQLiteReads, _marks
+from gateway.outbox.sqlite_retention import SQLiteRetention
 from gateway.outbox.sqlite_schema import SCHEMA_VERSION, SYNCHRONOUS, FileSpec, open_retrying
 from gateway.outbox.writer import GroupCommitWriter, Transactions
 from gateway.webhook import Webhook
@@ -117,7 +115,7 @@ class _SQLiteTransactions(Transactions[sqlite3.Connection]):
         return conn.in_transaction
 
 
-class SQLiteOutbox(SQLiteReads):
+class SQLiteOutbox(SQLiteRetention, SQLiteReads):
     """The :class:`gateway.outbox.Outbox` on one SQLite file.
 
     ``durability="power_loss"`` fsyncs every commit (``synchronous=FULL``); ``"process_crash"``
@@ -436,106 +434,6 @@ class SQLiteOutbox(SQLiteReads):
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-
-    def prune_rejections(self, older_than: float, keep: int) -> int:
-        """Delete rejections older than ``older_than`` and beyond the newest ``keep``."""
-
-        def job(conn: sqlite3.Connection) -> int:
-            gone = conn.execute(
-                "DELETE FROM rejections WHERE received_at < ?", (older_than,)
-            ).rowcount
-            return (
-                gone
-                + conn.execute(
-                    "DELETE FROM rejections WHERE id <= (SELECT id FROM rejections"
-                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (max(0, keep),),
-                ).rowcount
-            )
-
-        return self._call(job)
-
-    # -- housekeeping -------------------------------------------------------------------
-
-    def prune(self, older_than: float) -> int:
-        """Delete events delivered before ``older_than``, then webhooks left without events.
-
-        Works in chunks, each its own transaction, so receiving goes on during a long prune.
-        Expired dedup entries go too (they are not counted).
-        """
-
-        def chunk(conn: sqlite3.Connection) -> int:
-            seqs = [
-                row[0]
-                for row in conn.execute(
-                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
-                    " WHERE state = 'delivered' AND delivered_at < ? LIMIT ?) RETURNING seq",
-                    (older_than, PRUNE_CHUNK),
-                )
-            ]
-            for part in chunks(seqs):
-                conn.execute(f"DELETE FROM attempts WHERE seq IN ({_marks(part)})", part)
-            gone = len(seqs)
-            return (
-                gone
-                + conn.execute(
-                    "DELETE FROM webhooks WHERE id IN (SELECT id FROM webhooks w"
-                    " WHERE status <> 'quarantined' AND received_at < ? AND NOT EXISTS"
-                    " (SELECT 1 FROM events e WHERE e.webhook_id = w.id) LIMIT ?)",
-                    (older_than, PRUNE_CHUNK),
-                ).rowcount
-            )
-
-        total = 0
-        while True:
-            gone = self._call(chunk)
-            total += gone
-            if gone < PRUNE_CHUNK:
-                break
-        self._call(self._prune_dedup)
-        return total
-
-    def purge(self, states: Collection[str] | None = None, before: float | None = None) -> int:
-        """Delete rows in ``states`` (default: all of :data:`PURGE_STATES`); see Outbox."""
-        wanted = set(PURGE_STATES if states is None else states)
-        unknown = sorted(wanted - set(PURGE_STATES))
-        if unknown:
-            raise ValueError(f"cannot purge {', '.join(unknown)}; one of {PURGE_STATES}")
-        cutoff = math.inf if before is None else before
-        event_states = [s for s in ("delivered", "dead") if s in wanted]
-
-        def job(conn: sqlite3.Connection) -> int:
-            gone = 0
-            if event_states:
-                if "dead" in wanted:
-                    # a purged dead event no longer blocks its id from being accepted again
-                    conn.execute(
-                        "DELETE FROM dedup WHERE seq IN (SELECT seq FROM events"
-                        " WHERE state = 'dead' AND created_at < ?)",
-                        (cutoff,),
-                    )
-                gone += conn.execute(
-                    f"DELETE FROM events WHERE state IN ({_marks(event_states)})"
-                    " AND created_at < ?",
-                    (*event_states, cutoff),
-                ).rowcount
-                conn.execute(
-                    "DELETE FROM attempts WHERE NOT EXISTS"
-                    " (SELECT 1 FROM events e WHERE e.seq = attempts.seq)"
-                )
-                gone += conn.execute(
-                    "DELETE FROM webhooks WHERE status <> 'quarantined' AND received_at < ?"
-                    " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.webhook_id = webhooks.id)",
-                    (cutoff,),
-                ).rowcount
-            if "quarantined" in wanted:
-                gone += conn.execute(
-                    "DELETE FROM webhooks WHERE status = 'quarantined' AND received_at < ?",
-                    (cutoff,),
-                ).rowcount
-            return gone
-
-        return self._call(job)
 
     def check_writable(self) -> None:
         """Commit a heartbeat through the writer; raises :class:`OutboxUnavailable` if it fails."""
