@@ -21,9 +21,9 @@ import pytest
 
 from gateway.config import ConfigError, OutboxConfig
 from gateway.outbox import OutboxUnavailable
+from gateway.outbox.common import PRUNE_CHUNK
 from gateway.outbox.crypto import Cipher, CipherError, blob_key_id, generate_key, key_id
 from gateway.outbox.sqlite import FILE_NAME, MAX_RETRY_HISTORY, SQLiteOutbox
-from gateway.outbox.common import PRUNE_CHUNK
 from gateway.outbox.sqlite_schema import MIN_SQLITE, check_sqlite_version
 from gateway.webhook import Webhook
 
