@@ -248,6 +248,7 @@ def create_app(gateway: Gateway) -> Starlette:
         gateway.metrics,
         strict_names=config.gateway.strict_names,
         transform_timeout=config.gateway.transform_timeout,
+        max_event_bytes=config.forwarder.max_event_bytes,
         on_accept=forwarder.notify if forwarder is not None else None,
         log_bodies=config.gateway.log_bodies,
         on_reject=recorder,

@@ -19,7 +19,8 @@ Policy by outcome of a request:
 - an answer that is not the Event API's (a 2xx without one id per event, a non-JSON 400: a proxy
   or a wrong base URL): a server error as above, and :attr:`Forwarder.degraded` says why.
 
-An event over ``max_event_bytes`` is dead-lettered before any request is made.
+An event over ``max_event_bytes`` is dead-lettered before any request is made (the receive path
+quarantines such webhooks at ingest; this catches events stored before the limit was lowered).
 
 While a step runs (one slow request, or several for a 413 split or a 400 bisection) the
 forwarder renews its lease on the events it still holds every third of ``lease_seconds``, so no

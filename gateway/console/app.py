@@ -326,14 +326,18 @@ class Console:
             )
         webhook = record.webhook
         source = self.gateway.sources.get(webhook.source)
+        limit = self.gateway.config.forwarder.max_event_bytes
         try:
             if source is not None:
                 plan = ReplayPlan(
-                    source.transform, source.config.event_prefix, source.config.options
+                    source.transform,
+                    source.config.event_prefix,
+                    source.config.options,
+                    limit,
                 )
             else:
                 plan = ReplayPlan(
-                    self.gateway.registry.get(webhook.provider), webhook.provider, None
+                    self.gateway.registry.get(webhook.provider), webhook.provider, None, limit
                 )
             config = self.gateway.config.gateway
             result = await replay_async(
