@@ -239,11 +239,9 @@ def test_an_event_over_the_per_event_limit_quarantines_its_webhook_at_ingest(
     body = json.dumps(event).encode()
     small = stripe_body("evt_small_1")
     with run_gateway(load_config(path, {})) as gw, httpx.Client(base_url=gw.url) as client:
-        big = client.post(
-            "/webhooks/plain", content=body, headers=stripe_headers(body, STRIPE_SECRET)
-        )
-        fine = client.post(
-            "/webhooks/plain", content=small, headers=stripe_headers(small, STRIPE_SECRET)
+        big, fine = (
+            client.post("/webhooks/plain", content=b, headers=stripe_headers(b, STRIPE_SECRET))
+            for b in (body, small)
         )
         assert big.status_code == 200 and big.json()["status"] == "quarantined"  # decided now
         assert fine.status_code == 200 and fine.json()["status"] == "accepted"
