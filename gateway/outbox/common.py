@@ -147,6 +147,44 @@ class AcceptCall(Batchable):
     def run_many(self, conn: Any, calls: Sequence[Any]) -> list[AcceptResult]:
         return self.store(conn, calls)
 
+    @property
+    def stored_bytes(self) -> int:
+        """Roughly what this call writes: its blobs (body, headers, payloads) as stored."""
+        blobs = [v for v in self.row if isinstance(v, bytes)] + [p for p, _ in self.payloads]
+        return sum(len(b) for b in blobs)
+
+
+class WriteHealth:
+    """Whether the store can take the receive path's writes, as the last ones showed.
+
+    A failed accept is remembered with its size: readiness (``check_writable``) then probes
+    with a write at least that large, so it reports the failure at once (a small heartbeat can
+    still fit a full volume) and recovers as soon as a write of that size fits again.
+    """
+
+    PROBE_BYTES = 8192  # a heartbeat's pad when nothing failed
+
+    def __init__(self) -> None:
+        self.problem: str | None = None
+        self._size = 0
+
+    def failed(self, problem: str, size: int) -> None:
+        self.problem, self._size = problem, max(self._size, size)
+
+    def recovered(self) -> None:
+        self.problem, self._size = None, 0
+
+    @property
+    def probe_bytes(self) -> int:
+        return max(self.PROBE_BYTES, self._size)
+
+
+def is_full(exc: BaseException) -> bool:
+    """Whether a write failed for lack of space (SQLite's "database or disk is full",
+    PostgreSQL's "could not extend file ... No space left on device")."""
+    text = str(exc).lower()
+    return "is full" in text or "no space left" in text
+
 
 class EventPlan:
     """The rows a group of accepts inserts, after the dedup rule; see :func:`plan_events`."""

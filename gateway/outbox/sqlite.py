@@ -16,6 +16,7 @@ and :mod:`gateway.outbox.writer`.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import os
@@ -152,6 +153,7 @@ class SQLiteOutbox(SQLiteRetention, SQLiteReads):
         self._accepts = 0
         self._rejected = RejectionBuffer()
         self._leases = Leases()
+        self.health = common.WriteHealth()
         spec = FileSpec(
             self.path,
             synchronous=SYNCHRONOUS[durability],
@@ -242,8 +244,21 @@ class SQLiteOutbox(SQLiteRetention, SQLiteReads):
         event_ids: Sequence[str | None],
         names: Sequence[str],
     ) -> AcceptResult:
-        """Store a webhook and its events in one transaction; see :class:`Outbox`."""
-        return self._call(self._accept_job(webhook, events, event_ids, names))
+        """Store a webhook and its events in one transaction; see :class:`Outbox`.
+
+        On a full volume the oldest refused requests and delivered events give way (see
+        :meth:`make_room`) and the webhook is tried once more before it is refused.
+        """
+        job = self._accept_job(webhook, events, event_ids, names)
+        result: AcceptResult
+        try:
+            result = self._call(job)
+        except OutboxUnavailable as exc:
+            if not (common.is_full(exc) and self._room_made(exc, job)):
+                raise
+            result = self._stored_again(job)
+        self.health.recovered()
+        return result
 
     async def accept_async(
         self,
@@ -254,7 +269,34 @@ class SQLiteOutbox(SQLiteRetention, SQLiteReads):
     ) -> AcceptResult:
         """:meth:`accept` without blocking the loop; concurrent calls share one commit."""
         job = self._accept_job(webhook, events, event_ids, names)
-        return await self._writer.submit_async(job)
+        result: AcceptResult
+        try:
+            result = await self._writer.submit_async(job)
+        except OutboxUnavailable as exc:
+            if not (common.is_full(exc) and await asyncio.to_thread(self._room_made, exc, job)):
+                raise
+            result = await asyncio.to_thread(self._stored_again, job)
+        self.health.recovered()
+        return result
+
+    def _room_made(self, exc: OutboxUnavailable, job: AcceptCall) -> bool:
+        """After ``job`` failed for lack of space: make room; False (and the failure
+        remembered for readiness) when nothing could give way."""
+        try:
+            if self.make_room():
+                return True
+        except OutboxUnavailable:
+            pass
+        self.health.failed(str(exc), job.stored_bytes)
+        return False
+
+    def _stored_again(self, job: AcceptCall) -> AcceptResult:
+        try:
+            result: AcceptResult = self._call(job)
+            return result
+        except OutboxUnavailable as exc:
+            self.health.failed(str(exc), job.stored_bytes)
+            raise
 
     def quarantine(self, webhook: Webhook, error: str, detail: str) -> int:
         """Keep a webhook whose transform failed; returns its webhook id."""
@@ -439,14 +481,16 @@ class SQLiteOutbox(SQLiteRetention, SQLiteReads):
         """Commit a heartbeat through the writer; raises :class:`OutboxUnavailable` if it fails."""
 
         def job(conn: sqlite3.Connection) -> None:
-            # a page-sized random pad needs fresh pages, so a full disk shows here first
+            # a random pad needs fresh pages, so a full disk shows here first; after a failed
+            # accept the pad is as large as that webhook (see common.WriteHealth)
             conn.execute(
                 "INSERT INTO heartbeat (id, at, pid, pad) VALUES (1, ?, ?, ?) ON CONFLICT (id)"
                 " DO UPDATE SET at = excluded.at, pid = excluded.pid, pad = excluded.pad",
-                (self.clock(), os.getpid(), os.urandom(8192)),
+                (self.clock(), os.getpid(), os.urandom(self.health.probe_bytes)),
             )
 
         self._call(job)
+        self.health.recovered()
 
     def close(self) -> None:
         """Finish every queued write (and buffered rejection), then close. Idempotent."""
@@ -518,7 +562,7 @@ class SQLiteOutbox(SQLiteRetention, SQLiteReads):
         events: Sequence[bytes],
         event_ids: Sequence[str | None],
         names: Sequence[str],
-    ) -> Callable[[sqlite3.Connection], AcceptResult]:
+    ) -> AcceptCall:
         payloads, ids, labels = self._checked(events, event_ids, names)
         # sealing and serialising happen in the caller's thread, not the writer's
         return AcceptCall(

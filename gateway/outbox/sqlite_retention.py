@@ -139,3 +139,35 @@ class SQLiteRetention:
             total += gone
             if gone < PRUNE_CHUNK:
                 return total
+
+    def make_room(self) -> int:
+        """On a full volume: delete the oldest refused requests and delivered events (a chunk
+        of each, however recent), so accepted webhooks get the space; returns rows deleted."""
+
+        def job(conn: sqlite3.Connection) -> int:
+            gone = conn.execute(
+                "DELETE FROM rejections WHERE id IN"
+                " (SELECT id FROM rejections ORDER BY id LIMIT ?)",
+                (PRUNE_CHUNK,),
+            ).rowcount
+            seqs = [
+                row[0]
+                for row in conn.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
+                    " WHERE state = 'delivered' ORDER BY delivered_at LIMIT ?) RETURNING seq",
+                    (PRUNE_CHUNK,),
+                )
+            ]
+            for part in chunks(seqs):
+                conn.execute(f"DELETE FROM attempts WHERE seq IN ({_marks(part)})", part)
+            return (
+                gone
+                + len(seqs)
+                + conn.execute(
+                    "DELETE FROM webhooks WHERE id IN (SELECT id FROM webhooks w"
+                    f" WHERE status <> 'quarantined'{_NO_EVENTS} LIMIT ?)",
+                    (PRUNE_CHUNK,),
+                ).rowcount
+            )
+
+        return self._call(job)
