@@ -259,7 +259,7 @@ def create_app(gateway: Gateway) -> Starlette:
         stop = asyncio.Event()
         task = asyncio.create_task(forwarder.run(stop)) if forwarder is not None else None
         keeper = (
-            asyncio.create_task(housekeep(gateway.outbox, config.console, stop))
+            asyncio.create_task(housekeep(gateway.outbox, config.console, stop, recorder=recorder))
             if recorder is not None
             else None
         )

@@ -161,6 +161,9 @@ class ConsoleConfig(_Model):
     rejected_retention: float = Field(default=7 * 86400.0, gt=0)  # seconds
     rejected_max: int = Field(default=10000, gt=0)  # rows kept, newest first
     rejected_body_bytes: int = Field(default=2048, ge=0)  # body bytes kept per refused request
+    rejected_header_bytes: int = Field(default=8192, ge=0)  # header bytes kept per request
+    rejected_header_value_bytes: int = Field(default=512, ge=0)  # bytes kept per header value
+    rejected_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0)  # headers+bodies kept, total
 
     def resolved_tokens(self, environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
         """``(token, scope)`` pairs; :class:`ConfigError` when enabled without any."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from gateway.outbox import Outbox, OutboxStats, Rejection
-from gateway.outbox.common import MAX_DUE_AHEAD, PRUNE_CHUNK
+from gateway.outbox.common import MAX_DUE_AHEAD, PRUNE_CHUNK, REJECTION_PRUNE_CHUNK
 from gateway.outbox.crypto import Cipher, generate_key
 from gateway.outbox.sqlite import SQLiteOutbox
 from gateway.webhook import Webhook
@@ -624,6 +624,26 @@ def test_rejections_are_pruned_by_age_and_by_count(outbox: Outbox) -> None:
     assert [r.request_id for r in outbox.rejections()] == ["req-5", "req-4", "req-3"]
     assert outbox.prune_rejections(older_than=0, keep=0) == 3
     assert outbox.rejections() == []
+
+
+def test_rejections_are_pruned_by_bytes_newest_kept(outbox: Outbox) -> None:
+    for n in range(6):
+        outbox.record_rejection(refused(n))
+    outbox.flush_rejections()
+    [one] = outbox.rejections(limit=1)
+    # a stored row holds its (sealed) headers and body: at least the plain body's 10 bytes
+    assert outbox.prune_rejections(older_than=0, keep=100, max_bytes=10**9) == 0
+    assert outbox.prune_rejections(older_than=0, keep=100, max_bytes=1) == 6
+    assert outbox.rejections() == [] and one.request_id == "req-5"
+
+
+def test_rejections_are_pruned_in_chunks_leaving_none_behind(outbox: Outbox) -> None:
+    many = 2 * REJECTION_PRUNE_CHUNK + 3
+    for n in range(many):
+        outbox.record_rejection(refused(n))
+    outbox.flush_rejections()
+    assert outbox.prune_rejections(older_than=0, keep=1) == many - 1
+    assert [r.request_id for r in outbox.rejections()] == [f"req-{many - 1}"]
 
 
 def test_source_counts_and_activity(outbox: Outbox, clock: Clock) -> None:

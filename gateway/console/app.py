@@ -118,6 +118,7 @@ class Console:
         # whole minutes, the last one being the current minute
         since = (now // bucket) * bucket - views.CHART_WINDOW + bucket
         activity = outbox.activity(since, bucket)
+        counts = views.bounded_counts(counts, set(self.gateway.sources))
         names = sorted(set(self.gateway.sources) | set(counts))
         sources = []
         for name in names:

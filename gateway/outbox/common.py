@@ -31,6 +31,8 @@ DEDUP_PRUNE_EVERY = 1000  # accepts between sweeps of expired dedup entries
 PRUNE_CHUNK = 5000  # rows per prune transaction, so accepts interleave with a long prune
 CHUNK = 500  # ids per ``IN (...)`` list
 REJECTION_BUFFER = 10000  # refused requests waiting for a write; older ones are dropped
+#: refused requests deleted per transaction: each holds up to ~10 KB, so a chunk is a few MB
+REJECTION_PRUNE_CHUNK = 500
 #: retry rows kept per event: a days-long outage must not grow the history without bound
 MAX_RETRY_HISTORY = 20
 #: the furthest ahead of its clock a backend stores a due time. A running forwarder holds longer

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from typing import TypeVar
 
 from gateway.outbox import PURGE_STATES
-from gateway.outbox.common import PRUNE_CHUNK, chunks
+from gateway.outbox.common import PRUNE_CHUNK, REJECTION_PRUNE_CHUNK, chunks
 from gateway.outbox.sqlite_read import _marks
 
 T = TypeVar("T")
@@ -33,23 +33,38 @@ class SQLiteRetention:
     def _prune_dedup(self, conn: sqlite3.Connection) -> None:
         raise NotImplementedError
 
-    def prune_rejections(self, older_than: float, keep: int) -> int:
-        """Delete rejections older than ``older_than`` and beyond the newest ``keep``."""
+    def prune_rejections(self, older_than: float, keep: int, max_bytes: int | None = None) -> int:
+        """Delete rejections older than ``older_than``, beyond the newest ``keep``, and the
+        oldest beyond ``max_bytes`` of stored headers and bodies; in small transactions, so
+        accepts never wait behind a large prune."""
 
-        def job(conn: sqlite3.Connection) -> int:
-            gone = conn.execute(
-                "DELETE FROM rejections WHERE received_at < ?", (older_than,)
-            ).rowcount
-            return (
-                gone
-                + conn.execute(
-                    "DELETE FROM rejections WHERE id <= (SELECT id FROM rejections"
-                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (max(0, keep),),
+        def before(conn: sqlite3.Connection) -> int:
+            # the newest id to delete: by count, and by the bytes the newer rows hold
+            (by_count,) = conn.execute(
+                "SELECT id FROM rejections ORDER BY id DESC LIMIT 1 OFFSET ?", (max(0, keep),)
+            ).fetchone() or (0,)
+            by_bytes = 0
+            if max_bytes is not None:
+                row = conn.execute(
+                    "SELECT id FROM (SELECT id, SUM(length(headers) + length(body))"
+                    " OVER (ORDER BY id DESC) AS kept FROM rejections)"
+                    " WHERE kept > ? ORDER BY id DESC LIMIT 1",
+                    (max_bytes,),
+                ).fetchone()
+                by_bytes = row[0] if row else 0
+            return max(by_count, by_bytes)
+
+        cutoff = self._call(before)
+        return self._in_chunks(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM rejections WHERE id IN (SELECT id FROM rejections"
+                    " WHERE id <= ? OR received_at < ? ORDER BY id LIMIT ?)",
+                    (cutoff, older_than, REJECTION_PRUNE_CHUNK),
                 ).rowcount
-            )
-
-        return self._call(job)
+            ),
+            REJECTION_PRUNE_CHUNK,
+        )
 
     def prune(self, older_than: float) -> int:
         """Delete events delivered before ``older_than``, then webhooks left without events.
@@ -130,14 +145,16 @@ class SQLiteRetention:
             gone += self._in_chunks(webhooks("status = 'quarantined'"))
         return gone
 
-    def _in_chunks(self, chunk: Callable[[sqlite3.Connection], int]) -> int:
-        """Run ``chunk`` (deleting at most :data:`PRUNE_CHUNK` rows) as its own transaction
-        until it deletes fewer; returns the total."""
+    def _in_chunks(
+        self, chunk: Callable[[sqlite3.Connection], int], size: int = PRUNE_CHUNK
+    ) -> int:
+        """Run ``chunk`` (deleting at most ``size`` rows) as its own transaction until it
+        deletes fewer; returns the total."""
         total = 0
         while True:
             gone = self._call(chunk)
             total += gone
-            if gone < PRUNE_CHUNK:
+            if gone < size:
                 return total
 
     def make_room(self) -> int:
