@@ -83,3 +83,31 @@ def test_delivered_rows_give_way_before_an_accepted_webhook_is_refused(tmp_path:
         assert stats.pending == 5 and stats.delivered < accepted  # the oldest delivered went
     finally:
         server.stop()
+
+
+def test_refused_request_records_give_way_to_an_accepted_webhook(tmp_path: Path) -> None:
+    outbox, server = serve(tmp_path, max_pages=120)
+    try:
+        from gateway.outbox import Rejection
+
+        blob = os.urandom(3000)
+        filled = 0
+        while True:  # the console's records take the whole volume
+            outbox.record_rejection(
+                Rejection("stripe", "stripe", 1.0, 401, "r", "m", body=blob, body_size=3000)
+            )
+            try:
+                outbox.flush_rejections()
+            except Exception:
+                break
+            filled += 1
+            assert filled < 1000
+        assert outbox.rejections(limit=5000) != []
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            accepted = post(client, stripe_body("evt_wins", pad=3000))
+            assert accepted.status_code == 200, accepted.text
+            ready = client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+        assert outbox.stats().pending == 1
+    finally:
+        server.stop()
