@@ -271,6 +271,7 @@ def create_app(gateway: Gateway) -> Starlette:
         gateway.metrics,
         strict_names=config.gateway.strict_names,
         transform_timeout=config.gateway.transform_timeout,
+        max_event_bytes=config.forwarder.max_event_bytes,
         on_accept=forwarder.notify if forwarder is not None else None,
         log_bodies=config.gateway.log_bodies,
         on_reject=recorder,
@@ -285,7 +286,7 @@ def create_app(gateway: Gateway) -> Starlette:
             # another replica stored events (PostgreSQL NOTIFY): wake this forwarder too
             on_remote_events(_threadsafe(asyncio.get_running_loop(), forwarder.notify))
         keeper = (
-            asyncio.create_task(housekeep(gateway.outbox, config.console, stop))
+            asyncio.create_task(housekeep(gateway.outbox, config.console, stop, recorder=recorder))
             if recorder is not None
             else None
         )

@@ -16,7 +16,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_DATA_DIR = "./.webhook-gateway"
-DEFAULT_BODY_LIMIT = 1024 * 1024
+#: Inngest Cloud takes events up to 256 KiB on every plan (3 MiB on paid plans and the
+#: open-source server): a body the gateway accepts by default can become an event it can send.
+DEFAULT_MAX_EVENT_BYTES = 256 * 1024
+DEFAULT_BODY_LIMIT = DEFAULT_MAX_EVENT_BYTES
 DEFAULT_CONSOLE_HOST = "127.0.0.1"
 DEFAULT_CONSOLE_PORT = 8081
 
@@ -139,7 +142,7 @@ class ForwarderConfig(_Model):
     enabled: bool = True
     max_batch_bytes: int = Field(default=512 * 1024, gt=0)
     max_batch_events: int = Field(default=1000, gt=0, le=5000)
-    max_event_bytes: int = Field(default=512 * 1024, gt=0)
+    max_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, gt=0)
     request_timeout: float = Field(default=10.0, gt=0)
     backoff_base: float = Field(default=0.5, gt=0)
     backoff_max: float = Field(default=10.0, gt=0)
@@ -178,6 +181,9 @@ class ConsoleConfig(_Model):
     rejected_retention: float = Field(default=7 * 86400.0, gt=0)  # seconds
     rejected_max: int = Field(default=10000, gt=0)  # rows kept, newest first
     rejected_body_bytes: int = Field(default=2048, ge=0)  # body bytes kept per refused request
+    rejected_header_bytes: int = Field(default=8192, ge=0)  # header bytes kept per request
+    rejected_header_value_bytes: int = Field(default=512, ge=0)  # bytes kept per header value
+    rejected_max_bytes: int = Field(default=8 * 1024 * 1024, gt=0)  # headers+bodies kept, total
 
     def resolved_tokens(self, environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
         """``(token, scope)`` pairs; :class:`ConfigError` when enabled without any."""

@@ -8,6 +8,9 @@ Exceptions::
     └── SendError                  a batch was not (wholly) accepted
         ├── NetworkError           no HTTP answer (connect, timeout, reset): transient
         ├── ServerError            5xx, or a status the contract does not name: transient
+        │   └── UnexpectedAnswer   an answer that is not the Event API's JSON (a 2xx without
+        │                          one id per event, a 400 that is not JSON): a proxy or a
+        │                          wrong base URL; nothing was accepted
         ├── RateLimited            429; ``retry_after`` seconds when the API said
         ├── TooLarge               413, or a 400 saying an event is over the max size
         ├── Unauthorized           401/403/404: the key is wrong or disabled; hold everything
@@ -74,6 +77,10 @@ class ServerError(SendError):
         super().__init__(f"event API answered {status}: {error}")
         self.status = status
         self.error = error
+
+
+class UnexpectedAnswer(ServerError):
+    """An answer that is not the Event API's JSON: treated as a server error, never accepted."""
 
 
 class RateLimited(SendError):
@@ -259,12 +266,39 @@ def batch_size(payloads: Sequence[bytes]) -> int:
     return sum(len(p) for p in payloads) + max(len(payloads) - 1, 0) + 2
 
 
-def _body_of(response: httpx.Response) -> dict[str, Any]:
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
-        return {"error": response.text[:500].strip()}
-    return body if isinstance(body, dict) else {"error": str(body)[:500]}
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _body_of(response: httpx.Response) -> dict[str, Any]:
+    body = _json_object(response)
+    return {"error": response.text[:500].strip()} if body is None else body
+
+
+def _not_the_api(response: httpx.Response, why: str) -> UnexpectedAnswer:
+    kind = response.headers.get("content-type", "no content-type").split(";")[0].strip()
+    return UnexpectedAnswer(
+        response.status_code,
+        f"not the Event API's answer ({why}; {kind}, {len(response.content)} bytes): "
+        "check the Event API base URL and any proxy in between",
+    )
+
+
+def _accepted_result(response: httpx.Response, sent: int) -> SendResult:
+    """The API's 2xx: a JSON object with exactly one non-empty id per event sent."""
+    body = _json_object(response)
+    if body is None:
+        raise _not_the_api(response, "not a JSON object")
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
+        raise _not_the_api(response, "no ids")
+    if len(ids) != sent:
+        raise _not_the_api(response, f"{len(ids)} ids for {sent} events")
+    return SendResult(ids)
 
 
 def _accepted_ids(body: Mapping[str, Any]) -> list[str]:
@@ -314,7 +348,12 @@ class EventApiClient:
         return text.replace(key, "***") if len(key) >= 4 else text
 
     async def send(self, payloads: Sequence[bytes], *, seed: str) -> SendResult:
-        """Post one batch; raise a :class:`SendError` subclass unless all were accepted."""
+        """Post one batch; raise a :class:`SendError` subclass unless all were accepted.
+
+        Only the Event API's own answer counts as accepted: a 2xx JSON object whose ``ids``
+        holds one id per event sent. Any other 2xx (an HTML page from a proxy or a wrong base
+        URL) raises :class:`UnexpectedAnswer`, so the events are held, not dropped.
+        """
         try:
             response = await self._client.post(
                 self.target.url,
@@ -325,10 +364,11 @@ class EventApiClient:
             detail = self._scrub(str(exc)) or "no detail"
             raise NetworkError(f"event API unreachable: {type(exc).__name__}: {detail}") from None
         status = response.status_code
-        body = _body_of(response)
         if 200 <= status < 300:
-            ids = body.get("ids")
-            return SendResult([str(i) for i in ids] if isinstance(ids, list) else [])
+            return _accepted_result(response, len(payloads))
+        if status == 400 and _json_object(response) is None:
+            raise _not_the_api(response, "not a JSON object")
+        body = _body_of(response)
         error = self._scrub(str(body.get("error") or response.reason_phrase or "no detail"))
         if status == 429:
             raise RateLimited(parse_retry_after(response.headers.get("retry-after")))

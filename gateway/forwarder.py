@@ -7,7 +7,8 @@ Policy by outcome of a request:
   back-off (``backoff_base * 2**failures`` capped at ``backoff_max``, full jitter, never below
   ``backoff_base``). Never dropped, retried forever: the batch goes first again when the pause
   ends, so order survives an outage.
-- 429: release, and pause the whole forwarder for ``Retry-After`` (or the back-off).
+- 429: release, and pause the whole forwarder for ``Retry-After`` or the back-off, whichever
+  is longer (a ``Retry-After`` of 0 or a date in the past never shortens the back-off).
 - 413 / oversize 400: ack what the API took, split the rest in halves; a single event that is
   still too large is dead-lettered.
 - other 400: ack the events the API accepted before the bad one, send the event it stopped at
@@ -15,8 +16,11 @@ Policy by outcome of a request:
   suspect passes alone the API's hint was wrong, and the rest is bisected.
 - 401/403/404: release everything, set :attr:`Forwarder.degraded` (``/readyz`` shows it), log an
   alarm, pause for ``backoff_max`` and try again. Cleared by the next accepted batch.
+- an answer that is not the Event API's (a 2xx without one id per event, a non-JSON 400: a proxy
+  or a wrong base URL): a server error as above, and :attr:`Forwarder.degraded` says why.
 
-An event over ``max_event_bytes`` is dead-lettered before any request is made.
+An event over ``max_event_bytes`` is dead-lettered before any request is made (the receive path
+quarantines such webhooks at ingest; this catches events stored before the limit was lowered).
 
 While a step runs (one slow request, or several for a 413 split or a 400 bisection) the
 forwarder renews its lease on the events it still holds every third of ``lease_seconds``, so no
@@ -27,6 +31,7 @@ lost anyway (the process stalled past the lease) is left to whoever claimed it.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,6 +45,7 @@ from gateway.eventapi import (
     SendError,
     TooLarge,
     Unauthorized,
+    UnexpectedAnswer,
     batch_size,
     event_id_seed,
 )
@@ -113,6 +119,7 @@ class Forwarder:
         *,
         metrics: ForwarderMetrics | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         retention: float = 3 * 86400.0,
@@ -121,18 +128,19 @@ class Forwarder:
         self.client = client
         self.config = config
         self.metrics: ForwarderMetrics = metrics or NullMetrics()
-        self.clock = clock
+        self.clock = clock  # wall time: what the outbox stores (due times, leases)
+        self.monotonic = monotonic  # in-memory pauses: a stepped wall clock cannot stretch them
         self.sleep = sleep
         self.rng = rng
         self.retention = retention
         #: why the Event API refuses the key, e.g. "event API answered 401: Event key not found"
         self.degraded: str | None = None
-        #: no request before this time (Unix seconds): a 429, an outage or a refused key
-        self.paused_until = 0.0
+        #: no request before this time (on :attr:`monotonic`): a 429, an outage or a refused key
+        self.paused_until = -math.inf
         self.log = get_logger()
         self._failures = 0  # consecutive failed requests: the back-off exponent
         self._errors = 0  # consecutive unexpected exceptions
-        self._next_prune = 0.0
+        self._next_prune = -math.inf
         self._inflight: set[int] = set()  # leased by this forwarder, outcome not yet stored
         self._lost: set[int] = set()  # leases another forwarder took over during this step
         self._small_batch = False  # the last batch used under half of both batch limits
@@ -151,16 +159,19 @@ class Forwarder:
 
     @property
     def paused(self) -> bool:
-        return self.paused_until > self.clock()
+        return self.paused_until > self.monotonic()
 
     def _pause(self, seconds: float) -> float:
-        self.paused_until = max(self.paused_until, self.clock() + seconds)
-        return self.paused_until
+        """Pause for ``seconds`` (or longer, if already paused); returns when it ends in wall
+        time, for the outbox's due times."""
+        now = self.monotonic()
+        self.paused_until = max(self.paused_until, now + seconds)
+        return self.clock() + (self.paused_until - now)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set; unexpected errors are logged and retried, never raised."""
         while not stop.is_set():
-            pause = self.paused_until - self.clock()
+            pause = self.paused_until - self.monotonic()
             if pause > 0:
                 await self._sleep(stop, pause, wakeable=False)
                 continue
@@ -196,10 +207,9 @@ class Forwarder:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _maybe_prune(self) -> None:
-        now = self.clock()
-        if now >= self._next_prune:
-            self._next_prune = now + PRUNE_EVERY
-            await asyncio.to_thread(self.outbox.prune, now - self.retention)
+        if self.monotonic() >= self._next_prune:
+            self._next_prune = self.monotonic() + PRUNE_EVERY
+            await asyncio.to_thread(self.outbox.prune, self.clock() - self.retention)
 
     async def drain(self, deadline: float) -> int:
         """Send due events until none are due or ``deadline`` (Unix time) passes.
@@ -209,8 +219,9 @@ class Forwarder:
         a paused forwarder (429, outage, refused key) sends nothing more.
         """
         claimed_total = 0
+        end = self.monotonic() + (deadline - self.clock())
         while not self.paused:
-            remaining = deadline - self.clock()
+            remaining = end - self.monotonic()
             if remaining <= 0:
                 break
             try:
@@ -329,10 +340,11 @@ class Forwarder:
             await self._isolate(events, exc)
         except RateLimited as exc:
             self._count_failure(exc)
-            if exc.retry_after is None:
-                wait = self.backoff(self._failures)
-            else:
-                wait = min(exc.retry_after, MAX_RETRY_AFTER)
+            # Retry-After can only lengthen the back-off: "0" or a date in the past from an
+            # API that is rate-limiting must not turn the forwarder into a busy loop.
+            wait = self.backoff(self._failures)
+            if exc.retry_after is not None:
+                wait = max(wait, min(exc.retry_after, MAX_RETRY_AFTER))
             self._failures += 1
             await self._release(events, self._pause(wait), str(exc))
             self.log.warning(
@@ -342,8 +354,7 @@ class Forwarder:
         except Unauthorized as exc:
             self._count_failure(exc)
             self._failures += 1
-            self.degraded = f"event API answered {exc.status}: {exc.error}"
-            self.metrics.set_degraded(True)
+            self._set_degraded(f"event API answered {exc.status}: {exc.error}")
             await self._release(events, self._pause(self.config.backoff_max), str(exc))
             self.log.error(
                 "ALARM: the Event API refuses the event key; holding every event until it is "
@@ -354,6 +365,23 @@ class Forwarder:
                     "held": len(events),
                     "event_api": self.client.target.redacted_url,
                     "retry_in": self.config.backoff_max,
+                },
+            )
+        except UnexpectedAnswer as exc:
+            self._count_failure(exc)
+            wait = self.backoff(self._failures)
+            self._failures += 1
+            self._set_degraded(str(exc))
+            await self._release(events, self._pause(wait), str(exc))
+            self.log.error(
+                "ALARM: the Event API URL answers something that is not the Event API; holding "
+                "every event (check INNGEST_EVENT_API_BASE_URL / [inngest] base_url and proxies)",
+                extra={
+                    "status": exc.status,
+                    "error": exc.error,
+                    "held": len(events),
+                    "event_api": self.client.target.redacted_url,
+                    "retry_in": round(wait, 3),
                 },
             )
         except SendError as exc:
@@ -369,9 +397,7 @@ class Forwarder:
             self.metrics.attempt("2xx")
             self._failures = 0
             if self.degraded:
-                self.log.info(
-                    "the Event API accepts the event key again", extra={"was": self.degraded}
-                )
+                self.log.info("the Event API accepts events again", extra={"was": self.degraded})
                 self.degraded = None
                 self.metrics.set_degraded(False)
             await self._ack(events)
@@ -441,6 +467,10 @@ class Forwarder:
                 "error": error,
             },
         )
+
+    def _set_degraded(self, reason: str) -> None:
+        self.degraded = reason
+        self.metrics.set_degraded(True)
 
     def _count_failure(self, exc: SendError) -> None:
         status_class = (

@@ -158,7 +158,7 @@ class Metrics:
         )
         self.degraded = Gauge(
             f"{PREFIX}_event_api_degraded",
-            "1 while the Event API refuses the event key.",
+            "1 while the Event API refuses the event key or its URL answers something else.",
             registry=r,
         )
 

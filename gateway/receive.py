@@ -24,7 +24,7 @@ from gateway.metrics import UNKNOWN_SOURCE, Metrics
 from gateway.outbox import Outbox, OutboxUnavailable, Rejection
 from gateway.plugins import TransformError, TransformFunc
 from gateway.providers import Provider, Reply, VerificationError
-from gateway.transform_runner import run_transform, run_transform_bounded
+from gateway.transform_runner import check_sizes, run_transform, run_transform_bounded
 from gateway.webhook import PayloadError, Webhook, normalize_headers
 
 _NO_QUERY: Mapping[str, str] = MappingProxyType({})
@@ -146,6 +146,7 @@ class Receiver:
         *,
         strict_names: bool = False,
         transform_timeout: float = 5.0,
+        max_event_bytes: int | None = None,
         on_accept: Callable[[], None] | None = None,
         log_bodies: bool = False,
         on_reject: Callable[[Rejection], None] | None = None,
@@ -156,6 +157,7 @@ class Receiver:
         self.metrics = metrics
         self.strict_names = strict_names
         self.transform_timeout = transform_timeout
+        self.max_event_bytes = max_event_bytes  # larger events quarantine their webhook
         self.on_accept = on_accept
         self.log_bodies = log_bodies
         self.accepting = True
@@ -332,6 +334,7 @@ class Receiver:
                     strict_names=self.strict_names,
                     timeout=self.transform_timeout,
                 )
+            check_sizes(outcome, self.max_event_bytes)
         except TransformError as exc:
             self.metrics.transform_errors.labels(name).inc()
             detail = getattr(exc, "detail", None) or "".join(traceback.format_exception(exc))

@@ -8,7 +8,12 @@ from typing import Any
 
 from gateway.outbox import AcceptResult, Outbox
 from gateway.plugins import TransformFunc
-from gateway.transform_runner import TransformOutcome, run_transform, run_transform_bounded
+from gateway.transform_runner import (
+    TransformOutcome,
+    check_sizes,
+    run_transform,
+    run_transform_bounded,
+)
 from gateway.webhook import Webhook
 
 
@@ -19,6 +24,7 @@ class ReplayPlan:
     transform: TransformFunc
     prefix: str
     options: Mapping[str, Any] | None  # None: the source is no longer configured
+    max_event_bytes: int | None = None  # larger events keep the webhook quarantined
 
 
 def store(outbox: Outbox, webhook_id: int, outcome: TransformOutcome) -> AcceptResult:
@@ -44,6 +50,7 @@ def replay(
     outcome = run_transform(
         plan.transform, _prepared(webhook, plan), prefix=plan.prefix, strict_names=strict_names
     )
+    check_sizes(outcome, plan.max_event_bytes)
     return store(outbox, webhook_id, outcome)
 
 
@@ -66,4 +73,5 @@ async def replay_async(
         strict_names=strict_names,
         timeout=timeout,
     )
+    check_sizes(outcome, plan.max_event_bytes)
     return await asyncio.to_thread(store, outbox, webhook_id, outcome)

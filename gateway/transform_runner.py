@@ -42,6 +42,20 @@ class TransformOutcome:
     convention_warnings: list[str] = field(default_factory=list)
 
 
+def check_sizes(outcome: TransformOutcome, limit: int | None) -> None:
+    """Raise :class:`TransformError` when an event is over ``limit`` bytes (the Event API's
+    per-event limit, ``forwarder.max_event_bytes``): decided at ingest, so the webhook is
+    quarantined (replayable once the limit is raised) instead of dead-lettered later."""
+    if limit is None:
+        return
+    for index, (event, payload) in enumerate(zip(outcome.events, outcome.payloads, strict=True)):
+        if len(payload) > limit:
+            raise TransformError(
+                f"event {index} ({event.name}) is {len(payload)} bytes, over the per-event limit"
+                f" of {limit} bytes (forwarder.max_event_bytes)"
+            )
+
+
 def _validation_problems(exc: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}" for err in exc.errors()

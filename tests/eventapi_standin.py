@@ -14,6 +14,7 @@ In-process use::
         api.fail_next(3, 503)                 # the next 3 requests get 503
         api.rate_limit_next(1, retry_after=2) # 429 with Retry-After: 2
         api.drop_next(1)                      # close the connection without an answer
+        api.answer_next(1, 200, b"<html>", "text/html")  # a proxy's answer, not the API's
         api.max_body_bytes = 2000             # 413 above that request size (like Cloud)
         api.max_event_bytes = 1000            # 400 "Event is over the max size" (like OSS)
         api.poison_names = {"stripe/bad"}     # 400 for events with that name
@@ -71,6 +72,7 @@ class Recorded:
     accepted: list[dict[str, Any]] = field(default_factory=list)  # the events it took
     response: dict[str, Any] = field(default_factory=dict)
     peer: int = 0  # the client's port: one value per connection
+    raw_response: bytes | None = None  # sent instead of ``response`` (see answer_next)
 
     @property
     def key(self) -> str:
@@ -88,6 +90,7 @@ class _Failure:
     status: int  # 0: drop the connection without an answer
     headers: dict[str, str]
     error: str
+    raw: bytes | None = None  # answer these bytes instead of the API's JSON
 
 
 def split_events(body: bytes) -> list[tuple[Any, bytes]]:
@@ -245,6 +248,14 @@ class EventApiStandIn:
         """Close the connection of the next ``count`` requests without an answer."""
         self.fail_next(count, 0)
 
+    def answer_next(
+        self, count: int, status: int, body: bytes, content_type: str = "text/html"
+    ) -> None:
+        """Answer the next ``count`` requests with ``body`` as is: a proxy, not the API."""
+        headers = {"content-type": content_type}
+        with self.lock:
+            self._script.extend(_Failure(status, headers, "", body) for _ in range(count))
+
     def reset(self) -> None:
         """Forget every request and event and clear the script."""
         with self.lock:
@@ -338,6 +349,8 @@ class EventApiStandIn:
                 return 503, {"status": 503, "error": "service unavailable"}, {}
             if self._script:
                 failure = self._script.pop(0)
+                if failure.raw is not None:
+                    record.raw_response = failure.raw
                 return (
                     failure.status,
                     {"status": failure.status, "error": failure.error},
@@ -427,7 +440,7 @@ class EventApiStandIn:
                 if status == 0:
                     self.close_connection = True
                     return
-                self._send(status, payload, extra)
+                self._send(status, payload, extra, record.raw_response)
 
             def do_GET(self) -> None:
                 if self.path == "/_standin/stats":
@@ -439,10 +452,17 @@ class EventApiStandIn:
                 else:
                     self._send(404, {"status": 404, "error": "not found"}, {})
 
-            def _send(self, status: int, payload: dict[str, Any], extra: dict[str, str]) -> None:
-                out = json.dumps(payload).encode()
+            def _send(
+                self,
+                status: int,
+                payload: dict[str, Any],
+                extra: dict[str, str],
+                raw: bytes | None = None,
+            ) -> None:
+                out = json.dumps(payload).encode() if raw is None else raw
                 self.send_response(status)
-                self.send_header("content-type", "application/json")
+                if "content-type" not in extra:
+                    self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(out)))
                 for name, value in extra.items():
                     self.send_header(name, value)

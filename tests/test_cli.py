@@ -171,6 +171,26 @@ def test_quarantine_list_and_replay(tmp_path: Path, capsys: pytest.CaptureFixtur
     box.close()
 
 
+def test_outbox_retry_leaves_dead_an_event_whose_id_was_accepted_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env, box = seeded(tmp_path)
+    first, second = (e.seq for e in box.claim(max_events=5, max_bytes=10**6, lease_seconds=5))
+    box.dead_letter(first, "event API: bad data")
+    box.dead_letter(second, "event API: bad data")
+    resend = Webhook(source="stripe", provider="stripe", body=b"{}")
+    assert box.accept(resend, [b'{"name":"stripe/a.b"}'], ["x"], ["stripe/a.b"]).stored == 1
+    box.close()
+    capsys.readouterr()
+    assert main(["outbox", "retry", "--all"], env) == 0
+    out = capsys.readouterr().out
+    assert "1 dead-lettered event(s) queued for delivery again" in out
+    assert "1 left dead: their event id was accepted again since" in out
+    box = SQLiteOutbox(tmp_path / "data" / "outbox.sqlite3")
+    assert [d.id for d in box.dead_letters()] == [first]
+    box.close()
+
+
 def test_version_and_help() -> None:
     result = cli("--version")
     assert result.returncode == 0 and "webhook-gateway 0.1.0" in result.stdout
@@ -183,7 +203,8 @@ def test_outbox_list_shows_the_backlog_with_states_and_filters(
 ) -> None:
     env, box = seeded(tmp_path)
     first, second = (e.seq for e in box.claim(max_events=5, max_bytes=10**6, lease_seconds=5))
-    box.release([first], retry_at=2e9, error="event API answered 503: unavailable")
+    due = time.time() + 120  # within MAX_DUE_AHEAD: stored as given
+    box.release([first], retry_at=due, error="event API answered 503: unavailable")
     box.dead_letter(second, "event API: bad data")
     later = box.accept(
         Webhook(source="stripe", provider="stripe", body=b"{}"), [b"{}"], ["z"], ["stripe/e.f"]
@@ -206,7 +227,7 @@ def test_outbox_list_shows_the_backlog_with_states_and_filters(
         "name": "stripe/a.b",
         "event_id": "x",
         "attempts": 1,
-        "next_attempt_at": 2e9,
+        "next_attempt_at": due,
     }
     assert retrying["error"] == "event API answered 503: unavailable"
     assert {"id", "kind", "source", "name", "error", "attempts", "created_at"} <= set(rows[1])

@@ -29,6 +29,7 @@ from gateway.eventapi import (
     ServerError,
     TooLarge,
     Unauthorized,
+    UnexpectedAnswer,
     batch_size,
     encode_batch,
     event_id_seed,
@@ -174,6 +175,37 @@ def test_unexpected_status_is_transient(api: EventApiStandIn) -> None:
     exc = send_error(api, [payload("s/a.b")])
     assert isinstance(exc, ServerError) and exc.status == 302
     assert "unexpected status" in str(exc)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "content_type", "why"),
+    [
+        (200, b"<html><body>Welcome to nginx!</body></html>", "text/html", "not a JSON object"),
+        (200, b"", "text/plain", "not a JSON object"),
+        (204, b"", "application/json", "not a JSON object"),
+        (200, b'{"ok": true}', "application/json", "no ids"),
+        (200, b'["a"]', "application/json", "not a JSON object"),
+        (200, b'{"ids": ["01H"], "status": 200}', "application/json", "1 ids for 2 events"),
+        (202, b'{"ids": "01H,01J"}', "application/json", "no ids"),
+    ],
+)
+def test_a_2xx_that_is_not_the_event_apis_answer_is_not_accepted(
+    api: EventApiStandIn, status: int, body: bytes, content_type: str, why: str
+) -> None:
+    api.answer_next(1, status, body, content_type)
+    exc = send_error(api, [payload("s/a.b"), payload("s/c.d")])
+    assert isinstance(exc, UnexpectedAnswer) and isinstance(exc, ServerError)
+    assert exc.status == status
+    assert why in str(exc)
+    assert "not the Event API's answer" in str(exc)
+
+
+def test_a_400_that_is_not_the_event_apis_json_is_not_a_bad_event(api: EventApiStandIn) -> None:
+    # A proxy's HTML 400 says nothing about the events: never isolate or dead-letter on it.
+    api.answer_next(1, 400, b"<html>400 Bad Request</html>", "text/html")
+    exc = send_error(api, [payload("s/a.b")])
+    assert isinstance(exc, UnexpectedAnswer) and not isinstance(exc, BadRequest)
+    assert exc.status == 400
 
 
 @pytest.mark.parametrize(

@@ -29,18 +29,27 @@ LINGER = 0.125  # batch_linger: told apart the same way
 
 
 class FakeTime:
-    """An injected clock and sleep: sleeping advances the clock instantly and is recorded."""
+    """An injected wall clock, monotonic clock and sleep: sleeping advances both clocks
+    instantly and is recorded. ``steps`` are wall-clock steps (NTP) applied one per pause."""
 
     def __init__(self) -> None:
         self.now = 1_700_000_000.0
+        self.mono = 1000.0
         self.slept: list[float] = []
+        self.steps: list[float] = []
 
     def clock(self) -> float:
         return self.now
 
+    def monotonic(self) -> float:
+        return self.mono
+
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
+        self.mono += seconds
+        if self.steps and seconds not in (IDLE, LINGER):
+            self.now += self.steps.pop(0)
         await asyncio.sleep(0)
 
     def pauses(self) -> list[float]:
@@ -116,6 +125,7 @@ def make(
         config,
         metrics=metrics,
         clock=ftime.clock,
+        monotonic=ftime.monotonic,
         sleep=ftime.sleep,
         rng=lambda: 1.0,  # the jitter's upper end: back-offs are exactly the cap
     )
@@ -181,7 +191,7 @@ def test_outage_then_recovery_delivers_each_event_once_in_order_byte_identical(
     first_body = api.requests[0].body
     assert all(r.body == first_body for r in api.requests[:5])  # the same batch first again
     assert outbox.stats().delivered == 30 and outbox.stats().dead == 0
-    assert forwarder.paused_until <= ftime.now
+    assert forwarder.paused_until <= ftime.mono
     assert counter(metrics, "events_forwarded_total") == 30
     assert counter(metrics, "forward_failures_total", status_class="5xx") == 4
 
@@ -323,6 +333,26 @@ def test_a_backlog_is_sent_without_lingering(
     assert ftime.slept.count(LINGER) == 1  # full batches go back to back; only the last lingers
 
 
+@pytest.mark.parametrize("failure", ["503", "429"])
+def test_a_wall_clock_stepped_back_during_a_pause_does_not_lengthen_it(
+    api: EventApiStandIn, outbox: SQLiteOutbox, ftime: FakeTime, failure: str
+) -> None:
+    payloads = store(outbox, ["s/a.b", "s/c.d"])
+    if failure == "503":
+        api.fail_next(1, 503)
+    else:
+        api.rate_limit_next(1, retry_after=5)
+    ftime.steps = [-3600.0]  # NTP steps the clock back an hour during the pause
+    forwarder = make(api, outbox, ftime)
+    start = ftime.mono
+
+    go(run_until(forwarder, settled(outbox)))
+
+    assert ftime.pauses() == ([1.0] if failure == "503" else [5.0])
+    assert ftime.mono - start < 10  # neither the pause nor the stored due time waited an hour
+    assert api.raw_events == payloads
+
+
 # -- 429 --------------------------------------------------------------------------------------
 
 
@@ -332,7 +362,7 @@ def test_429_pauses_for_retry_after_then_delivers(
     store(outbox, ["s/a.b", "s/c.d"])
     api.rate_limit_next(1, retry_after=7)
     forwarder = make(api, outbox, ftime)
-    start = ftime.now
+    start = ftime.mono
 
     go(run_until(forwarder, settled(outbox)))
 
@@ -353,6 +383,33 @@ def test_429_without_retry_after_uses_the_backoff(
 
     assert ftime.pauses() == [3.0, 6.0]
     assert len(api.events) == 1
+
+
+@pytest.mark.parametrize("retry_after", ["0", "Wed, 21 Oct 2015 07:28:00 GMT", "-5"])
+def test_a_retry_after_of_zero_or_in_the_past_never_waits_less_than_the_backoff(
+    api: EventApiStandIn, outbox: SQLiteOutbox, ftime: FakeTime, retry_after: str
+) -> None:
+    store(outbox, ["s/a.b"])
+    api.rate_limit_next(3, retry_after=retry_after)
+    forwarder = make(api, outbox, ftime, backoff_base=2.0)
+
+    go(run_until(forwarder, settled(outbox)))
+
+    assert ftime.pauses() == [2.0, 4.0, 8.0]  # the back-off still grows under 429s
+    assert api.statuses() == [429, 429, 429, 200]
+
+
+def test_a_retry_after_shorter_than_the_backoff_waits_the_backoff(
+    api: EventApiStandIn, outbox: SQLiteOutbox, ftime: FakeTime
+) -> None:
+    store(outbox, ["s/a.b"])
+    api.rate_limit_next(1, retry_after=7)
+    api.rate_limit_next(1, retry_after=1)
+    forwarder = make(api, outbox, ftime, backoff_base=4.0)
+
+    go(run_until(forwarder, settled(outbox)))
+
+    assert ftime.pauses() == [7.0, 8.0]  # the longer of Retry-After and the back-off
 
 
 # -- 413 and oversize -------------------------------------------------------------------------
@@ -507,6 +564,51 @@ def test_a_refused_key_holds_everything_then_delivers_once_fixed(
     assert forwarder.degraded is None
     assert counter(metrics, "event_api_degraded") == 0
     assert set(ftime.pauses()) == {30.0}  # backoff_max between checks of the key
+    assert outbox.dead_letters() == []
+
+
+# -- answers that are not the Event API's -----------------------------------------------------
+
+
+def test_a_2xx_that_is_not_the_event_apis_answer_holds_the_events_and_degrades(
+    api: EventApiStandIn, outbox: SQLiteOutbox, ftime: FakeTime
+) -> None:
+    payloads = store(outbox, ["s/a.b", "s/c.d"])
+    html = b"<!doctype html><title>Welcome</title>"
+    api.answer_next(2, 200, html, "text/html")  # a wrong base URL behind an ingress
+    metrics = Metrics()
+    forwarder = make(api, outbox, ftime, metrics=metrics)
+
+    seen: list[tuple[str, float, int]] = []  # while degraded: reason, gauge, delivered
+
+    def done() -> bool:
+        if forwarder.degraded and not seen:
+            gauge = counter(metrics, "event_api_degraded")
+            seen.append((forwarder.degraded, gauge, outbox.stats().delivered))
+        return settled(outbox)()
+
+    go(run_until(forwarder, done))
+    [(reason, gauge, delivered)] = seen
+    assert "answered 200" in reason and "not the Event API's answer" in reason
+    assert gauge == 1 and delivered == 0  # held, not acknowledged
+    assert api.statuses() == [200, 200, 200]
+    assert api.raw_events == payloads  # the stand-in's own answer is the only acceptance
+    assert forwarder.degraded is None  # cleared by the accepted batch
+    assert counter(metrics, "event_api_degraded") == 0
+    assert ftime.pauses() == [1.0, 2.0]  # backed off like any server error
+    assert counter(metrics, "forward_failures_total", status_class="2xx") == 2
+
+
+def test_a_proxys_html_400_never_dead_letters(
+    api: EventApiStandIn, outbox: SQLiteOutbox, ftime: FakeTime
+) -> None:
+    payloads = store(outbox, ["s/a.b"])
+    api.answer_next(1, 400, b"<html>400 Bad Request</html>", "text/html")
+    forwarder = make(api, outbox, ftime)
+
+    go(run_until(forwarder, settled(outbox)))
+
+    assert api.raw_events == payloads
     assert outbox.dead_letters() == []
 
 

@@ -125,6 +125,34 @@ def test_a_refused_key_degrades_readyz_and_alarms_then_delivers_once_fixed(
     assert api.event_ids() == ["stripe-evt_held_1"]
 
 
+def test_an_html_200_from_the_event_api_url_degrades_readyz_and_holds_the_webhook(
+    tmp_path: Path,
+) -> None:
+    with event_api() as api:
+        api.answer_next(10**6, 200, b"<html><h1>It works!</h1></html>", "text/html")
+        config = make_config(tmp_path / "data", api.url)
+        server = ThreadedServer(create_app(build_gateway(config, {})))
+        server.start()
+        try:
+            with httpx.Client(base_url=server.url) as client:
+                assert post_stripe(server.url, "evt_proxied_1").status_code == 200
+                wait_for(lambda: client.get("/readyz").json()["status"] == "degraded")
+                ready = client.get("/readyz")
+                assert ready.status_code == 200  # webhooks are still stored and held
+                reason = ready.json()["checks"]["event_api"]
+                assert "answered 200" in reason and "not the Event API's answer" in reason
+                assert "text/html" in reason
+                assert "webhook_gateway_event_api_degraded 1.0" in client.get("/metrics").text
+                assert "webhook_gateway_events_forwarded_total 0.0" in client.get("/metrics").text
+
+                api.reset()  # the base URL now reaches the Event API
+                assert api.wait_for_events(1)
+                wait_for(lambda: client.get("/readyz").json()["status"] == "ready")
+        finally:
+            server.stop()
+    assert api.event_ids() == ["stripe-evt_proxied_1"]
+
+
 def test_two_gateway_processes_share_one_data_directory(tmp_path: Path) -> None:
     with event_api() as api:
         env = {

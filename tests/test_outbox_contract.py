@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from gateway.outbox import Outbox, OutboxStats, Rejection
+from gateway.outbox.common import MAX_DUE_AHEAD, PRUNE_CHUNK, REJECTION_PRUNE_CHUNK
 from gateway.outbox.crypto import Cipher, generate_key
 from gateway.outbox.sqlite import SQLiteOutbox
 from gateway.webhook import Webhook
@@ -212,6 +213,26 @@ def test_release_waits_for_retry_at_and_counts_an_attempt(outbox: Outbox, clock:
     assert [e.seq for e in batch] == seqs and batch[0].attempts == 1
 
 
+def test_a_clock_stepped_back_does_not_hold_retries_for_the_step(
+    outbox: Outbox, clock: Clock
+) -> None:
+    outbox.accept(hook(1), *evs("s/a.b", "s/c.d"))
+    outbox.accept(hook(2), *evs("s/e.f"))
+    seqs = claim(outbox)
+    outbox.release(seqs, retry_at=clock.now + 5, error="event API answered 503")
+    clock.now -= 3600  # NTP steps the clock back an hour
+    assert claim(outbox) == seqs  # due at once, in order, not in an hour
+    assert counts(outbox.stats()) == (0, 0, 3, 0, 0, 0)
+
+
+def test_a_stored_due_time_is_clamped(outbox: Outbox, clock: Clock) -> None:
+    outbox.accept(hook(), *evs("s/a.b"))
+    seqs = claim(outbox)
+    outbox.release(seqs, retry_at=clock.now + 10 * MAX_DUE_AHEAD, error="429")
+    assert claim(outbox, now=clock.now + MAX_DUE_AHEAD - 1) == []
+    assert claim(outbox, now=clock.now + MAX_DUE_AHEAD) == seqs
+
+
 def test_a_later_event_never_overtakes_a_retrying_one_of_its_webhook(
     outbox: Outbox, clock: Clock
 ) -> None:
@@ -276,6 +297,41 @@ def test_dead_letters_are_listed_kept_out_and_retried(outbox: Outbox, clock: Clo
     assert outbox.retry_dead([good]) == 0  # only dead events come back
     assert outbox.retry_dead() == 1
     assert claim(outbox) == [bad]
+
+
+@pytest.mark.parametrize("live", ["pending", "leased", "delivered"])
+@pytest.mark.parametrize("which", ["all", "by seq"])
+def test_retry_dead_skips_an_event_whose_id_a_live_event_holds(
+    outbox: Outbox, live: str, which: str
+) -> None:
+    outbox.accept(hook(1), *evs("s/a.b", "s/c.d"))
+    first, other = claim(outbox)
+    outbox.dead_letter(first, "event API answered 400")
+    outbox.dead_letter(other, "event API answered 400")
+    resent = outbox.accept(hook(2), *evs("s/a.b"))  # the provider's resend, after the letter
+    assert resent.stored == 1
+    [copy] = claim(outbox)
+    if live == "pending":
+        outbox.unlease([copy])
+    elif live == "delivered":
+        outbox.ack([copy])
+    assert outbox.retry_dead(None if which == "all" else [first, other]) == 1  # only "other"
+    assert {d.id for d in outbox.dead_letters()} == {first}  # kept, not sent twice
+    if live == "pending":
+        assert claim(outbox) == [other, copy]
+    else:
+        assert claim(outbox) == [other]
+
+
+def test_retry_dead_queues_one_of_several_dead_copies_of_an_id(outbox: Outbox) -> None:
+    for n in (1, 2):
+        outbox.accept(hook(n), *evs("s/a.b"))  # a dead-lettered id may arrive again
+        [seq] = claim(outbox)
+        outbox.dead_letter(seq, f"bad {n}")
+    [newest, oldest] = [d.id for d in outbox.dead_letters()]
+    assert outbox.retry_dead() == 1
+    assert claim(outbox) == [newest]
+    assert [d.id for d in outbox.dead_letters()] == [oldest]
 
 
 def test_dead_letters_list_newest_first_with_quarantined_webhooks(
@@ -439,6 +495,24 @@ def test_purge_deletes_delivered_dead_and_quarantined_but_not_waiting(
     ]
 
 
+def test_purge_deletes_more_rows_than_one_chunk(outbox: Outbox) -> None:
+    # Purge works in chunks (each its own transaction, like prune): none may be left behind.
+    per, hooks = 50, 2 * PRUNE_CHUNK // 50 + 1
+    for n in range(hooks):
+        ids = [f"id-{n}-{i}" for i in range(per)]
+        outbox.accept(hook(n), [b"{}"] * per, ids, ["s/e"] * per)
+    many = per * hooks
+    seqs = [e.seq for e in outbox.claim(max_events=many, max_bytes=10**9, lease_seconds=60)]
+    outbox.ack(seqs[:-3])
+    for seq in seqs[-3:]:
+        outbox.dead_letter(seq, "bad")
+    for n in range(3):
+        outbox.quarantine(hook(n), "boom", "tb")
+    assert outbox.purge() == many + hooks + 3  # the events, their webhooks, the quarantined
+    assert counts(outbox.stats()) == (0, 0, 0, 0, 0, 0)
+    assert outbox.accept(hook(9), [b"{}"], [f"id-{hooks - 1}-{per - 1}"], ["s/x"]).stored == 1
+
+
 def test_check_writable_passes_on_a_healthy_store(outbox: Outbox) -> None:
     outbox.check_writable()
     outbox.accept(hook(), *evs("s/a.b"))
@@ -565,6 +639,26 @@ def test_rejections_are_pruned_by_age_and_by_count(outbox: Outbox) -> None:
     assert [r.request_id for r in outbox.rejections()] == ["req-5", "req-4", "req-3"]
     assert outbox.prune_rejections(older_than=0, keep=0) == 3
     assert outbox.rejections() == []
+
+
+def test_rejections_are_pruned_by_bytes_newest_kept(outbox: Outbox) -> None:
+    for n in range(6):
+        outbox.record_rejection(refused(n))
+    outbox.flush_rejections()
+    [one] = outbox.rejections(limit=1)
+    # a stored row holds its (sealed) headers and body: at least the plain body's 10 bytes
+    assert outbox.prune_rejections(older_than=0, keep=100, max_bytes=10**9) == 0
+    assert outbox.prune_rejections(older_than=0, keep=100, max_bytes=1) == 6
+    assert outbox.rejections() == [] and one.request_id == "req-5"
+
+
+def test_rejections_are_pruned_in_chunks_leaving_none_behind(outbox: Outbox) -> None:
+    many = 2 * REJECTION_PRUNE_CHUNK + 3
+    for n in range(many):
+        outbox.record_rejection(refused(n))
+    outbox.flush_rejections()
+    assert outbox.prune_rejections(older_than=0, keep=1) == many - 1
+    assert [r.request_id for r in outbox.rejections()] == [f"req-{many - 1}"]
 
 
 def test_source_counts_and_activity(outbox: Outbox, clock: Clock) -> None:

@@ -21,8 +21,10 @@ import pytest
 
 from gateway.config import ConfigError, OutboxConfig
 from gateway.outbox import OutboxUnavailable
+from gateway.outbox.common import PRUNE_CHUNK
 from gateway.outbox.crypto import Cipher, CipherError, blob_key_id, generate_key, key_id
 from gateway.outbox.sqlite import FILE_NAME, MAX_RETRY_HISTORY, SQLiteOutbox
+from gateway.outbox.sqlite_schema import MIN_SQLITE, check_sqlite_version
 from gateway.webhook import Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,6 +111,54 @@ def test_wal_mode_and_durability_levels(tmp_path: Path, durability: str, synchro
         )
     finally:
         box.close()
+
+
+@pytest.mark.parametrize("version", ["3.31.1", "3.34.1", "3.7.17", "2.8.17"])
+def test_an_sqlite_older_than_3_35_is_refused_with_a_clear_message(version: str) -> None:
+    # The library is linked into Python, so an old one cannot be loaded here: the check that
+    # open_connections runs on the connection's sqlite_version() is exercised directly.
+    with pytest.raises(OutboxUnavailable) as info:
+        check_sqlite_version(version)
+    message = str(info.value)
+    assert f"SQLite {version} is too old" in message
+    assert "needs SQLite 3.35 or newer (for RETURNING)" in message
+
+
+@pytest.mark.parametrize("version", ["3.35.0", "3.35.5", "3.40.1", "3.45.0.1", "4.0.0"])
+def test_sqlite_3_35_and_newer_are_accepted(version: str) -> None:
+    check_sqlite_version(version)
+
+
+def test_the_linked_sqlite_is_checked_at_open(tmp_path: Path) -> None:
+    assert MIN_SQLITE == (3, 35, 0)
+    assert sqlite3.sqlite_version_info >= MIN_SQLITE  # else opening below would have refused
+    SQLiteOutbox(tmp_path / "outbox.sqlite3").close()
+
+
+def test_purge_deletes_in_small_transactions_that_accepts_interleave_with(
+    tmp_path: Path,
+) -> None:
+    many = 3 * PRUNE_CHUNK
+    with SQLiteOutbox(tmp_path / "outbox.sqlite3", durability="process_crash") as box:
+        hook = Webhook(source="s", provider="p", body=b"{}")
+        for _ in range(many // 100):
+            box.accept(hook, [b"{}"] * 100, [None] * 100, ["s/e"] * 100)
+        seqs = [e.seq for e in box.claim(max_events=many, max_bytes=10**9, lease_seconds=60)]
+        box.ack(seqs)
+        sizes: list[int] = []  # events deleted per transaction, read from another connection
+        before = box.commit_count
+        observer = sqlite3.connect(tmp_path / "outbox.sqlite3")
+
+        def watch(seconds: float) -> None:
+            left = observer.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+            sizes.append(left)
+
+        box.observe_commits(watch)
+        assert box.purge(states=["delivered"]) == many + many // 100
+        observer.close()
+    assert box.commit_count - before >= 3  # not one transaction holding the lock throughout
+    counts = [n for n in sizes if n]  # events left after each commit that still had some
+    assert all(a - b <= PRUNE_CHUNK for a, b in zip([many, *counts], counts, strict=False))
 
 
 def test_unknown_durability_is_refused(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from gateway.cli import main
-from gateway.config import load_config
+from gateway.config import Config, SourceConfig, load_config
 from tests.eventapi_standin import EventApiStandIn, event_api
 from tests.helpers import INTERCOM_SECRET, STRIPE_SECRET, fixture
 from tests.server import run_gateway
@@ -225,3 +225,51 @@ def test_names_breaking_the_convention_warn_or_quarantine(
     else:
         assert response.json()["status"] == "accepted" and warned
         assert any("stripe/CustomerCreated" in record.getMessage() for record in caplog.records)
+
+
+def test_an_event_over_the_per_event_limit_quarantines_its_webhook_at_ingest(
+    tmp_path: Path, api: EventApiStandIn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_config(tmp_path, api.url, FIXED)
+    text = path.read_text().replace("[forwarder]\n", "[forwarder]\nmax_event_bytes = 4000\n")
+    path.write_text(text)
+    cli_env = {"GATEWAY_CONFIG": str(path)}
+    event = json.loads(stripe_body("evt_big_1"))
+    event["data"]["object"]["description"] = "x" * 6000  # the event is ~7 KB, the limit 4000
+    body = json.dumps(event).encode()
+    small = stripe_body("evt_small_1")
+    with run_gateway(load_config(path, {})) as gw, httpx.Client(base_url=gw.url) as client:
+        big, fine = (
+            client.post("/webhooks/plain", content=b, headers=stripe_headers(b, STRIPE_SECRET))
+            for b in (body, small)
+        )
+        assert big.status_code == 200 and big.json()["status"] == "quarantined"  # decided now
+        assert fine.status_code == 200 and fine.json()["status"] == "accepted"
+        assert api.wait_for(lambda a: "stripe-evt_small_1" in a.event_ids())
+        metrics = client.get("/metrics").text
+        assert 'webhook_gateway_transform_errors_total{source="plain"} 1.0' in metrics
+    assert "stripe-evt_big_1" not in api.event_ids()
+
+    assert main(["outbox", "list", "--state", "dead", "-o", "json"], cli_env) == 0
+    assert json.loads(capsys.readouterr().out) == []  # never a silent dead letter
+    assert main(["quarantine", "list", "-o", "json"], cli_env) == 0
+    [held] = json.loads(capsys.readouterr().out)
+    assert held["webhook_id"] == big.json()["webhook_id"]
+    assert "over the per-event limit of 4000 bytes (forwarder.max_event_bytes)" in held["error"]
+    assert main(["quarantine", "replay", "--all"], cli_env) == 1  # the limit still applies
+    assert "still failing" in capsys.readouterr().err
+
+    path.write_text(text.replace("max_event_bytes = 4000", "max_event_bytes = 65536"))
+    assert main(["quarantine", "replay", "--all"], cli_env) == 0  # after the limit is raised
+    assert "1 event(s) queued" in capsys.readouterr().out
+    with run_gateway(load_config(path, {})):
+        assert api.wait_for(lambda a: "stripe-evt_big_1" in a.event_ids())
+
+
+def test_the_default_limits_agree() -> None:
+    config = Config()
+    source = SourceConfig(name="s", provider="stripe")
+    # a body the gateway accepts by default can become an event the Event API takes (256 KiB
+    # on every Inngest Cloud plan), and an event within the per-event limit fits one request
+    assert source.body_limit <= config.forwarder.max_event_bytes == 256 * 1024
+    assert config.forwarder.max_event_bytes <= config.forwarder.max_batch_bytes

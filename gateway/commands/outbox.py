@@ -136,8 +136,15 @@ def _retry(args: argparse.Namespace, outbox: Any) -> int:
                 f"outbox retry: {', '.join(map(str, unknown))} not dead-lettered events "
                 "(for quarantined webhooks use 'quarantine replay')"
             )
+    asked = outbox.stats().dead if seqs is None else len(set(seqs))
     count = outbox.retry_dead(seqs)
     print(f"{count} dead-lettered event(s) queued for delivery again")
+    if asked > count:
+        print(
+            f"{asked - count} left dead: their event id was accepted again since (a live copy"
+            " holds it), so sending them would deliver it twice; 'outbox purge --state dead'"
+            " removes them"
+        )
     return 0
 
 

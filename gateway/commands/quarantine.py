@@ -80,6 +80,7 @@ def _replay(args: argparse.Namespace, config: Any, outbox: Any) -> int:
             registry.get(transform_name),
             source.event_prefix if source else webhook.provider,
             source.options if source is not None else None,
+            config.forwarder.max_event_bytes,
         )
         try:
             result = replay(

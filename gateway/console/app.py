@@ -118,6 +118,7 @@ class Console:
         # whole minutes, the last one being the current minute
         since = (now // bucket) * bucket - views.CHART_WINDOW + bucket
         activity = outbox.activity(since, bucket)
+        counts = views.bounded_counts(counts, set(self.gateway.sources))
         names = sorted(set(self.gateway.sources) | set(counts))
         sources = []
         for name in names:
@@ -326,14 +327,18 @@ class Console:
             )
         webhook = record.webhook
         source = self.gateway.sources.get(webhook.source)
+        limit = self.gateway.config.forwarder.max_event_bytes
         try:
             if source is not None:
                 plan = ReplayPlan(
-                    source.transform, source.config.event_prefix, source.config.options
+                    source.transform,
+                    source.config.event_prefix,
+                    source.config.options,
+                    limit,
                 )
             else:
                 plan = ReplayPlan(
-                    self.gateway.registry.get(webhook.provider), webhook.provider, None
+                    self.gateway.registry.get(webhook.provider), webhook.provider, None, limit
                 )
             config = self.gateway.config.gateway
             result = await replay_async(

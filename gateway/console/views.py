@@ -10,7 +10,8 @@ from urllib.parse import parse_qsl
 import orjson
 
 from gateway.console.masking import mask_headers, scrub
-from gateway.outbox import Outbox, Rejection, WebhookSummary
+from gateway.console.recording import UNKNOWN
+from gateway.outbox import Outbox, Rejection, SourceCounts, WebhookSummary
 
 OUTCOMES = ("delivered", "pending", "dead", "quarantined", "filtered")
 STATUSES = ("", *OUTCOMES, "rejected")
@@ -138,3 +139,21 @@ def age_text(seconds: float) -> str:
     if seconds < 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} d"
+
+
+def bounded_counts(
+    counts: Mapping[str, SourceCounts], configured: set[str]
+) -> dict[str, SourceCounts]:
+    """The overview's rows: configured sources, sources with stored webhooks (which needed a
+    valid signature), and one ``(unknown)`` row summing refusals for any other name a client
+    made up, so the page stays small whatever paths it was sent."""
+    kept: dict[str, SourceCounts] = {}
+    refused = 0
+    for name, c in counts.items():
+        if name in configured or c.accepted or c.quarantined or c.dead:
+            kept[name] = c
+        else:
+            refused += c.rejected
+    if refused:
+        kept[UNKNOWN] = SourceCounts(rejected=refused)
+    return kept

@@ -320,8 +320,10 @@ class Outbox(Protocol):
         """Durably write every rejection recorded so far."""
         ...
 
-    def prune_rejections(self, older_than: float, keep: int) -> int:
-        """Delete rejections received before ``older_than`` and all but the newest ``keep``."""
+    def prune_rejections(self, older_than: float, keep: int, max_bytes: int | None = None) -> int:
+        """Delete rejections received before ``older_than``, all but the newest ``keep``, and
+        the oldest beyond ``max_bytes`` of stored headers and bodies. In small transactions:
+        accepts must never wait behind a large prune."""
         ...
 
     def rejections(

@@ -8,11 +8,12 @@ next commit. A backend supplies its SQL: :meth:`WriterOutbox._accept_many`,
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar
 
-from gateway.outbox import AcceptResult, Rejection, StoredEvent, common
+from gateway.outbox import AcceptResult, OutboxUnavailable, Rejection, StoredEvent, common
 from gateway.outbox.codec import WEBHOOK_INSERT_COLUMNS, RowCodec
 from gateway.outbox.common import AcceptCall, EventBatch, Leases, RejectionBuffer
 from gateway.outbox.crypto import Cipher, CipherError
@@ -79,6 +80,7 @@ class WriterOutbox(Generic[C]):
     _writer: GroupCommitWriter[C]
     _rejected: RejectionBuffer
     _leases: Leases
+    health: common.WriteHealth
 
     # -- the backend's part -------------------------------------------------------------
 
@@ -142,8 +144,20 @@ class WriterOutbox(Generic[C]):
         event_ids: Sequence[str | None],
         names: Sequence[str],
     ) -> AcceptResult:
-        """Store a webhook and its events in one transaction; see :class:`Outbox`."""
-        result: AcceptResult = self._call(self._accept_job(webhook, events, event_ids, names))
+        """Store a webhook and its events in one transaction; see :class:`Outbox`.
+
+        On a full volume the oldest refused requests and delivered events give way (see
+        :meth:`make_room`) and the webhook is tried once more before it is refused.
+        """
+        job = self._accept_job(webhook, events, event_ids, names)
+        result: AcceptResult
+        try:
+            result = self._call(job)
+        except OutboxUnavailable as exc:
+            if not (common.is_full(exc) and self._room_made(exc, job)):
+                raise
+            result = self._stored_again(job)
+        self.health.recovered()
         return result
 
     async def accept_async(
@@ -155,8 +169,38 @@ class WriterOutbox(Generic[C]):
     ) -> AcceptResult:
         """:meth:`accept` without blocking the loop; concurrent calls share one commit."""
         job = self._accept_job(webhook, events, event_ids, names)
-        result: AcceptResult = await self._writer.submit_async(job)
+        result: AcceptResult
+        try:
+            result = await self._writer.submit_async(job)
+        except OutboxUnavailable as exc:
+            if not (common.is_full(exc) and await asyncio.to_thread(self._room_made, exc, job)):
+                raise
+            result = await asyncio.to_thread(self._stored_again, job)
+        self.health.recovered()
         return result
+
+    def make_room(self) -> int:
+        """Delete what may give way on a full volume; rows deleted (none by default)."""
+        return 0
+
+    def _room_made(self, exc: OutboxUnavailable, job: AcceptCall) -> bool:
+        """After ``job`` failed for lack of space: make room; False (and the failure
+        remembered for readiness) when nothing could give way."""
+        try:
+            if self.make_room():
+                return True
+        except OutboxUnavailable:
+            pass
+        self.health.failed(str(exc), job.stored_bytes)
+        return False
+
+    def _stored_again(self, job: AcceptCall) -> AcceptResult:
+        try:
+            result: AcceptResult = self._call(job)
+            return result
+        except OutboxUnavailable as exc:
+            self.health.failed(str(exc), job.stored_bytes)
+            raise
 
     def quarantine(self, webhook: Webhook, error: str, detail: str) -> int:
         """Keep a webhook whose transform failed; returns its webhook id."""

@@ -32,8 +32,20 @@ DEDUP_PRUNE_EVERY = 1000  # accepts between sweeps of expired dedup entries
 PRUNE_CHUNK = 5000  # rows per prune transaction, so accepts interleave with a long prune
 CHUNK = 500  # ids per ``IN (...)`` list
 REJECTION_BUFFER = 10000  # refused requests waiting for a write; older ones are dropped
+#: refused requests deleted per transaction: each holds up to ~10 KB, so a chunk is a few MB
+REJECTION_PRUNE_CHUNK = 500
 #: retry rows kept per event: a days-long outage must not grow the history without bound
 MAX_RETRY_HISTORY = 20
+#: the furthest ahead of its clock a backend stores a due time. A running forwarder holds longer
+#: pauses in memory on a monotonic clock; a due time further ahead than this at claim time means
+#: the wall clock was stepped back, and the row is due at once instead of after the step.
+MAX_DUE_AHEAD = 300.0
+
+
+def clamp_due(retry_at: float, now: float) -> float:
+    """The due time to store for a retry at ``retry_at``: at most :data:`MAX_DUE_AHEAD` ahead."""
+    return min(retry_at, now + MAX_DUE_AHEAD)
+
 
 #: an attempts-table row to write with a state change: ``(outcome, at, error)``
 History = tuple[str, float, str | None]
@@ -70,6 +82,23 @@ def checked(
     if not len(events) == len(event_ids) == len(names):
         raise ValueError("events, event_ids and names must have the same length")
     return list(events), list(event_ids), list(names)
+
+
+def requeue_choice(rows: Sequence[tuple[int, str | None, Any]]) -> list[int]:
+    """Which dead events ``retry_dead`` queues again, from ``(seq, event_id, held)`` rows.
+
+    ``held`` is true when the event's id was accepted again since and that copy is not dead
+    (pending, leased, delivered or pruned): sending the dead one too would deliver the id twice,
+    so it stays dead. Of several dead copies of one id only the newest is queued.
+    """
+    newest: dict[str, int] = {}
+    chosen: list[int] = []
+    for seq, event_id, held in rows:
+        if event_id is None:
+            chosen.append(seq)
+        elif not held:
+            newest[event_id] = max(seq, newest.get(event_id, seq))
+    return sorted(chosen + list(newest.values()))
 
 
 def fit(rows: list[Any], max_events: int, max_bytes: int) -> list[int]:
@@ -120,6 +149,44 @@ class AcceptCall(Batchable):
 
     def run_many(self, conn: Any, calls: Sequence[Any]) -> list[AcceptResult]:
         return self.store(conn, calls)
+
+    @property
+    def stored_bytes(self) -> int:
+        """Roughly what this call writes: its blobs (body, headers, payloads) as stored."""
+        blobs = [v for v in self.row if isinstance(v, bytes)] + [p for p, _ in self.payloads]
+        return sum(len(b) for b in blobs)
+
+
+class WriteHealth:
+    """Whether the store can take the receive path's writes, as the last ones showed.
+
+    A failed accept is remembered with its size: readiness (``check_writable``) then probes
+    with a write at least that large, so it reports the failure at once (a small heartbeat can
+    still fit a full volume) and recovers as soon as a write of that size fits again.
+    """
+
+    PROBE_BYTES = 8192  # a heartbeat's pad when nothing failed
+
+    def __init__(self) -> None:
+        self.problem: str | None = None
+        self._size = 0
+
+    def failed(self, problem: str, size: int) -> None:
+        self.problem, self._size = problem, max(self._size, size)
+
+    def recovered(self) -> None:
+        self.problem, self._size = None, 0
+
+    @property
+    def probe_bytes(self) -> int:
+        return max(self.PROBE_BYTES, self._size)
+
+
+def is_full(exc: BaseException) -> bool:
+    """Whether a write failed for lack of space (SQLite's "database or disk is full",
+    PostgreSQL's "could not extend file ... No space left on device")."""
+    text = str(exc).lower()
+    return "is full" in text or "no space left" in text
 
 
 class EventPlan:

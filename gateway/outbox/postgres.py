@@ -193,6 +193,7 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
         self._options = connection_options(statement_timeout, connect_timeout)
         self._rejected = RejectionBuffer()
         self._leases = Leases()
+        self.health = common.WriteHealth()
         self._prepare(migrate)
         self._pool = self._open_pool(pool_size, connect_timeout)
         session = Session(lambda: self._connect(autocommit=True, writer=True))

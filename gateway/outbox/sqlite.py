@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -33,13 +33,12 @@ from gateway.outbox import (
     OutboxUnavailable,
     common,
 )
-from gateway.outbox.base import WriterOutbox
 from gateway.outbox.codec import REJECTION_INSERT_COLUMNS, WEBHOOK_INSERT_COLUMNS, RowCodec
 from gateway.outbox.common import (
     DEDUP_PRUNE_EVERY,
     EVENT_COLUMNS,
+    MAX_DUE_AHEAD,
     MAX_RETRY_HISTORY,
-    PRUNE_CHUNK,
     AcceptCall,
     EventBatch,
     History,
@@ -50,6 +49,7 @@ from gateway.outbox.common import (
 )
 from gateway.outbox.crypto import Cipher, CipherError
 from gateway.outbox.sqlite_read import SQLiteReads, _marks
+from gateway.outbox.sqlite_retention import SQLiteRetention
 from gateway.outbox.sqlite_schema import SCHEMA_VERSION, SYNCHRONOUS, FileSpec, open_retrying
 from gateway.outbox.writer import GroupCommitWriter, Transactions
 
@@ -87,6 +87,13 @@ _LAST_EVENT_SEQ = (
 )
 
 
+# dead events with whether a live copy (accepted again since, not dead) holds their id
+_DEAD_HELD = """
+SELECT e.seq, e.event_id, EXISTS (
+    SELECT 1 FROM dedup d LEFT JOIN events o ON o.seq = d.seq
+    WHERE d.event_id = e.event_id AND d.seq <> e.seq AND o.state IS NOT 'dead')
+FROM events e WHERE e.state = 'dead'"""
+
 # a row this instance still holds: leased under its token (the token and the seqs follow)
 _HELD = "state = 'leased' AND lease_token = ? AND seq IN ({marks})"
 
@@ -104,7 +111,7 @@ class _SQLiteTransactions(Transactions[sqlite3.Connection]):
         return conn.in_transaction
 
 
-class SQLiteOutbox(WriterOutbox[sqlite3.Connection], SQLiteReads):
+class SQLiteOutbox(SQLiteRetention, SQLiteReads):
     """The :class:`gateway.outbox.Outbox` on one SQLite file.
 
     ``durability="power_loss"`` fsyncs every commit (``synchronous=FULL``); ``"process_crash"``
@@ -141,6 +148,7 @@ class SQLiteOutbox(WriterOutbox[sqlite3.Connection], SQLiteReads):
         self._accepts = 0
         self._rejected = RejectionBuffer()
         self._leases = Leases()
+        self.health = common.WriteHealth()
         spec = FileSpec(
             self.path,
             synchronous=SYNCHRONOUS[durability],
@@ -219,15 +227,17 @@ class SQLiteOutbox(WriterOutbox[sqlite3.Connection], SQLiteReads):
         )
 
     def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
-        """Return leased events for a retry at ``retry_at``, counting an attempt."""
+        """Return leased events for a retry at ``retry_at`` (clamped, see
+        :data:`~gateway.outbox.common.MAX_DUE_AHEAD`), counting an attempt."""
+        now = self.clock()
         self._leased_update(
             "UPDATE events SET state = 'pending', attempts = attempts + 1, next_attempt_at = ?,"
             f" last_error = ?, lease_until = NULL, lease_token = NULL WHERE {_HELD}"
             " RETURNING seq",
             seqs,
-            retry_at,
+            common.clamp_due(retry_at, now),
             error,
-            history=("retry", self.clock(), error),
+            history=("retry", now, error),
         )
 
     def unlease(self, seqs: Sequence[int]) -> None:
@@ -249,28 +259,30 @@ class SQLiteOutbox(WriterOutbox[sqlite3.Connection], SQLiteReads):
         )
 
     def retry_dead(self, seqs: Sequence[int] | None = None) -> int:
-        """Make dead events pending and due now, keeping their attempt count."""
+        """Make dead events pending and due now, keeping their attempt count; see
+        :func:`gateway.outbox.common.requeue_choice` for the ones left dead."""
         now = self.clock()
-        history = ("requeued", now, None)
-        if seqs is None:
+        wanted = None if seqs is None else chunks(seqs)
 
-            def job(conn: sqlite3.Connection) -> int:
-                rows = conn.execute(
-                    "UPDATE events SET state = 'pending', next_attempt_at = ?"
-                    " WHERE state = 'dead' RETURNING seq",
-                    (now,),
-                ).fetchall()
-                self._record_attempts(conn, [r[0] for r in rows], history)
-                return len(rows)
+        def job(conn: sqlite3.Connection) -> int:
+            rows: list[tuple[int, str | None, int]] = []
+            for part in [None] if wanted is None else wanted:
+                where = "" if part is None else f" AND e.seq IN ({_marks(part)})"
+                rows += conn.execute(_DEAD_HELD + where, part or ()).fetchall()
+            changed: list[int] = []
+            for part in chunks(common.requeue_choice(rows)):
+                changed += [
+                    row[0]
+                    for row in conn.execute(
+                        "UPDATE events SET state = 'pending', next_attempt_at = ?"
+                        f" WHERE state = 'dead' AND seq IN ({_marks(part)}) RETURNING seq",
+                        (now, *part),
+                    )
+                ]
+            self._record_attempts(conn, changed, ("requeued", now, None))
+            return len(changed)
 
-            return self._call(job)
-        changed = self._update(
-            "UPDATE events SET state = 'pending', next_attempt_at = ?"
-            " WHERE state = 'dead' AND seq IN ({marks}) RETURNING seq",
-            [((now,), seqs)],
-            history,
-        )
-        return len(changed)
+        return self._call(job)
 
     @staticmethod
     def _record_attempts(
@@ -304,113 +316,26 @@ class SQLiteOutbox(WriterOutbox[sqlite3.Connection], SQLiteReads):
                 rows,
             )
 
-    def prune_rejections(self, older_than: float, keep: int) -> int:
-        """Delete rejections older than ``older_than`` and beyond the newest ``keep``."""
-
-        def job(conn: sqlite3.Connection) -> int:
-            gone = conn.execute(
-                "DELETE FROM rejections WHERE received_at < ?", (older_than,)
-            ).rowcount
-            return (
-                gone
-                + conn.execute(
-                    "DELETE FROM rejections WHERE id <= (SELECT id FROM rejections"
-                    " ORDER BY id DESC LIMIT 1 OFFSET ?)",
-                    (max(0, keep),),
-                ).rowcount
-            )
-
-        return self._call(job)
-
-    # -- housekeeping -------------------------------------------------------------------
-
-    def prune(self, older_than: float) -> int:
-        """Delete events delivered before ``older_than``, then webhooks left without events.
-
-        Works in chunks, each its own transaction, so receiving goes on during a long prune.
-        Expired dedup entries go too (they are not counted).
-        """
-
-        def chunk(conn: sqlite3.Connection) -> int:
-            seqs = [
-                row[0]
-                for row in conn.execute(
-                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
-                    " WHERE state = 'delivered' AND delivered_at < ? LIMIT ?) RETURNING seq",
-                    (older_than, PRUNE_CHUNK),
-                )
-            ]
-            for part in chunks(seqs):
-                conn.execute(f"DELETE FROM attempts WHERE seq IN ({_marks(part)})", part)
-            gone = len(seqs)
-            return (
-                gone
-                + conn.execute(
-                    "DELETE FROM webhooks WHERE id IN (SELECT id FROM webhooks w"
-                    " WHERE status <> 'quarantined' AND received_at < ? AND NOT EXISTS"
-                    " (SELECT 1 FROM events e WHERE e.webhook_id = w.id) LIMIT ?)",
-                    (older_than, PRUNE_CHUNK),
-                ).rowcount
-            )
-
-        total = 0
-        while True:
-            gone = self._call(chunk)
-            total += gone
-            if gone < PRUNE_CHUNK:
-                break
-        self._call(self._prune_dedup)
-        return total
-
-    def purge(self, states: Collection[str] | None = None, before: float | None = None) -> int:
-        """Delete rows in ``states`` (default: all of :data:`PURGE_STATES`); see Outbox."""
-        wanted, cutoff, event_states = common.purge_plan(states, before)
-
-        def job(conn: sqlite3.Connection) -> int:
-            gone = 0
-            if event_states:
-                if "dead" in wanted:
-                    # a purged dead event no longer blocks its id from being accepted again
-                    conn.execute(
-                        "DELETE FROM dedup WHERE seq IN (SELECT seq FROM events"
-                        " WHERE state = 'dead' AND created_at < ?)",
-                        (cutoff,),
-                    )
-                gone += conn.execute(
-                    f"DELETE FROM events WHERE state IN ({_marks(event_states)})"
-                    " AND created_at < ?",
-                    (*event_states, cutoff),
-                ).rowcount
-                conn.execute(
-                    "DELETE FROM attempts WHERE NOT EXISTS"
-                    " (SELECT 1 FROM events e WHERE e.seq = attempts.seq)"
-                )
-                gone += conn.execute(
-                    "DELETE FROM webhooks WHERE status <> 'quarantined' AND received_at < ?"
-                    " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.webhook_id = webhooks.id)",
-                    (cutoff,),
-                ).rowcount
-            if "quarantined" in wanted:
-                gone += conn.execute(
-                    "DELETE FROM webhooks WHERE status = 'quarantined' AND received_at < ?",
-                    (cutoff,),
-                ).rowcount
-            return gone
-
-        return self._call(job)
-
     def check_writable(self) -> None:
         """Commit a heartbeat through the writer; raises :class:`OutboxUnavailable` if it fails."""
 
         def job(conn: sqlite3.Connection) -> None:
-            # a page-sized random pad needs fresh pages, so a full disk shows here first
+            # a random pad needs fresh pages, so a full disk shows here first; after a failed
+            # accept the pad is as large as that webhook (see common.WriteHealth)
             conn.execute(
                 "INSERT INTO heartbeat (id, at, pid, pad) VALUES (1, ?, ?, ?) ON CONFLICT (id)"
                 " DO UPDATE SET at = excluded.at, pid = excluded.pid, pad = excluded.pad",
-                (self.clock(), os.getpid(), os.urandom(8192)),
+                (self.clock(), os.getpid(), os.urandom(self.health.probe_bytes)),
             )
 
-        self._call(job)
+        try:
+            self._call(job)
+        except OutboxUnavailable as exc:
+            # what gives way for a webhook gives way for the probe that admits webhooks
+            if not (common.is_full(exc) and self.make_room()):
+                raise
+            self._call(job)
+        self.health.recovered()
 
     def close(self) -> None:
         """Finish every queued write (and buffered rejection), then close. Idempotent."""
@@ -548,10 +473,19 @@ class SQLiteOutbox(WriterOutbox[sqlite3.Connection], SQLiteReads):
         lease_seconds: float,
         token: str,
     ) -> list[tuple[Any, ...]]:
-        next_due, next_expiry = conn.execute(
+        next_due, last_due, next_expiry = conn.execute(
             "SELECT (SELECT MIN(next_attempt_at) FROM events WHERE state = 'pending'),"
+            " (SELECT MAX(next_attempt_at) FROM events WHERE state = 'pending'),"
             " (SELECT MIN(lease_until) FROM events WHERE state = 'leased')"
         ).fetchone()
+        if last_due is not None and last_due > at + MAX_DUE_AHEAD:
+            # only a wall clock stepped back leaves a due time this far ahead: due now
+            conn.execute(
+                "UPDATE events SET next_attempt_at = ? WHERE state = 'pending'"
+                " AND next_attempt_at > ?",
+                (at, at + MAX_DUE_AHEAD),
+            )
+            next_due = at
         # cheap answer for the idle poll, and during an outage when every row waits for a retry
         if (next_due is None or next_due > at) and (next_expiry is None or next_expiry >= at):
             return []

@@ -20,6 +20,7 @@ from gateway.outbox.crypto import Cipher
 from gateway.outbox.sqlite_read import SQLITE
 
 SCHEMA_VERSION = 3  # 2: event payloads in their own table; 3: lease owner tokens
+MIN_SQLITE = (3, 35, 0)  # RETURNING (release, dead_letter, prune ...)
 SYNCHRONOUS: dict[str, str] = {"power_loss": "FULL", "process_crash": "NORMAL"}
 
 # Partial indexes keep each state's rows in their own small index: the claim, stats and
@@ -165,6 +166,7 @@ def open_connections(spec: FileSpec) -> tuple[sqlite3.Connection, sqlite3.Connec
         _create_private_file(spec.path)
         write = _connect(spec)
         conns.append(write)
+        check_sqlite_version(write.execute("SELECT sqlite_version()").fetchone()[0])
         write.execute(f"PRAGMA synchronous={spec.synchronous}")
         write.execute("PRAGMA journal_size_limit=67108864")  # shrink the WAL after bursts
         if spec.max_pages is not None:
@@ -178,6 +180,18 @@ def open_connections(spec: FileSpec) -> tuple[sqlite3.Connection, sqlite3.Connec
             conn.close()
         raise
     return write, read
+
+
+def check_sqlite_version(version: str) -> None:
+    """Raise :class:`OutboxUnavailable` unless ``version`` is at least :data:`MIN_SQLITE`."""
+    parts = tuple(int(p) if p.isdigit() else 0 for p in version.split(".")[:3])
+    if parts < MIN_SQLITE:
+        need = ".".join(map(str, MIN_SQLITE[:2]))
+        raise OutboxUnavailable(
+            f"SQLite {version} is too old: the outbox needs SQLite {need} or newer (for"
+            " RETURNING). Python's sqlite3 module uses the system library: upgrade it (or run"
+            " the gateway's container image, or a Python built against a newer SQLite)"
+        )
 
 
 def _create_private_file(path: Path) -> None:
