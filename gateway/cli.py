@@ -368,6 +368,12 @@ def cmd_quarantine(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         outbox.close()
 
 
+def cmd_backfill(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from gateway.backfill.cli import cmd_backfill as run
+
+    return run(args, _load(args, environ), environ)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for ``webhook-gateway``."""
     parser = argparse.ArgumentParser(prog="webhook-gateway", description=__doc__)
@@ -435,6 +441,19 @@ def build_parser() -> argparse.ArgumentParser:
     qreplay.add_argument("--limit", type=int, default=100000)
     for p in (outbox, quarantine):
         p.set_defaults(limit=100)
+
+    backfill = add("backfill", "recover missed webhooks from the provider's API (stripe, github)")
+    backfill.add_argument("source", help="a configured source of provider stripe or github")
+    backfill.add_argument(
+        "--since", required=True, metavar="DURATION", help="start: 90m, 6h, 1d ago (or a time)"
+    )
+    backfill.add_argument(
+        "--until", metavar="TIME", help="end: 2026-01-31T12:00:00Z, Unix seconds or 1h ago"
+    )
+    backfill.add_argument(
+        "--dry-run", action="store_true", help="report what would be recovered; change nothing"
+    )
+    backfill.add_argument("-o", "--output", choices=("table", "json"), default="table")
     return parser
 
 
@@ -451,6 +470,7 @@ COMMANDS = {
     "preview": cmd_preview,
     "outbox": cmd_outbox,
     "quarantine": cmd_quarantine,
+    "backfill": cmd_backfill,
 }
 
 
