@@ -152,3 +152,20 @@ class Reconciler:
         status.last = report
         self.metrics.backfill_run(report)
         return report
+
+    def overview(self) -> list[dict[str, object]]:
+        """Per source: period, the last run here (its counts) or when another replica held it."""
+        rows: list[dict[str, object]] = []
+        for status in self.status.values():
+            last = status.last
+            rows.append(
+                {
+                    "source": status.source,
+                    "every_seconds": status.every,
+                    "lookback_seconds": status.lookback,
+                    "last_run": last.as_dict() if last is not None else None,
+                    "held_elsewhere_at": status.skipped_at,
+                    "next_at": status.next_at,
+                }
+            )
+        return rows
