@@ -16,7 +16,7 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY gateway ./gateway
 COPY transforms ./transforms
 # pip compiles .pyc files into the venv here, so the read-only final image never needs to.
@@ -39,6 +39,8 @@ RUN groupadd --system --gid 10001 gateway \
     && chmod 0750 /data
 
 COPY --from=builder /opt/venv /opt/venv
+# The licence text travels with the image (Apache-2.0 asks for it), beside the wheel's copy.
+COPY --from=builder /src/LICENSE /usr/share/licenses/webhook-gateway/LICENSE
 
 # Nothing writes outside /data (the outbox) and /tmp: the root filesystem may be read-only.
 ENV PATH=/opt/venv/bin:$PATH \
