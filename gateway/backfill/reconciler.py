@@ -138,7 +138,11 @@ class Reconciler:
         now = time.time()
         loop = asyncio.get_running_loop()
         wake = self.on_store
-        notify = (lambda: loop.call_soon_threadsafe(wake)) if wake is not None else None
+
+        def notify() -> None:  # from the run's thread: the forwarder's wake-up is the loop's
+            if wake is not None:
+                loop.call_soon_threadsafe(wake)
+
         report = await asyncio.to_thread(
             run_backfill,
             plan.source,
@@ -147,7 +151,7 @@ class Reconciler:
             Window(now - plan.lookback, now),
             self.token,
             strict_names=self.strict_names,
-            on_store=notify,
+            on_store=notify if wake is not None else None,
         )
         status.last = report
         self.metrics.backfill_run(report)
