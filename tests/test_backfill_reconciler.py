@@ -77,3 +77,25 @@ def test_two_replicas_sharing_the_outbox_run_one_backfill_per_period(tmp_path: P
         finally:
             for server in servers:
                 server.stop()
+
+
+def test_shutdown_stops_a_run_waiting_out_a_rate_limit(tmp_path: Path) -> None:
+    with stripe_api() as stripe:
+        stripe.add_key(KEY)
+        stripe.event("customer.created")
+        stripe.rate_limit_next(1, retry_after="600")
+        config = with_backfill(make_config(tmp_path), stripe.url)
+        assert config.sources[0].backfill is not None
+        config.sources[0].backfill.max_wait = "1h"
+        gateway = build_gateway(config, {})
+        server = ThreadedServer(create_app(gateway))
+        server.start()
+        try:
+            assert wait_until(lambda: len(stripe.requests_to("/v1/events")) == 1)
+        finally:
+            server.stop()
+        assert not server.thread.is_alive()
+        assert gateway.reconciler is not None
+        last = gateway.reconciler.status["stripe"].last
+        assert last is not None and last.status == "interrupted"
+        assert [r.status for r in stripe.requests_to("/v1/events")] == [429]
