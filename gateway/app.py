@@ -18,7 +18,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateway.backfill.reconciler import Reconciler, plans_for
-from gateway.config import Config, ConfigError
+from gateway.config import Config, ConfigError, SourceConfig
 from gateway.console.masking import signature_headers
 from gateway.console.recording import RejectionRecorder, housekeep
 from gateway.eventapi import EventApiClient, EventApiTarget, resolve_target
@@ -62,25 +62,40 @@ def build_sources(
     sources: dict[str, Source] = {}
     secrets: list[str] = []
     for i, sc in enumerate(config.sources):
-        where = f"sources[{i}] ({sc.name})"
-        try:
-            provider_cls = get_provider(sc.provider)
-        except KeyError as exc:
-            raise ConfigError(f"{where}.provider: {exc.args[0]}") from None
-        resolved = sc.resolved_secrets(environ) if sc.secrets else []
-        try:
-            provider = provider_cls(resolved, sc.tolerance, sc.options)
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-        transform_name = sc.transform or sc.provider
-        try:
-            func = registry.get(transform_name)
-        except (KeyError, PluginLoadError) as exc:
-            raise ConfigError(f"{where}.transform: {exc}") from None
-        inline = registry.is_builtin(transform_name)
-        sources[sc.name] = Source(sc, provider, func, transform_name, inline=inline)
+        sources[sc.name], resolved = build_source(i, sc, registry, environ)
         secrets.extend(resolved)
     return sources, secrets
+
+
+def build_source(
+    index: int, sc: SourceConfig, registry: TransformRegistry, environ: Mapping[str, str]
+) -> tuple[Source, list[str]]:
+    """One source and its resolved secrets; ConfigError names ``sources[index]`` and the key.
+
+    A secret the provider says is of the wrong kind (an API key where a signing secret belongs)
+    is refused here, before it could only ever answer 401.
+    """
+    where = f"sources[{index}] ({sc.name})"
+    try:
+        provider_cls = get_provider(sc.provider)
+    except KeyError as exc:
+        raise ConfigError(f"{where}.provider: {exc.args[0]}") from None
+    resolved = sc.resolved_secrets(environ) if sc.secrets else []
+    for n, secret in enumerate(resolved, start=1):
+        problem = provider_cls.secret_problem(secret)
+        if problem is not None:
+            raise ConfigError(f"{where}.secrets: secret #{n} {problem}")
+    try:
+        provider = provider_cls(resolved, sc.tolerance, sc.options)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    transform_name = sc.transform or sc.provider
+    try:
+        func = registry.get(transform_name)
+    except (KeyError, PluginLoadError) as exc:
+        raise ConfigError(f"{where}.transform: {exc}") from None
+    inline = registry.is_builtin(transform_name)
+    return Source(sc, provider, func, transform_name, inline=inline), resolved
 
 
 def build_gateway(

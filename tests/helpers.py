@@ -35,3 +35,23 @@ def make_config(data_dir: Path, api_url: str | None = None, **forwarder: Any) ->
         else InngestConfig(),
         forwarder=ForwarderConfig(enabled=api_url is not None, **fwd),
     )
+
+
+def read_table(text: str) -> list[dict[str, str]]:
+    """A table as the CLI prints it, read back as a person would: header title -> cell.
+
+    Columns start where a header title starts after two or more spaces.
+    """
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        return []
+    header = lines[0]
+    starts = [0] + [
+        i for i in range(2, len(header)) if header[i - 2 : i] == "  " and header[i] != " "
+    ]
+    bounds = list(zip(starts, [*starts[1:], None], strict=True))
+    titles = [header[a:b].strip() for a, b in bounds]
+    return [
+        {t: line[a:b].strip() for t, (a, b) in zip(titles, bounds, strict=True)}
+        for line in lines[1:]
+    ]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
 import pytest
 
-from gateway.backfill.cli import parse_time, render_table, window_from_args
+from gateway.backfill.cli import COLUMNS, parse_time, window_from_args
 from gateway.backfill.run import BackfillReport
+from gateway.cli_output import emit_one
 from gateway.config import ConfigError, parse_duration
 from tests.backfill_support import backfill, open_outbox, source_for
 from tests.stripe_standin import stripe_api
@@ -50,13 +52,17 @@ def test_durations() -> None:
             parse_duration(bad)
 
 
-def test_the_table_has_one_row_and_says_why_a_run_stopped() -> None:
+def test_the_table_has_one_row_and_the_json_every_field(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     report = BackfillReport("stripe", "stripe", NOW - 60, NOW, found=7, duplicates=5, recovered=2)
-    report.status, report.error = "auth_failed", "Stripe refused the API key (401)"
-    header, row, error = render_table(report).splitlines()
+    report.status = "auth_failed"
+    emit_one(argparse.Namespace(output="table"), report.as_dict(), COLUMNS, now=NOW)
+    header, row = capsys.readouterr().out.splitlines()
     assert header.split() == [
         "SOURCE",
         "PROVIDER",
+        "SINCE",
         "FOUND",
         "DUPLICATES",
         "RECOVERED",
@@ -64,9 +70,9 @@ def test_the_table_has_one_row_and_says_why_a_run_stopped() -> None:
         "FAILED",
         "STATUS",
     ]
-    assert row.split() == ["stripe", "stripe", "7", "5", "2", "0", "0", "auth_failed"]
-    assert error == "error: Stripe refused the API key (401)"
-    assert header.index("FOUND") == row.index("7")  # aligned
+    assert row.split() == ["stripe", "stripe", "60s", "ago", "7", "5", "2", "0", "0", "auth_failed"]
+    emit_one(argparse.Namespace(output="json"), report.as_dict(), COLUMNS, now=NOW)
+    assert json.loads(capsys.readouterr().out) == report.as_dict()
 
 
 def test_each_run_logs_one_line_with_its_counts(

@@ -129,11 +129,11 @@ def test_outbox_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     good, bad = (e.seq for e in box.claim(max_events=5, max_bytes=10**6, lease_seconds=5))
     box.ack([good])
     box.dead_letter(bad, "event API: bad data")
-    assert main(["outbox", "status"], env) == 0
+    assert main(["outbox", "status", "-o", "json"], env) == 0
     status = json.loads(capsys.readouterr().out)
     assert (status["dead"], status["delivered"], status["pending"]) == (1, 1, 0)
     assert status["undelivered"] == 0
-    assert main(["outbox", "list"], env) == 0
+    assert main(["outbox", "list", "-o", "json"], env) == 0
     [letter] = json.loads(capsys.readouterr().out)
     assert (letter["id"], letter["error"]) == (bad, "event API: bad data")
     assert main(["outbox", "retry"], env) == 2
@@ -155,11 +155,11 @@ def test_quarantine_list_and_replay(tmp_path: Path, capsys: pytest.CaptureFixtur
     hook = Webhook(source="stripe", provider="stripe", body=fixture("stripe/invoice.paid.json"))
     held = box.quarantine(hook, "transform raised KeyError", "Traceback: KeyError 'data'")
     broken = box.quarantine(Webhook(source="stripe", provider="stripe", body=b"{}"), "e", "tb")
-    assert main(["quarantine", "list"], env) == 0
+    assert main(["quarantine", "list", "-o", "json"], env) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [q["webhook_id"] for q in listed] == [held, broken]
     assert "traceback" not in listed[0]
-    assert main(["quarantine", "list", "--traceback"], env) == 0
+    assert main(["-o", "json", "quarantine", "list", "--traceback"], env) == 0
     detailed = json.loads(capsys.readouterr().out)
     assert [q["traceback"] for q in detailed] == ["Traceback: KeyError 'data'", "tb"]
     assert main(["quarantine", "replay", str(held)], env) == 0
@@ -190,7 +190,7 @@ def test_outbox_list_shows_the_backlog_with_states_and_filters(
     )
     late = Webhook(source="stripe", provider="stripe", body=b"x", received_at=time.time() + 60)
     held = box.quarantine(late, "boom", "tb")
-    assert main(["outbox", "list"], env) == 0
+    assert main(["outbox", "list", "-o", "json"], env) == 0
     rows = json.loads(capsys.readouterr().out)
     assert [(r["id"], r["kind"], r["state"]) for r in rows] == [
         (first, "event", "retrying"),
@@ -211,13 +211,16 @@ def test_outbox_list_shows_the_backlog_with_states_and_filters(
     assert retrying["error"] == "event API answered 503: unavailable"
     assert {"id", "kind", "source", "name", "error", "attempts", "created_at"} <= set(rows[1])
     assert rows[2]["webhook_id"] == later.webhook_id
-    assert main(["outbox", "list", "--state", "dead"], env) == 0
+    assert main(["outbox", "list", "--state", "dead", "-o", "json"], env) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [second]
-    assert main(["outbox", "list", "--state", "pending,retrying", "--limit", "1"], env) == 0
+    assert (
+        main(["outbox", "list", "--state", "pending,retrying", "--limit", "1", "-o", "json"], env)
+        == 0
+    )
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [first]
-    assert main(["outbox", "list", "--state", "undelivered"], env) == 0
+    assert main(["outbox", "list", "--state", "undelivered", "-o", "json"], env) == 0
     assert [r["state"] for r in json.loads(capsys.readouterr().out)] == ["retrying", "pending"]
-    assert main(["outbox", "list", "--state", "quarantined"], env) == 0
+    assert main(["outbox", "list", "--state", "quarantined", "-o", "json"], env) == 0
     assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [held]
     assert main(["outbox", "list", "--state", "stuck"], env) == 2
     assert "unknown --state 'stuck'" in capsys.readouterr().err
@@ -225,7 +228,7 @@ def test_outbox_list_shows_the_backlog_with_states_and_filters(
     assert "IDs are numbers" in capsys.readouterr().err
     assert main(["outbox", "retry", str(second)], env) == 0  # the id `outbox list` showed
     capsys.readouterr()
-    assert main(["outbox", "list", "--state", "all"], env) == 0
+    assert main(["outbox", "list", "--state", "all", "-o", "json"], env) == 0
     states = [r["state"] for r in json.loads(capsys.readouterr().out)]
     assert states == ["retrying", "retrying", "pending", "quarantined"]  # the dead one is due
     box.close()
@@ -269,10 +272,10 @@ def test_outbox_commands_against_a_running_gateway(tmp_path: Path) -> None:
                         headers=stripe_headers(body, STRIPE_SECRET),
                     )
                     assert response.status_code == 200
-            status = json.loads(cli("outbox", "status", env=env).stdout)
+            status = json.loads(cli("outbox", "status", "-o", "json", env=env).stdout)
             assert status["undelivered"] == 5 and status["oldest_pending_age_seconds"] > 0
             api.wait_for(lambda a: len(a.requests) >= 2)  # the forwarder has tried and failed
-            listed = cli("outbox", "list", env=env)
+            listed = cli("outbox", "list", "-o", "json", env=env)
             assert listed.returncode == 0, listed.stderr
             rows = json.loads(listed.stdout)
             assert [r["event_id"] for r in rows] == [f"stripe-evt_cli_{i}" for i in range(5)]
@@ -284,7 +287,9 @@ def test_outbox_commands_against_a_running_gateway(tmp_path: Path) -> None:
             api.wait_for(lambda a: a.statuses().count(400) >= 1)
             deadline = time.monotonic() + 30
             while True:
-                dead = json.loads(cli("outbox", "list", "--state", "dead", env=env).stdout)
+                dead = json.loads(
+                    cli("outbox", "list", "--state", "dead", "-o", "json", env=env).stdout
+                )
                 if len(dead) == 5 or time.monotonic() > deadline:
                     break
                 time.sleep(0.1)
@@ -315,8 +320,96 @@ def test_outbox_commands_against_a_running_gateway(tmp_path: Path) -> None:
                 timeout=60,
             )
             assert unconfirmed.returncode == 2 and "--yes" in unconfirmed.stderr
-            status = json.loads(cli("outbox", "status", env=env).stdout)
+            status = json.loads(cli("outbox", "status", "-o", "json", env=env).stdout)
             assert (status["undelivered"], status["dead"], status["delivered"]) == (0, 0, 0)
         finally:
             gateway.stop()
     assert sorted(api.event_ids()) == sorted(wanted)
+
+
+def test_commands_refuse_a_data_dir_that_does_not_exist(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "typo"
+    env = {"GATEWAY_DATA_DIR": str(missing)}
+    for argv in (
+        ["outbox", "status"],
+        ["outbox", "list"],
+        ["outbox", "retry", "--all"],
+        ["outbox", "purge", "--yes"],
+        ["quarantine", "list"],
+        ["quarantine", "replay", "--all"],
+    ):
+        assert main(argv, env) == 2, argv
+        err = capsys.readouterr().err
+        assert f"data directory {missing} does not exist" in err and "GATEWAY_DATA_DIR" in err
+    assert not missing.exists()  # nothing was created on the way
+    missing.mkdir()
+    assert main(["outbox", "status"], env) == 2
+    assert "has no outbox (outbox.sqlite3)" in capsys.readouterr().err
+    assert list(missing.iterdir()) == []
+
+
+def test_replaying_a_webhook_that_is_not_quarantined_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env, box = seeded(tmp_path)
+    held = box.quarantine(
+        Webhook(source="stripe", provider="stripe", body=fixture("stripe/invoice.paid.json")),
+        "transform raised KeyError",
+        "tb",
+    )
+    assert main(["quarantine", "replay", "1"], env) == 1  # webhook 1 was accepted, never held
+    assert "webhook 1: not quarantined" in capsys.readouterr().err
+    assert main(["quarantine", "replay", "999"], env) == 1
+    assert "webhook 999: no such webhook" in capsys.readouterr().err
+    assert main(["quarantine", "replay", "abc"], env) == 2
+    assert main(["quarantine", "replay", str(held)], env) == 0
+    capsys.readouterr()
+    assert main(["quarantine", "replay", str(held)], env) == 1  # a second time: already done
+    assert f"webhook {held}: not quarantined: it was already replayed" in capsys.readouterr().err
+    box.close()
+
+
+def test_purge_by_state_and_age(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    now = time.time()
+    box = SQLiteOutbox(data / "outbox.sqlite3", clock=lambda: now - 10 * 86400)
+    old = Webhook(source="stripe", provider="stripe", body=b"{}", received_at=now - 10 * 86400)
+    box.accept(old, [b"{}", b"{}"], ["old-a", "old-b"], ["stripe/a.b", "stripe/c.d"])
+    a, b = (e.seq for e in box.claim(max_events=5, max_bytes=10**6, lease_seconds=5))
+    box.ack([a])
+    box.dead_letter(b, "bad")
+    old_held = box.quarantine(old, "e", "tb")
+    box.close()
+    box = SQLiteOutbox(data / "outbox.sqlite3")
+    fresh = Webhook(source="stripe", provider="stripe", body=b"{}", received_at=now)
+    box.accept(fresh, [b"{}", b"{}"], ["new-a", "new-b"], ["stripe/a.b", "stripe/c.d"])
+    c, d = (e.seq for e in box.claim(max_events=5, max_bytes=10**6, lease_seconds=5))
+    box.ack([c])
+    box.dead_letter(d, "bad")
+    new_held = box.quarantine(fresh, "e", "tb")
+    env = {"GATEWAY_DATA_DIR": str(data)}
+
+    def ids(state: str) -> set[int]:
+        assert main(["outbox", "list", "--state", state, "-o", "json"], env) == 0
+        return {row["id"] for row in json.loads(capsys.readouterr().out)}
+
+    assert main(["outbox", "purge", "--older-than", "fortnight", "--yes"], env) == 2
+    assert "--older-than 'fortnight'" in capsys.readouterr().err
+    assert main(["outbox", "purge", "--state", "pending", "--yes"], env) == 2
+    assert "unknown --state 'pending'" in capsys.readouterr().err
+    assert main(["outbox", "purge", "--state", "delivered", "--older-than", "7d", "-y"], env) == 0
+    assert "1 row(s) purged (delivered events older than 7d)" in capsys.readouterr().out
+    assert (ids("delivered"), ids("dead")) == ({c}, {b, d})
+    assert (
+        main(["outbox", "purge", "--state", "dead,quarantined", "--older-than", "1w", "-y"], env)
+        == 0
+    )
+    capsys.readouterr()
+    assert (ids("dead"), ids("quarantined")) == ({d}, {new_held})
+    assert old_held not in ids("all")
+    assert main(["outbox", "purge", "--state", "quarantined", "--yes"], env) == 0
+    assert "quarantined webhooks)" in capsys.readouterr().out
+    assert (ids("delivered"), ids("dead"), ids("quarantined")) == ({c}, {d}, set())
+    box.close()

@@ -144,7 +144,7 @@ def test_quarantined_webhooks_are_listed_and_replayed_once_fixed(
         stored = dict(db.execute("SELECT source, detail FROM webhooks WHERE status='quarantined'"))
     assert "Traceback" in stored["stripe"] and "bug in the orders transform" in stored["stripe"]
 
-    assert main(["quarantine", "list"], cli_env) == 0
+    assert main(["quarantine", "list", "-o", "json"], cli_env) == 0
     listed = {entry["source"]: entry for entry in json.loads(capsys.readouterr().out)}
     assert sorted(entry["webhook_id"] for entry in listed.values()) == ids
     assert "RuntimeError: bug in the orders transform" in listed["stripe"]["error"]
@@ -158,7 +158,7 @@ def test_quarantined_webhooks_are_listed_and_replayed_once_fixed(
     assert main(["quarantine", "replay", "--all"], cli_env) == 0
     out = capsys.readouterr().out
     assert all(f"webhook {i}: 1 event(s) queued" in out for i in ids)
-    assert main(["quarantine", "list"], cli_env) == 0
+    assert main(["quarantine", "list", "-o", "json"], cli_env) == 0
     assert json.loads(capsys.readouterr().out) == []
 
     before = len(api.events)

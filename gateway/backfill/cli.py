@@ -15,13 +15,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from types import FrameType
-from typing import Any
 
-import orjson
-
-from gateway.backfill.run import BackfillReport, StopToken
+from gateway.backfill.run import StopToken
 from gateway.backfill.runner import Window, build_backfiller, check_window, run_backfill
-from gateway.config import Config, ConfigError, parse_duration
+from gateway.cli_output import Column, emit_one
+from gateway.commands.common import load, open_existing_outbox
+from gateway.config import ConfigError, parse_duration
 
 _COLUMNS = ("found", "duplicates", "recovered", "filtered", "failed")
 
@@ -54,22 +53,13 @@ def window_from_args(args: argparse.Namespace, now: float) -> Window:
     return Window(since, min(until, now))
 
 
-def render_table(report: BackfillReport) -> str:
-    """The run as an aligned table, with a status line under it."""
-    rows = [
-        ("SOURCE", "PROVIDER", *(c.upper() for c in _COLUMNS), "STATUS"),
-        (
-            report.source,
-            report.provider,
-            *(str(getattr(report, c)) for c in _COLUMNS),
-            report.status + (" (dry run)" if report.dry_run else ""),
-        ),
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
-    if report.error:
-        lines.append(f"error: {report.error}")
-    return "\n".join(line.rstrip() for line in lines) + "\n"
+COLUMNS = (
+    Column("SOURCE", "source"),
+    Column("PROVIDER", "provider"),
+    Column("SINCE", "since", "age"),
+    *(Column(name.upper(), name, "number") for name in _COLUMNS),
+    Column("STATUS", lambda r: str(r["status"]) + (" (dry run)" if r["dry_run"] else "")),
+)
 
 
 @contextmanager
@@ -89,16 +79,11 @@ def stop_on_signals(stop: StopToken) -> Iterator[dict[str, int]]:
             signal.signal(s, h)
 
 
-def open_outbox(config: Config, environ: Mapping[str, str]) -> Any:
-    from gateway.outbox.sqlite import SQLiteOutbox
-
-    return SQLiteOutbox.open(config.gateway.data_dir, config.outbox, environ)
-
-
-def cmd_backfill(args: argparse.Namespace, config: Config, environ: Mapping[str, str]) -> int:
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     from gateway.app import build_sources
     from gateway.plugins import load_registry
 
+    config = load(args, environ)
     registry = load_registry(config.gateway.transforms_dir)
     sources, _ = build_sources(config, registry, environ)
     source = sources.get(args.source)
@@ -108,7 +93,7 @@ def cmd_backfill(args: argparse.Namespace, config: Config, environ: Mapping[str,
     check_window(window, config.outbox.dedup_window)
     backfiller = build_backfiller(source, environ)
     stop = StopToken()
-    outbox = open_outbox(config, environ)
+    outbox = open_existing_outbox(config, environ)
     try:
         with stop_on_signals(stop) as got:
             report = run_backfill(
@@ -122,11 +107,9 @@ def cmd_backfill(args: argparse.Namespace, config: Config, environ: Mapping[str,
             )
     finally:
         outbox.close()
-    if getattr(args, "output", "table") == "json":
-        sys.stdout.write(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(render_table(report))
+    emit_one(args, report.as_dict(), COLUMNS)
+    if report.error:
+        print(f"webhook-gateway: backfill {report.status}: {report.error}", file=sys.stderr)
     if report.status == "interrupted":
         return 128 + got.get("signal", signal.SIGTERM)
     if report.status != "ok":

@@ -312,8 +312,12 @@ class Outbox(Protocol):
         """Delete events delivered before ``older_than`` and webhooks left without events."""
         ...
 
-    def purge(self) -> int:
-        """Delete every delivered row, dead letter and quarantined webhook; returns rows deleted."""
+    def purge(self, states: Collection[str] | None = None, before: float | None = None) -> int:
+        """Delete delivered events, dead letters and quarantined webhooks; returns rows deleted.
+
+        ``states`` narrows it to some of :data:`PURGE_STATES`; ``before`` (Unix seconds) keeps
+        rows created (webhooks: received) at or after it. Webhooks left without events go too.
+        """
         ...
 
     # -- inspection console -------------------------------------------------------------
@@ -395,6 +399,8 @@ class Outbox(Protocol):
 #: transform failed), ``delivered`` (kept for the retention period).
 ENTRY_STATES = ("pending", "retrying", "leased", "dead", "quarantined", "delivered")
 UNDELIVERED_STATES = ("pending", "retrying", "leased")
+#: what ``outbox purge`` deletes: delivered and dead events, quarantined webhooks
+PURGE_STATES = ("delivered", "dead", "quarantined")
 
 
 @dataclass(frozen=True)

@@ -18,18 +18,26 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 from gateway.config import OutboxConfig, resolve_secret
-from gateway.outbox import AcceptResult, OutboxUnavailable, Rejection, StoredEvent, common
+from gateway.outbox import (
+    PURGE_STATES,
+    AcceptResult,
+    OutboxUnavailable,
+    Rejection,
+    StoredEvent,
+    common,
+)
 from gateway.outbox.codec import REJECTION_INSERT_COLUMNS, WEBHOOK_INSERT_COLUMNS, RowCodec
 from gateway.outbox.common import (
     DEDUP_PRUNE_EVERY,
@@ -475,26 +483,45 @@ class SQLiteOutbox(SQLiteReads):
         self._call(self._prune_dedup)
         return total
 
-    def purge(self) -> int:
-        """Delete delivered and dead events, quarantined webhooks and webhooks left empty."""
+    def purge(self, states: Collection[str] | None = None, before: float | None = None) -> int:
+        """Delete rows in ``states`` (default: all of :data:`PURGE_STATES`); see Outbox."""
+        wanted = set(PURGE_STATES if states is None else states)
+        unknown = sorted(wanted - set(PURGE_STATES))
+        if unknown:
+            raise ValueError(f"cannot purge {', '.join(unknown)}; one of {PURGE_STATES}")
+        cutoff = math.inf if before is None else before
+        event_states = [s for s in ("delivered", "dead") if s in wanted]
 
         def job(conn: sqlite3.Connection) -> int:
-            # a purged dead event no longer blocks its id from being accepted again
-            conn.execute(
-                "DELETE FROM dedup WHERE seq IN (SELECT seq FROM events WHERE state = 'dead')"
-            )
-            gone = conn.execute("DELETE FROM events WHERE state IN ('delivered', 'dead')").rowcount
-            conn.execute(
-                "DELETE FROM attempts WHERE NOT EXISTS"
-                " (SELECT 1 FROM events e WHERE e.seq = attempts.seq)"
-            )
-            return (
-                gone
-                + conn.execute(
-                    "DELETE FROM webhooks WHERE status = 'quarantined' OR NOT EXISTS"
-                    " (SELECT 1 FROM events e WHERE e.webhook_id = webhooks.id)"
+            gone = 0
+            if event_states:
+                if "dead" in wanted:
+                    # a purged dead event no longer blocks its id from being accepted again
+                    conn.execute(
+                        "DELETE FROM dedup WHERE seq IN (SELECT seq FROM events"
+                        " WHERE state = 'dead' AND created_at < ?)",
+                        (cutoff,),
+                    )
+                gone += conn.execute(
+                    f"DELETE FROM events WHERE state IN ({_marks(event_states)})"
+                    " AND created_at < ?",
+                    (*event_states, cutoff),
                 ).rowcount
-            )
+                conn.execute(
+                    "DELETE FROM attempts WHERE NOT EXISTS"
+                    " (SELECT 1 FROM events e WHERE e.seq = attempts.seq)"
+                )
+                gone += conn.execute(
+                    "DELETE FROM webhooks WHERE status <> 'quarantined' AND received_at < ?"
+                    " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.webhook_id = webhooks.id)",
+                    (cutoff,),
+                ).rowcount
+            if "quarantined" in wanted:
+                gone += conn.execute(
+                    "DELETE FROM webhooks WHERE status = 'quarantined' AND received_at < ?",
+                    (cutoff,),
+                ).rowcount
+            return gone
 
         return self._call(job)
 

@@ -90,6 +90,11 @@ def check_timestamp(timestamp: int, tolerance: int | None, now: float | None = N
         )
 
 
+def signing_time(timestamp: int | None) -> int:
+    """``timestamp``, or now in Unix seconds: the moment a :meth:`Provider.sign` signs."""
+    return int(time.time()) if timestamp is None else timestamp
+
+
 def any_signature_matches(expected: Sequence[bytes | str], received: Sequence[bytes | str]) -> bool:
     """Constant-time check that any received signature equals any expected one."""
     matched = False
@@ -145,6 +150,26 @@ class Provider(ABC):
 
     def delivery_id(self, webhook: Webhook) -> str | None:
         """The sender's id for this delivery or event (for logs and dedup), if it has one."""
+        return None
+
+    def sign(
+        self,
+        body: bytes,
+        *,
+        timestamp: int | None = None,
+        method: str = "POST",
+        url: str | None = None,
+    ) -> dict[str, str]:
+        """Headers (lower-case names) that make ``body`` verify under this provider's first
+        secret, as the sender sends them. Raises ``NotImplementedError`` when the gateway
+        cannot sign (it holds only a public key)."""
+        raise NotImplementedError(
+            f"{self.name}: the gateway cannot sign requests for this provider"
+        )
+
+    @classmethod
+    def secret_problem(cls, secret: str) -> str | None:
+        """What is wrong with ``secret``'s format for this provider, or ``None``."""
         return None
 
 
@@ -204,4 +229,5 @@ __all__ = [
     "get_provider",
     "provider_names",
     "register_provider",
+    "signing_time",
 ]

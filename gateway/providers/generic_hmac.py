@@ -40,6 +40,7 @@ the standard ``hmac`` module that the package itself imports.)
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -55,9 +56,11 @@ from gateway.providers import (
     MissingSignature,
     Provider,
     SignatureMismatch,
+    VerificationError,
     any_signature_matches,
     check_timestamp,
     register_provider,
+    signing_time,
 )
 from gateway.providers.standard import b64decode
 from gateway.webhook import PayloadError, Webhook
@@ -321,6 +324,36 @@ class HmacProvider(Provider):
             raise SignatureMismatch(f"{scheme.header} does not match any configured secret")
         if timestamp is not None:
             check_timestamp(int(timestamp), self.tolerance, now)
+
+    def sign(
+        self,
+        body: bytes,
+        *,
+        timestamp: int | None = None,
+        method: str = "POST",
+        url: str | None = None,
+    ) -> dict[str, str]:
+        """The signature header the options describe (and the timestamp header, if signed).
+
+        ``NotImplementedError`` when ``signed_content`` covers another header: its value is the
+        sender's to choose.
+        """
+        scheme = self.scheme
+        headers: dict[str, str] = {}
+        ts: str | None = None
+        if scheme.timestamp_header is not None:
+            ts = headers[scheme.timestamp_header] = str(signing_time(timestamp))
+        try:
+            content = self._content(body, headers, ts)
+        except VerificationError as exc:  # a signed header the sender chooses, a body not a form
+            raise NotImplementedError(f"hmac: cannot sign: {exc.reason}") from None
+        mac = hmac.new(self.secrets[0].encode(), content, ALGORITHMS[scheme.algorithm]).digest()
+        encoded = mac.hex() if scheme.encoding == "hex" else base64.b64encode(mac).decode()
+        headers[scheme.header] = scheme.prefix + encoded
+        headers["content-type"] = (
+            "application/json" if scheme.format == "json" else "application/x-www-form-urlencoded"
+        )
+        return headers
 
     def _signatures(self, value: str) -> list[bytes]:
         scheme = self.scheme

@@ -83,6 +83,29 @@ class GitHubProvider(Provider):
         if not any_signature_matches(expected, received):
             raise SignatureMismatch("X-Hub-Signature-256 does not match any configured secret")
 
+    def sign(
+        self,
+        body: bytes,
+        *,
+        timestamp: int | None = None,
+        method: str = "POST",
+        url: str | None = None,
+    ) -> dict[str, str]:
+        """``X-Hub-Signature-256`` (and the legacy SHA-1 ``X-Hub-Signature`` GitHub still sends).
+
+        The event and delivery headers name what happened, not who signed: the caller adds them.
+        """
+        secret = self.secrets[0].encode()
+        legacy = hmac.new(secret, body, hashlib.sha1).hexdigest()
+        json_body = body.lstrip()[:1] == b"{"
+        return {
+            HEADER: sign(self.secrets[0], body),
+            "x-hub-signature": f"sha1={legacy}",
+            "content-type": "application/json"
+            if json_body
+            else "application/x-www-form-urlencoded",
+        }
+
     def check_payload(self, webhook: Webhook) -> None:
         """``X-GitHub-Event`` must be present and the body a JSON object (directly or in a form)."""
         if not webhook.header(EVENT_HEADER):

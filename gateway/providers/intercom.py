@@ -71,6 +71,18 @@ class IntercomProvider(Provider):
         if not any_signature_matches(expected, received):
             raise SignatureMismatch("X-Hub-Signature does not match any configured secret")
 
+    def sign(
+        self,
+        body: bytes,
+        *,
+        timestamp: int | None = None,
+        method: str = "POST",
+        url: str | None = None,
+    ) -> dict[str, str]:
+        """``X-Hub-Signature: sha1=<hex>`` of the body, with the first secret."""
+        digest = hmac.new(self.secrets[0].encode(), body, hashlib.sha1).hexdigest()
+        return {HEADER: PREFIX + digest, "content-type": "application/json"}
+
     def handshake(self, webhook: Webhook) -> Reply | None:
         """A ``ping`` notification (sent when a subscription is saved) gets a 200, no event."""
         payload = webhook.json

@@ -72,6 +72,24 @@ class ShopifyProvider(Provider):
         if not any_signature_matches(expected, received):
             raise SignatureMismatch("X-Shopify-Hmac-Sha256 does not match any configured secret")
 
+    def sign(
+        self,
+        body: bytes,
+        *,
+        timestamp: int | None = None,
+        method: str = "POST",
+        url: str | None = None,
+    ) -> dict[str, str]:
+        """``X-Shopify-Hmac-Sha256``; the topic and webhook id headers are the caller's."""
+        return {HEADER: sign(self.secrets[0], body), "content-type": "application/json"}
+
+    @classmethod
+    def secret_problem(cls, secret: str) -> str | None:
+        """An Admin API access token (``shpat_``, ``shpca_``, ``shppa_``) is not the secret."""
+        if secret.startswith(("shpat_", "shpca_", "shppa_")):
+            return "is a Shopify access token, not the app's client secret"
+        return None
+
     def check_payload(self, webhook: Webhook) -> None:
         """``X-Shopify-Topic`` must be present and the body a JSON object."""
         if not webhook.header(TOPIC_HEADER):

@@ -30,6 +30,7 @@ from gateway.providers import (
     any_signature_matches,
     check_timestamp,
     register_provider,
+    signing_time,
 )
 from gateway.webhook import PayloadError, Webhook, json_object
 
@@ -111,6 +112,31 @@ class SlackProvider(Provider):
         if not any_signature_matches(expected, received):
             raise SignatureMismatch("X-Slack-Signature does not match any configured secret")
         check_timestamp(int(timestamp), self.tolerance, now)
+
+    def sign(
+        self,
+        body: bytes,
+        *,
+        timestamp: int | None = None,
+        method: str = "POST",
+        url: str | None = None,
+    ) -> dict[str, str]:
+        """``X-Slack-Request-Timestamp`` and ``X-Slack-Signature: v0=...``; JSON or form."""
+        ts = str(signing_time(timestamp))
+        base = f"{VERSION}:{ts}:".encode() + body
+        digest = hmac.new(self.secrets[0].encode(), base, hashlib.sha256).hexdigest()
+        kind = "application/json" if looks_like_json(body) else "application/x-www-form-urlencoded"
+        return {TIMESTAMP_HEADER: ts, SIGNATURE_HEADER: f"{VERSION}={digest}", "content-type": kind}
+
+    @classmethod
+    def secret_problem(cls, secret: str) -> str | None:
+        """A token (``xoxb-``, ``xoxp-``, ...) is not the app's signing secret."""
+        if secret.startswith(("xoxb-", "xoxp-", "xoxa-", "xoxe", "xapp-")):
+            return (
+                "is a Slack token, not the app's signing secret (Basic Information > "
+                "App Credentials > Signing Secret)"
+            )
+        return None
 
     def pre_verify_reply(self, body: bytes, headers: Mapping[str, str]) -> Reply | None:
         """Slack's ``ssl_check=1`` probe gets an empty 200, unverified, as Bolt answers it."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from gateway.providers import (
     any_signature_matches,
     check_timestamp,
     register_provider,
+    signing_time,
 )
 from gateway.webhook import Webhook
 
@@ -165,6 +167,42 @@ class StandardWebhooksProvider(Provider):
                     continue
                 matched = True
         return matched
+
+    def sign(
+        self,
+        body: bytes,
+        *,
+        timestamp: int | None = None,
+        method: str = "POST",
+        url: str | None = None,
+    ) -> dict[str, str]:
+        """``webhook-id`` (a fresh ``msg_...``), ``webhook-timestamp`` and a ``v1`` signature.
+
+        ``NotImplementedError`` when the first secret is a ``whpk_`` public key: only the sender
+        holds the private key.
+        """
+        secret = self.secrets[0]
+        if secret.startswith(PUBLIC_KEY_PREFIX):
+            raise NotImplementedError(
+                "standard: the first secret is a whpk_ public key; only the sender can sign"
+            )
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        ts = signing_time(timestamp)
+        return {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(ts),
+            "webhook-signature": sign(secret, msg_id, ts, body),
+            "content-type": "application/json",
+        }
+
+    @classmethod
+    def secret_problem(cls, secret: str) -> str | None:
+        """``whsec_`` + base64 or a ``whpk_`` ed25519 public key; never a ``whsk_`` private key."""
+        try:
+            _parse_secret(secret, 1)
+        except ValueError as exc:
+            return str(exc).removeprefix("standard: secret #1 ")
+        return None
 
     def delivery_id(self, webhook: Webhook) -> str | None:
         """``webhook-id`` (or ``svix-id``): the message id, kept on every retry."""

@@ -40,10 +40,14 @@ from gateway.providers import (
     VerificationError,
     check_timestamp,
     register_provider,
+    signing_time,
 )
 from gateway.webhook import Webhook
 
 HEADER = "stripe-signature"
+SECRET_PREFIX = "whsec_"
+#: prefixes of Stripe API keys, which are sometimes pasted where the signing secret belongs
+API_KEY_PREFIXES = ("sk_", "rk_", "pk_")
 #: digits allowed in ``t=``: Unix seconds have 10 until the year 2286; more is not a timestamp
 MAX_TIMESTAMP_DIGITS = 12
 
@@ -136,6 +140,32 @@ class StripeProvider(Provider):
         else:
             raise SignatureMismatch("no v1 signature matches any configured secret")
         check_timestamp(timestamp, self.tolerance, now)
+
+    def sign(
+        self,
+        body: bytes,
+        *,
+        timestamp: int | None = None,
+        method: str = "POST",
+        url: str | None = None,
+    ) -> dict[str, str]:
+        """``Stripe-Signature: t=...,v1=...`` (first secret), made by the ``stripe`` package."""
+        header = stripe.WebhookSignature.generate_signature_header(
+            body.decode("utf-8"), self.secrets[0], signing_time(timestamp)
+        )
+        return {HEADER: header, "content-type": "application/json; charset=utf-8"}
+
+    @classmethod
+    def secret_problem(cls, secret: str) -> str | None:
+        """A signing secret starts with ``whsec_`` (an API key ``sk_``/``rk_``/``pk_`` does not)."""
+        if secret.startswith(API_KEY_PREFIXES):
+            return (
+                "is a Stripe API key, not the endpoint's signing secret (whsec_...; "
+                "Dashboard > Developers > Webhooks > the endpoint > Signing secret)"
+            )
+        if not secret.startswith(SECRET_PREFIX):
+            return "does not start with whsec_ (a Stripe endpoint's signing secret does)"
+        return None
 
     def delivery_id(self, webhook: Webhook) -> str | None:
         """The event's ``evt_...`` id (snapshot and thin events alike); Stripe retries keep it."""

@@ -1,0 +1,188 @@
+"""``webhook-gateway send``: a signed test webhook, made as the source's provider makes it.
+
+The body is a payload file (sent byte for byte) or a built-in sample
+(``gateway/samples/<provider>/<type>.json`` or ``.form``). The source's first configured secret
+signs it through :meth:`gateway.providers.Provider.sign`, the same code path the provider's
+verifier is tested against. Providers that name the event in a header (GitHub, Shopify) get it
+from ``--event``, else from the sample type or the payload file's name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from collections.abc import Callable, Mapping
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from gateway.commands.common import load, parse_headers
+from gateway.commands.serve import DEFAULT_PORT
+from gateway.config import ConfigError
+
+DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
+SAMPLE_SUFFIXES = (".json", ".form")
+#: top-level body fields that carry the sender's dedup id (Stripe ``evt_``, Intercom
+#: ``notif_``, Slack ``event_id``): a sample gets a fresh one on each send
+ID_FIELDS = ("id", "event_id")
+
+
+def _github(event: str) -> dict[str, str]:
+    return {"x-github-event": event.split(".")[0], "x-github-delivery": str(uuid.uuid4())}
+
+
+def _shopify(event: str) -> dict[str, str]:
+    return {
+        "x-shopify-topic": event.replace(".", "/", 1),
+        "x-shopify-webhook-id": str(uuid.uuid4()),
+    }
+
+
+#: providers whose sender names the event (and the delivery) in headers beside the signature;
+#: the event comes from ``--event``, the sample type or the file name (``orders.create`` is
+#: Shopify's ``orders/create``, ``pull_request.opened`` GitHub's ``pull_request``)
+EVENT_HEADERS: dict[str, Callable[[str], dict[str, str]]] = {
+    "github": _github,
+    "shopify": _shopify,
+}
+
+
+def _sample_dir(provider: str) -> Traversable:
+    return resources.files("gateway").joinpath("samples", provider)
+
+
+def sample_names(provider: str) -> list[str]:
+    """The built-in sample types of ``provider`` (``invoice.paid``, ...), sorted."""
+    folder = _sample_dir(provider)
+    if not folder.is_dir():
+        return []
+    return sorted(
+        entry.name.rsplit(".", 1)[0]
+        for entry in folder.iterdir()
+        if entry.name.endswith(SAMPLE_SUFFIXES)
+    )
+
+
+def read_sample(provider: str, kind: str) -> bytes:
+    """The bytes of one built-in sample; ConfigError lists the provider's samples otherwise."""
+    folder = _sample_dir(provider)
+    for suffix in SAMPLE_SUFFIXES:
+        entry = folder.joinpath(kind + suffix)
+        if entry.is_file():
+            return entry.read_bytes()
+    known = ", ".join(sample_names(provider)) or "none"
+    raise ConfigError(f"send: no sample {kind!r} for provider {provider} (samples: {known})")
+
+
+def fresh_ids(body: bytes) -> bytes:
+    """A JSON sample with a new value in its top-level id fields, so no send is a duplicate.
+
+    The value keeps its prefix (``evt_``): ``evt_1OA9vC...`` becomes ``evt_<32 hex>``.
+    """
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    if not isinstance(payload, dict):
+        return body
+    changed = False
+    for key in ID_FIELDS:
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            head, sep, _ = value.rpartition("_")
+            payload[key] = f"{head}{sep}{uuid.uuid4().hex}"
+            changed = True
+    return orjson.dumps(payload, option=orjson.OPT_INDENT_2) if changed else body
+
+
+def target_url(url: str | None, source: str) -> str:
+    """``--url`` as given when it has a path, else ``<url>/webhooks/<source>``."""
+    base = url or DEFAULT_URL
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"send: --url {base!r} is not an http(s) URL")
+    if parts.path.strip("/"):
+        return base
+    return f"{base.rstrip('/')}/webhooks/{source}"
+
+
+def _body(args: argparse.Namespace, provider: str) -> tuple[bytes, str]:
+    """The body to send and the event type it stands for."""
+    if args.payload_file and args.sample:
+        raise ConfigError("send: give a PAYLOAD_FILE or --sample TYPE, not both")
+    if args.sample:
+        return fresh_ids(read_sample(provider, args.sample)), args.sample
+    if not args.payload_file:
+        known = ", ".join(sample_names(provider)) or "none"
+        raise ConfigError(
+            f"send: give a PAYLOAD_FILE or --sample TYPE (samples for {provider}: {known})"
+        )
+    path = Path(args.payload_file)
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"send: cannot read {path}: {exc.strerror}") from None
+    return body, path.name.rsplit(".", 1)[0]
+
+
+def describe(status: int, phrase: str, text: str) -> tuple[str, bool]:
+    """One line (the status and what the gateway said), and whether the webhook went through."""
+    try:
+        answer: Any = orjson.loads(text) if text else None
+    except orjson.JSONDecodeError:
+        answer = None
+    if isinstance(answer, dict) and answer.get("status") == "accepted":
+        reason = (
+            f"accepted: {answer.get('events')} event(s) stored, "
+            f"{answer.get('duplicates')} duplicate(s) skipped"
+        )
+    elif isinstance(answer, dict) and answer.get("status") == "quarantined":
+        reason = (
+            f"quarantined as webhook {answer.get('webhook_id')}: the transform failed "
+            "(see 'webhook-gateway quarantine list --traceback')"
+        )
+    elif isinstance(answer, dict) and "error" in answer:
+        reason = str(answer["error"])
+    else:
+        reason = " ".join(text.split())[:300] or "(empty body)"
+    ok = 200 <= status < 300 and not (isinstance(answer, dict) and "webhook_id" in answer)
+    return f"{status} {phrase}: {reason}", ok
+
+
+def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    import httpx
+
+    from gateway.providers import get_provider
+
+    config = load(args, environ)
+    source = config.source(args.source)
+    if source is None:
+        known = ", ".join(s.name for s in config.sources) or "none"
+        raise ConfigError(f"send: no source {args.source!r} is configured (sources: {known})")
+    try:
+        provider_cls = get_provider(source.provider)
+        provider = provider_cls(source.resolved_secrets(environ), source.tolerance, source.options)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ConfigError(f"send: source {source.name}: {exc}") from None
+    body, event = _body(args, source.provider)
+    url = target_url(args.url, source.name)
+    try:
+        headers = provider.sign(body, url=url)
+    except NotImplementedError as exc:
+        raise ConfigError(f"send: {exc}") from None
+    add_event = EVENT_HEADERS.get(source.provider)
+    if add_event is not None:
+        headers.update(add_event(args.event or event))
+    headers.update(parse_headers(args.header))
+    print(f"POST {url} ({source.provider}, {event}, {len(body)} bytes)")
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"send: cannot reach {url}: {exc}") from None
+    line, ok = describe(response.status_code, response.reason_phrase, response.text)
+    print(line)
+    return 0 if ok else 1
