@@ -147,3 +147,16 @@ def test_sigterm_stops_a_run_waiting_out_a_rate_limit(tmp_path: Path) -> None:
 def test_the_source_table_validates_its_durations() -> None:
     with pytest.raises(ValueError, match="duration"):
         SourceConfig(name="s", provider="stripe", backfill=BackfillConfig(every="soon"))
+
+
+def test_check_validates_the_backfill_table_as_serve_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = write_config(
+        tmp_path / "g.toml", tmp_path / "data", "http://127.0.0.1:9", "http://x", every="15m"
+    )
+    assert main(["check", "--config", str(cfg)]) == 2
+    assert "STRIPE_BACKFILL_KEY" in capsys.readouterr().err  # the secret reference is unset
+    monkeypatch.setenv("STRIPE_BACKFILL_KEY", KEY)
+    assert main(["check", "--config", str(cfg)]) == 0
+    assert "backfill every 900s looking back 7200s" in capsys.readouterr().out
