@@ -241,3 +241,17 @@ def test_incomplete_github_settings_are_configuration_errors() -> None:
     with pytest.raises(ConfigError, match="private_key"):
         settings = {"app": True, "app_id": 1, "private_key": "inline:not-a-key"}
         build_backfiller(source_for("github", settings), {})
+
+
+def test_an_organization_hook_is_read_at_its_own_path(tmp_path: Path) -> None:
+    with github_api("/orgs/octo-org/hooks/42", "http://127.0.0.1:9/unused", SECRET) as api:
+        api.tokens.add(TOKEN)
+        api.deliveries.insert(0, _failed(7, time.time() - 10))
+        settings = {"organization": "octo-org", "hook_id": 42, "repository": None}
+        with open_outbox(tmp_path) as outbox:
+            report = backfill(github_source(api, **settings), outbox, dry_run=True)
+        assert (report.status, report.recovered) == ("ok", 1)
+        assert {c.path for c in api.calls} == {
+            "/orgs/octo-org/hooks/42/deliveries",
+            "/orgs/octo-org/hooks/42/deliveries/7",
+        }
