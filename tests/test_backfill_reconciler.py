@@ -3,12 +3,18 @@ overview and the metrics, and runs on one replica at a time (the outbox lease)."
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
 
-from gateway.app import build_gateway, create_app
+from gateway.app import build_gateway, build_sources, create_app
+from gateway.backfill.reconciler import Reconciler, plans_for
+from gateway.backfill.run import BackfillReport
 from gateway.config import BackfillConfig, Config
+from gateway.metrics import Metrics
+from gateway.plugins import load_registry
+from tests.backfill_support import open_outbox
 from tests.console_support import console_config, run_console, wait_until
 from tests.eventapi_standin import event_api
 from tests.helpers import make_config
@@ -99,3 +105,33 @@ def test_shutdown_stops_a_run_waiting_out_a_rate_limit(tmp_path: Path) -> None:
         last = gateway.reconciler.status["stripe"].last
         assert last is not None and last.status == "interrupted"
         assert [r.status for r in stripe.requests_to("/v1/events")] == [429]
+
+
+def test_a_run_longer_than_its_period_keeps_the_lease(tmp_path: Path) -> None:
+    """Replica A's run waits out a rate limit past its period; B still does not start one."""
+    with stripe_api() as stripe:
+        stripe.add_key(KEY)
+        stripe.event("customer.created")
+        stripe.rate_limit_next(1, retry_after="600")
+        config = with_backfill(make_config(tmp_path), stripe.url)
+        settings = config.sources[0].backfill
+        assert settings is not None
+        settings.every, settings.max_wait = "2s", "1h"
+        sources, _ = build_sources(config, load_registry(None), {})
+
+        async def scenario() -> tuple[object, BackfillReport | None]:
+            with open_outbox(tmp_path) as a_box, open_outbox(tmp_path) as b_box:
+                a = Reconciler(plans_for(sources, {}, 86400), a_box, Metrics(), holder="a")
+                b = Reconciler(plans_for(sources, {}, 86400), b_box, Metrics(), holder="b")
+                running = asyncio.create_task(a.once(a.plans[0]))
+                while not stripe.requests_to("/v1/events"):
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(3)  # past A's first lease (2 s): only renewal holds it
+                other = await b.once(b.plans[0])
+                a.token.set()
+                return other, await running
+
+        other, report = asyncio.run(scenario())
+        assert other is None  # B found the lease held
+        assert report is not None and report.status == "interrupted"
+        assert len(stripe.requests_to("/v1/events")) == 1

@@ -3,7 +3,7 @@ period across all replicas sharing the outbox.
 
 Before each run a replica takes the outbox lease ``backfill:<source>`` for ``every`` seconds
 (:meth:`gateway.outbox.Outbox.take_lease`); a replica that finds it held by another skips
-that period. The holder renews it at its next period, so one replica keeps the job while it
+that period. A run renews the lease while it lasts; the holder renews it at its next period, so one replica keeps the job while it
 lives and another takes over within a period or two after it stops. Runs happen in a worker
 thread (the providers' clients are synchronous); shutdown stops a run between two requests.
 """
@@ -143,19 +143,39 @@ class Reconciler:
             if wake is not None:
                 loop.call_soon_threadsafe(wake)
 
-        report = await asyncio.to_thread(
-            run_backfill,
-            plan.source,
-            plan.backfiller,
-            self.outbox,
-            Window(now - plan.lookback, now),
-            self.token,
-            strict_names=self.strict_names,
-            on_store=notify if wake is not None else None,
+        running = asyncio.ensure_future(
+            asyncio.to_thread(
+                run_backfill,
+                plan.source,
+                plan.backfiller,
+                self.outbox,
+                Window(now - plan.lookback, now),
+                self.token,
+                strict_names=self.strict_names,
+                on_store=notify if wake is not None else None,
+            )
         )
+        renewing = asyncio.create_task(self._renew(plan, running))
+        report = await running
+        renewing.cancel()
         status.last = report
         self.metrics.backfill_run(report)
         return report
+
+    async def _renew(self, plan: Plan, running: asyncio.Future[BackfillReport]) -> None:
+        """Keep the lease while a run outlasts a third of the period (no second replica starts)."""
+        name = LEASE_PREFIX + plan.source.name
+        while not running.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(running), plan.every / 3)
+                return
+            try:
+                await asyncio.to_thread(self.outbox.take_lease, name, self.holder, plan.every)
+            except OutboxUnavailable as exc:
+                self.log.warning(
+                    "backfill: cannot renew the lease",
+                    extra={"source": plan.source.name, "error": str(exc)},
+                )
 
     def overview(self) -> list[dict[str, object]]:
         """Per source: period, the last run here (its counts) or when another replica held it."""
