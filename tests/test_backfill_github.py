@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.backfill.github_auth import app_jwt
 from gateway.config import Config, ConfigError, ForwarderConfig, GatewayConfig, SourceConfig
+from gateway.receive import Source
 from tests.backfill_support import backfill, open_outbox, source_for, stored_event_ids
 from tests.github_standin import App, GitHubStandIn, github_api
 from tests.server import ThreadedServer, run_gateway
@@ -37,7 +38,7 @@ def gateway(tmp_path: Path) -> Iterator[ThreadedServer]:
         yield server
 
 
-def github_source(api: GitHubStandIn, **settings: object) -> object:
+def github_source(api: GitHubStandIn, **settings: object) -> Source:
     base = {"repository": "octo-org/octo-repo", "hook_id": 12345678, "token": f"inline:{TOKEN}"}
     return source_for(
         "github", {**base, "api_base": api.url, **settings}, secret=f"inline:{SECRET}"
@@ -255,3 +256,28 @@ def test_an_organization_hook_is_read_at_its_own_path(tmp_path: Path) -> None:
             "/orgs/octo-org/hooks/42/deliveries",
             "/orgs/octo-org/hooks/42/deliveries/7",
         }
+
+
+def test_one_backfiller_serves_run_after_run(tmp_path: Path) -> None:
+    """The reconciler keeps one backfiller per source and runs it every period."""
+    from gateway.backfill.run import StopToken
+    from gateway.backfill.runner import Window, build_backfiller, run_backfill
+
+    with github_api(HOOK, "http://127.0.0.1:9/unused", SECRET) as api:
+        api.tokens.add(TOKEN)
+        api.deliveries.insert(0, _failed(7, time.time() - 10))
+        source = github_source(api)
+        backfiller = build_backfiller(source, {})
+        with open_outbox(tmp_path) as outbox:
+            reports = [
+                run_backfill(
+                    source,
+                    backfiller,
+                    outbox,
+                    Window(time.time() - 600, time.time()),
+                    StopToken(),
+                    dry_run=True,
+                )
+                for _ in range(2)
+            ]
+        assert [(r.status, r.recovered, r.requests) for r in reports] == [("ok", 1, 2)] * 2

@@ -9,6 +9,7 @@ import pytest
 
 from gateway.backfill.runner import BACKFILL_HEADER
 from gateway.config import BackfillConfig, ConfigError
+from gateway.receive import Source
 from tests.backfill_support import backfill, open_outbox, source_for, stored_event_ids
 from tests.stripe_standin import stripe_api
 
@@ -16,7 +17,7 @@ KEY = "rk_test_backfill_events_read"
 EXAMPLES = Path(__file__).parent.parent / "examples" / "transforms"
 
 
-def stripe_source(url: str, **settings: object) -> object:
+def stripe_source(url: str, **settings: object) -> Source:
     return source_for("stripe", {"api_key": f"inline:{KEY}", "api_base": url, **settings})
 
 

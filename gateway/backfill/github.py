@@ -84,15 +84,8 @@ class GitHubBackfill:
         self.auth = auth
         self.base = (api_base or DEFAULT_API).rstrip("/")
         self.max_wait = max_wait
-        self.http = httpx.Client(
-            base_url=self.base,
-            timeout=timeout,
-            headers={
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": API_VERSION,
-                "User-Agent": "webhook-gateway-backfill",
-            },
-        )
+        self.timeout = timeout
+        self.http = self._client()
         self.requests = 0
         self._waited = 0.0
         self._reset_at: float | None = None  # when the exhausted rate limit resets
@@ -142,15 +135,29 @@ class GitHubBackfill:
             raise ConfigError(f"{where}: give token, or app_id and private_key (secret references)")
         return cls(path, auth, api_base=config.api_base, max_wait=config.max_wait_seconds)
 
+    def _client(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.base,
+            timeout=self.timeout,
+            headers={
+                "Accept": "application/vnd.github+json",
+                "X-GitHub-Api-Version": API_VERSION,
+                "User-Agent": "webhook-gateway-backfill",
+            },
+        )
+
     def run(self, window: Window, intake: Intake, stop: StopToken) -> None:
+        """One run; the reconciler calls it again each period (fresh counters and client)."""
         self._stop = stop
+        self.requests, self._waited = 0, 0.0
+        if self.http.is_closed:
+            self.http = self._client()
         try:
             attempts: dict[str, list[dict[str, Any]]] = {}
             for delivery in self._deliveries(window):
                 guid = delivery.get("guid")
                 if isinstance(guid, str) and guid:
                     attempts.setdefault(guid, []).append(delivery)
-                intake.report.requests = self.requests
             for guid, tries in attempts.items():
                 stop.check()
                 intake.report.found += 1
@@ -159,8 +166,8 @@ class GitHubBackfill:
                 else:
                     latest = max(tries, key=lambda t: int(t.get("id") or 0))
                     intake.count(self._recover(guid, latest, intake))
-                intake.report.requests = self.requests
         finally:
+            intake.report.requests = self.requests
             self.http.close()
 
     def _deliveries(self, window: Window) -> Iterator[dict[str, Any]]:

@@ -5,7 +5,8 @@ Before each run a replica takes the outbox lease ``backfill:<source>`` for ``eve
 (:meth:`gateway.outbox.Outbox.take_lease`); a replica that finds it held by another skips
 that period. A run renews the lease while it lasts, and the holder renews it at its next
 period, so one replica keeps the job while it lives and another takes over within a period or
-two after it stops. Runs happen in a worker thread (the providers' clients are synchronous); shutdown stops a run between two requests.
+two after it stops. Runs happen in a worker thread (the providers' clients are synchronous);
+shutdown stops a run between two requests.
 """
 
 from __future__ import annotations

@@ -85,6 +85,14 @@ class StripeBackfill:
         )
 
     def run(self, window: Window, intake: Intake, stop: StopToken) -> None:
+        """One run; the reconciler calls it again each period."""
+        self.requests = 0
+        try:
+            self._run(window, intake, stop)
+        finally:
+            intake.report.requests = self.requests
+
+    def _run(self, window: Window, intake: Intake, stop: StopToken) -> None:
         accounts: list[str | None] = list(self.accounts) or [None]
         if self.connect and not self.accounts:
             accounts = list(self._connected_accounts(stop))
@@ -97,7 +105,6 @@ class StripeBackfill:
                     body = orjson.dumps(event)
                     webhook = intake.webhook(body, {"content-type": "application/json"}, _ORIGIN)
                     intake.offer(webhook, str(event.get("id")))
-                    intake.report.requests = self.requests
 
     def _events(
         self, window: Window, types: list[str], account: str | None, stop: StopToken
