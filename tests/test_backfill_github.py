@@ -12,9 +12,17 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gateway.backfill.github_auth import app_jwt
-from gateway.config import Config, ConfigError, ForwarderConfig, GatewayConfig, SourceConfig
+from gateway.config import (
+    Config,
+    ConfigError,
+    ForwarderConfig,
+    GatewayConfig,
+    InngestConfig,
+    SourceConfig,
+)
 from gateway.receive import Source
 from tests.backfill_support import backfill, open_outbox, source_for, stored_event_ids
+from tests.eventapi_standin import EventApiStandIn, event_api
 from tests.github_standin import App, GitHubStandIn, github_api
 from tests.server import ThreadedServer, run_gateway
 
@@ -28,11 +36,18 @@ def push(n: int) -> dict[str, object]:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[ThreadedServer]:
+def eventapi() -> Iterator[EventApiStandIn]:
+    with event_api() as api:
+        yield api
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, eventapi: EventApiStandIn) -> Iterator[ThreadedServer]:
     config = Config(
         gateway=GatewayConfig(data_dir=str(tmp_path / "data")),
         sources=[SourceConfig(name="github", provider="github", secrets=[f"inline:{SECRET}"])],
-        forwarder=ForwarderConfig(enabled=False),
+        inngest=InngestConfig(base_url=eventapi.url, event_key="inline:test-key"),
+        forwarder=ForwarderConfig(backoff_base=0.01, backoff_max=0.05, idle_poll=0.02),
     )
     with run_gateway(config) as server:
         yield server
@@ -55,7 +70,7 @@ def wait_until(predicate: object, timeout: float = 20.0) -> bool:
 
 
 def test_failed_deliveries_are_redelivered_once_and_arrive_through_the_receive_path(
-    gateway: ThreadedServer, tmp_path: Path
+    gateway: ThreadedServer, eventapi: EventApiStandIn, tmp_path: Path
 ) -> None:
     with github_api(HOOK, f"{gateway.url}/webhooks/github", SECRET) as api:
         api.tokens.add(TOKEN)
@@ -79,6 +94,8 @@ def test_failed_deliveries_are_redelivered_once_and_arrive_through_the_receive_p
             again = backfill(github_source(api), outbox)
             assert (again.found, again.duplicates, again.recovered) == (5, 5, 0)
         assert len([c for c in api.calls if c.method == "POST"]) == 2  # never asked twice
+        assert eventapi.wait_for_events(5)
+        assert sorted(i for i in eventapi.event_ids() if i) == sorted(wanted)  # once each
 
 
 def test_a_failure_the_outbox_holds_is_not_redelivered(
