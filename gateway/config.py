@@ -74,17 +74,16 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 6048
 
 
 def parse_duration(text: str | float) -> float:
-    """Seconds in ``"90s"``, ``"15m"``, ``"2h"``, ``"7d"`` (a bare number is seconds)."""
+    """Seconds in ``"90s"``, ``"15m"``, ``"2h"``, ``"7d"``, ``"2w"`` (a bare number is seconds);
+    ``ValueError`` for anything else, a negative number included."""
     if isinstance(text, int | float):
-        seconds = float(text)
-    else:
-        match = _DURATION.match(text)
-        if match is None:
-            raise ValueError(f"{text!r} is not a duration such as 90s, 15m, 2h or 7d")
-        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    if seconds <= 0:
-        raise ValueError(f"duration {text!r} must be positive")
-    return seconds
+        if text < 0:
+            raise ValueError(f"duration {text!r} is negative")
+        return float(text)
+    match = _DURATION.match(text.lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration such as 90s, 15m, 2h or 7d")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
 class BackfillConfig(_Model):
@@ -117,8 +116,8 @@ class BackfillConfig(_Model):
     @field_validator("every", "lookback", "max_wait")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError(f"duration {value!r} must be longer than zero")
         return value
 
     @model_validator(mode="after")

@@ -12,7 +12,7 @@ import pytest
 from gateway.backfill.cli import COLUMNS, parse_time, window_from_args
 from gateway.backfill.run import BackfillReport
 from gateway.cli_output import emit_one
-from gateway.config import ConfigError, parse_duration
+from gateway.config import BackfillConfig, ConfigError, parse_duration
 from tests.backfill_support import backfill, open_outbox, source_for
 from tests.stripe_standin import stripe_api
 
@@ -47,9 +47,12 @@ def test_durations() -> None:
         604800,
         30,
     ]
-    for bad in ("0s", "-1m", "15 minutes", ""):
+    assert parse_duration("0s") == 0 and parse_duration("15M") == 900
+    for bad in ("-1m", "15 minutes", "", -5):
         with pytest.raises(ValueError):
             parse_duration(bad)
+    with pytest.raises(ValueError, match="longer than zero"):
+        BackfillConfig(every="0s")
 
 
 def test_the_table_has_one_row_and_the_json_every_field(
