@@ -18,6 +18,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from gateway.backfill.reconciler import Reconciler, plans_for
+from gateway.backfill.runner import credentials
 from gateway.config import Config, ConfigError, SourceConfig
 from gateway.console.masking import signature_headers
 from gateway.console.recording import RejectionRecorder, housekeep
@@ -120,6 +121,8 @@ def build_gateway(
     console_tokens = config.console.resolved_tokens(env) if config.console.enabled else []
     secrets.extend(token for token, _ in console_tokens)
     plans = plans_for(sources, env, config.outbox.dedup_window)
+    for source in sources.values():
+        secrets.extend(credentials(source, env))
     metrics = Metrics()
     gateway = Gateway(
         config, sources, registry, outbox, metrics, target, secrets, console_tokens=console_tokens

@@ -135,3 +135,12 @@ def test_a_run_longer_than_its_period_keeps_the_lease(tmp_path: Path) -> None:
         assert other is None  # B found the lease held
         assert report is not None and report.status == "interrupted"
         assert len(stripe.requests_to("/v1/events")) == 1
+
+
+def test_backfill_credentials_are_scrubbed_from_the_logs(tmp_path: Path) -> None:
+    config = with_backfill(make_config(tmp_path), "http://127.0.0.1:9")
+    gateway = build_gateway(config, {})
+    try:
+        assert KEY in gateway.secrets
+    finally:
+        gateway.outbox.close()

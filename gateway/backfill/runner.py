@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gateway.backfill.run import BackfillError, BackfillReport, StopToken
-from gateway.config import BackfillConfig, ConfigError
+from gateway.config import BackfillConfig, ConfigError, resolve_secret
 from gateway.logs import get_logger
 from gateway.outbox import Outbox, OutboxUnavailable
 from gateway.plugins import TransformError
@@ -166,6 +166,21 @@ def build_backfiller(source: Source, environ: Mapping[str, str]) -> Backfiller:
 
     github_backfill: Backfiller = GitHubBackfill.from_config(settings, environ, where)
     return github_backfill
+
+
+def credentials(source: Source, environ: Mapping[str, str]) -> list[str]:
+    """The source's resolved backfill credentials, for the log scrubber."""
+    settings = source.config.backfill
+    if settings is None:
+        return []
+    refs = (settings.api_key, settings.token, settings.private_key)
+    found: list[str] = []
+    for ref in filter(None, refs):
+        try:
+            found.extend(resolve_secret(ref, environ))
+        except ConfigError:
+            continue  # reported where the backfiller is built
+    return found
 
 
 def check_window(window: Window, dedup_window: float) -> None:
