@@ -17,6 +17,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from gateway.backfill.reconciler import Reconciler, plans_for
+from gateway.backfill.runner import credentials
 from gateway.config import Config, ConfigError, SourceConfig
 from gateway.console.masking import signature_headers
 from gateway.console.recording import RejectionRecorder, housekeep
@@ -51,6 +53,7 @@ class Gateway:
     forwarder: Forwarder | None = None
     client: EventApiClient | None = None
     console_tokens: list[tuple[str, str]] = field(default_factory=list)  # (token, scope)
+    reconciler: Reconciler | None = None  # periodic backfill (docs/backfill.md)
 
 
 def build_sources(
@@ -127,10 +130,18 @@ def build_gateway(
             raise ConfigError(f"{outbox_key(config)}: {exc}") from None
     console_tokens = config.console.resolved_tokens(env) if config.console.enabled else []
     secrets.extend(token for token, _ in console_tokens)
+    plans = plans_for(sources, env, config.outbox.dedup_window)
+    for source in sources.values():
+        secrets.extend(credentials(source, env))
     metrics = Metrics()
-    return Gateway(
+    gateway = Gateway(
         config, sources, registry, outbox, metrics, target, secrets, console_tokens=console_tokens
     )
+    if plans:
+        gateway.reconciler = Reconciler(
+            plans, outbox, metrics, strict_names=config.gateway.strict_names
+        )
+    return gateway
 
 
 class _Health:
@@ -290,6 +301,10 @@ def create_app(gateway: Gateway) -> Starlette:
             if recorder is not None
             else None
         )
+        reconciler = gateway.reconciler
+        if reconciler is not None and forwarder is not None:
+            reconciler.on_store = forwarder.notify
+        reconciling = asyncio.create_task(reconciler.run(stop)) if reconciler else None
         log.info(
             "gateway started",
             extra={
@@ -306,6 +321,9 @@ def create_app(gateway: Gateway) -> Starlette:
             stop.set()
             if keeper is not None:
                 await keeper
+            if reconciling is not None:
+                # a run stops between two requests; one in flight may take its timeout
+                await asyncio.wait({reconciling}, timeout=config.forwarder.shutdown_deadline)
             if task is not None and forwarder is not None:
                 await task
                 deadline = time.time() + config.forwarder.shutdown_deadline

@@ -317,7 +317,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout", type=float, default=10.0, help="seconds to wait for the answer (default 10)"
     )
+    p = _add(
+        sub,
+        "backfill",
+        "recover webhooks that never arrived from the provider's API (stripe, github)",
+        [
+            "webhook-gateway backfill stripe --since 6h --dry-run",
+            "webhook-gateway backfill github --since 2h --until 2026-01-31T12:00:00Z -o json",
+        ],
+        output=True,
+        description="List what the provider sent in the window and recover what the outbox "
+        "does not hold: Stripe events are stored through the source's transform, failed GitHub "
+        "deliveries are redelivered by GitHub (docs/backfill.md). Exit 0 when nothing failed, "
+        "1 when some items failed, 2 when the run could not run, 143 after SIGTERM.",
+    )
+    p.add_argument("source", help="a configured source of provider stripe or github")
+    p.add_argument(
+        "--since", required=True, metavar="DURATION", help="start: 90m, 6h, 1d ago (or a time)"
+    )
+    p.add_argument(
+        "--until", metavar="TIME", help="end: 2026-01-31T12:00:00Z, Unix seconds or 1h ago"
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="report what would be recovered; change nothing"
+    )
     return parser
+
+
+def _backfill(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from gateway.backfill.cli import run  # imported on use: it loads the providers' clients
+
+    return run(args, environ)
 
 
 def _version() -> str:
@@ -334,6 +364,7 @@ COMMANDS: dict[str, Handler] = {
     "outbox": outbox.run,
     "quarantine": quarantine.run,
     "send": send.run,
+    "backfill": _backfill,
 }
 
 

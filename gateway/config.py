@@ -8,12 +8,13 @@ local experiments. A variable or file may hold several comma-separated secrets (
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_DATA_DIR = "./.webhook-gateway"
 #: Inngest Cloud takes events up to 256 KiB on every plan (3 MiB on paid plans and the
@@ -80,6 +81,77 @@ def resolve_secret_text(reference: str, environ: Mapping[str, str] | None = None
     return raw.strip()
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_duration(text: str | float) -> float:
+    """Seconds in ``"90s"``, ``"15m"``, ``"2h"``, ``"7d"``, ``"2w"`` (a bare number is seconds);
+    ``ValueError`` for anything else, a negative number included."""
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ValueError(f"duration {text!r} is negative")
+        return float(text)
+    match = _DURATION.match(text.lower())
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration such as 90s, 15m, 2h or 7d")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+class BackfillConfig(_Model):
+    """Recovering missed webhooks from the provider's own API (docs/backfill.md).
+
+    Stripe uses ``api_key`` (and ``types``, ``accounts``, ``connect``); GitHub uses ``hook_id``
+    with one of ``repository``, ``organization`` or ``app``, and ``token`` or ``app_id`` +
+    ``private_key`` (+ ``installation_id`` for repository and organization hooks).
+    """
+
+    every: str | None = None  # reconcile this often inside serve; None: the CLI only
+    lookback: str = "2h"  # how far back each reconciliation looks
+    max_wait: str = "5m"  # longest rate-limit wait before a run gives up
+    api_base: str | None = None  # the provider's API origin (GitHub Enterprise, stand-ins)
+    # Stripe
+    api_key: str | None = None  # a secret reference: a restricted key with "Events: read"
+    types: list[str] = Field(default_factory=list)  # event types the transform keeps; []: all
+    accounts: list[str] = Field(default_factory=list)  # Connect: acct_... (Stripe-Account)
+    connect: bool = False  # Connect endpoint: backfill every connected account
+    # GitHub
+    repository: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
+    organization: str | None = Field(default=None, pattern=r"^[\w.-]+$")
+    app: bool = False  # the GitHub App's own webhook
+    hook_id: int | None = Field(default=None, gt=0)
+    token: str | None = None  # a secret reference
+    app_id: int | None = Field(default=None, gt=0)
+    private_key: str | None = None  # a secret reference: the App's PEM private key
+    installation_id: int | None = Field(default=None, gt=0)
+
+    @field_validator("every", "lookback", "max_wait")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError(f"duration {value!r} must be longer than zero")
+        return value
+
+    @model_validator(mode="after")
+    def _one_hook(self) -> BackfillConfig:
+        kinds = [k for k in ("repository", "organization", "app") if getattr(self, k)]
+        if len(kinds) > 1:
+            raise ValueError(f"give only one of repository, organization, app (got {kinds})")
+        return self
+
+    @property
+    def every_seconds(self) -> float | None:
+        return parse_duration(self.every) if self.every else None
+
+    @property
+    def lookback_seconds(self) -> float:
+        return parse_duration(self.lookback)
+
+    @property
+    def max_wait_seconds(self) -> float:
+        return parse_duration(self.max_wait)
+
+
 class SourceConfig(_Model):
     """One receiving endpoint: ``POST /webhooks/{name}``."""
 
@@ -91,6 +163,7 @@ class SourceConfig(_Model):
     transform: str | None = None  # registered name or module:function; default: provider's
     prefix: str | None = None  # event-name prefix; default: see event_prefix
     options: dict[str, Any] = Field(default_factory=dict)  # provider-specific settings
+    backfill: BackfillConfig | None = None  # recover missed webhooks (docs/backfill.md)
 
     @property
     def event_prefix(self) -> str:

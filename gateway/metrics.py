@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.backfill.run import BackfillReport
 from gateway.outbox import OutboxStats
 
 PREFIX = "webhook_gateway"
@@ -156,6 +157,24 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.backfill_items = Counter(
+            f"{PREFIX}_backfill_items",
+            "Items backfill runs handled: found, duplicate, recovered, filtered, failed.",
+            ["source", "state"],
+            registry=r,
+        )
+        self.backfill_runs = Counter(
+            f"{PREFIX}_backfill_runs",
+            "Backfill runs by how they ended: ok, auth_failed, rate_limited, interrupted, error.",
+            ["source", "state"],
+            registry=r,
+        )
+        self.backfill_last_success = Gauge(
+            f"{PREFIX}_backfill_last_success_timestamp_seconds",
+            "When the source's last backfill run ended without error (Unix seconds).",
+            ["source"],
+            registry=r,
+        )
         self.degraded = Gauge(
             f"{PREFIX}_event_api_degraded",
             "1 while the Event API refuses the event key or its URL answers something else.",
@@ -186,6 +205,21 @@ class Metrics:
 
     def dead_lettered(self, n: int) -> None:
         self.dead_letters.inc(n)
+
+    def backfill_run(self, report: BackfillReport) -> None:
+        """Count one backfill run's items and how it ended."""
+        items = self.backfill_items
+        for state, n in (
+            ("found", report.found),
+            ("duplicate", report.duplicates),
+            ("recovered", report.recovered),
+            ("filtered", report.filtered),
+            ("failed", report.failed),
+        ):
+            items.labels(report.source, state).inc(n)
+        self.backfill_runs.labels(report.source, report.status).inc()
+        if report.status == "ok":
+            self.backfill_last_success.labels(report.source).set(report.finished_at or 0)
 
     def set_degraded(self, degraded: bool) -> None:
         self.degraded.set(1 if degraded else 0)

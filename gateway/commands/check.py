@@ -20,8 +20,26 @@ from gateway.config import Config, ConfigError, resolve_secret
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    from gateway.app import build_sources
+    from gateway.backfill.reconciler import plans_for
+    from gateway.plugins import load_registry
+
     config = load(args, environ)
     found, summary = problems(config, environ, dev=args.dev)
+    if not found:
+        try:
+            sources, _ = build_sources(
+                config, load_registry(config.gateway.transforms_dir), environ
+            )
+            plans = plans_for(sources, environ, config.outbox.dedup_window)
+        except ConfigError as exc:
+            found.append(str(exc))
+        else:
+            backfilled = {p.source.name: p for p in plans}
+            summary = [
+                line + _backfill_summary(backfilled.get(name))
+                for name, line in zip(sources, summary, strict=True)
+            ]
     for problem in found:
         print(f"problem: {problem}", file=sys.stderr)
     if found:
@@ -30,6 +48,12 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print(line)
     print("configuration OK")
     return 0
+
+
+def _backfill_summary(plan: Any) -> str:
+    if plan is None:
+        return ""
+    return f", backfill every {plan.every:g}s looking back {plan.lookback:g}s"
 
 
 def problems(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -11,12 +10,11 @@ from typing import Any
 from gateway.cli_output import Column, emit, emit_one, output_format
 from gateway.commands.common import confirm, load, open_existing_outbox
 from gateway.config import ConfigError
+from gateway.config import parse_duration as duration_seconds
 from gateway.outbox import ENTRY_STATES, PURGE_STATES, UNDELIVERED_STATES
 from gateway.outbox.open import outbox_location
 
 LIST_GROUPS = {"undelivered": UNDELIVERED_STATES, "all": ENTRY_STATES}
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw]?)")
 
 STATUS_COLUMNS = (
     Column("PENDING", "pending", "number"),
@@ -60,10 +58,12 @@ def _states(
 
 def parse_duration(text: str) -> float:
     """``90``, ``90s``, ``30m``, ``12h``, ``7d``, ``2w`` as seconds; ConfigError otherwise."""
-    match = _DURATION.fullmatch(text.strip().lower())
-    if not match:
-        raise ConfigError(f"--older-than {text!r}: write a duration such as 90s, 30m, 12h or 7d")
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    try:
+        return duration_seconds(text)
+    except ValueError:
+        raise ConfigError(
+            f"--older-than {text!r}: write a duration such as 90s, 30m, 12h or 7d"
+        ) from None
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:

@@ -158,6 +158,7 @@ class Console:
             "activity": [
                 {"start": b.start, "accepted": b.accepted, "rejected": b.rejected} for b in activity
             ],
+            "backfill": self.gateway.reconciler.overview() if self.gateway.reconciler else [],
             "_buckets": activity,
         }
 

@@ -252,6 +252,20 @@ class Outbox(Protocol):
         """
         ...
 
+    def held_event_ids(self, event_ids: Sequence[str], now: float | None = None) -> set[str]:
+        """Which of ``event_ids`` :meth:`accept` would skip as duplicates now: accepted within
+        the dedup window and not dead-lettered since. Writes nothing (the backfill's lookup)."""
+        ...
+
+    def take_lease(self, name: str, holder: str, seconds: float, now: float | None = None) -> bool:
+        """Hold the named lease until ``now + seconds``; False while another holder's runs.
+
+        The holder of an unexpired lease renews it by taking it again; an expired lease goes to
+        whoever takes it first. Atomic across every process sharing the store (the backfill
+        reconciler runs on the replica holding ``backfill:<source>``).
+        """
+        ...
+
     def ack(self, seqs: Sequence[int]) -> None:
         """Mark events this instance holds delivered (a stale holder changes nothing)."""
         ...

@@ -441,18 +441,48 @@ class SQLiteOutbox(SQLiteRetention, SQLiteReads):
 
         An entry whose event was pruned (delivered long ago) still counts: its state is NULL.
         """
+        return self._seen(lambda sql, args: conn.execute(sql, args).fetchall(), event_ids, now)
+
+    def _seen(
+        self,
+        query: Callable[[str, Sequence[Any]], list[Any]],
+        event_ids: Sequence[str],
+        now: float,
+    ) -> set[str]:
         seen: set[str] = set()
         for part in chunks(list(dict.fromkeys(event_ids))):
-            seen.update(
-                eid
-                for (eid,) in conn.execute(
-                    "SELECT d.event_id FROM dedup d LEFT JOIN events e ON e.seq = d.seq"
-                    f" WHERE d.event_id IN ({_marks(part)}) AND d.first_seen > ?"
-                    " AND e.state IS NOT 'dead'",
-                    (*part, now - self.dedup_window),
-                )
+            rows = query(
+                "SELECT d.event_id FROM dedup d LEFT JOIN events e ON e.seq = d.seq"
+                f" WHERE d.event_id IN ({_marks(part)}) AND d.first_seen > ?"
+                " AND e.state IS NOT 'dead'",
+                (*part, now - self.dedup_window),
             )
+            seen.update(eid for (eid,) in rows)
         return seen
+
+    def held_event_ids(self, event_ids: Sequence[str], now: float | None = None) -> set[str]:
+        """Which of ``event_ids`` :meth:`accept` would skip now (read connection, no write)."""
+        if self.dedup_window <= 0 or not event_ids:
+            return set()
+        at = self.clock() if now is None else now
+        return self._seen(self._read_query, event_ids, at)
+
+    def take_lease(self, name: str, holder: str, seconds: float, now: float | None = None) -> bool:
+        """Hold (or renew) the named lease for ``seconds`` unless another holder's is running."""
+        at = self.clock() if now is None else now
+
+        def job(conn: sqlite3.Connection) -> bool:
+            conn.execute(
+                "INSERT INTO job_leases (name, holder, until) VALUES (:name, :holder, :until)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " until = excluded.until"
+                " WHERE job_leases.holder = excluded.holder OR job_leases.until <= :at",
+                {"name": name, "holder": holder, "until": at + seconds, "at": at},
+            )
+            row = conn.execute("SELECT holder FROM job_leases WHERE name = ?", (name,)).fetchone()
+            return bool(row is not None and row[0] == holder)
+
+        return self._call(job)
 
     def _prune_dedup(self, conn: sqlite3.Connection) -> None:
         conn.execute("DELETE FROM dedup WHERE first_seen <= ?", (self.clock() - self.dedup_window,))

@@ -107,6 +107,12 @@ CREATE TABLE IF NOT EXISTS rejections (
     sealed INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS rejections_received ON rejections (received_at);
+-- Named leases of periodic jobs (the backfill reconciler): one holder at a time per name.
+CREATE TABLE IF NOT EXISTS job_leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    until REAL NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS heartbeat (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     at REAL NOT NULL,
