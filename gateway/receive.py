@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -32,9 +33,21 @@ _NO_QUERY: Mapping[str, str] = MappingProxyType({})
 _ids = random.Random(os.urandom(32))
 
 
+#: an ``X-Request-Id`` the gateway echoes and logs: a short token (UUIDs, ALB trace ids, ...)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:;=+/-]{0,127}")
+
+
 def _new_request_id() -> str:
     """32 hex digits, like ``uuid4().hex``."""
     return f"{_ids.getrandbits(128):032x}"
+
+
+def request_id_of(headers: Mapping[str, str]) -> str:
+    """The caller's ``X-Request-Id`` when it is a short well-formed token, else a new one."""
+    sent = headers.get("x-request-id")
+    if sent and len(sent) <= 128 and _REQUEST_ID.fullmatch(sent):
+        return sent
+    return _new_request_id()
 
 
 class BodyTooLarge(Exception):
@@ -192,7 +205,7 @@ class Receiver:
         headers = normalize_headers(
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]
         )
-        request_id = headers.get("x-request-id") or _new_request_id()
+        request_id = request_id_of(headers)
         name: str = request.path_params["source"]
         source = self.sources.get(name)
         if source is None:
