@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 from prometheus_client import Counter, Histogram
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from gateway.config import SourceConfig
@@ -48,6 +48,11 @@ def request_id_of(headers: Mapping[str, str]) -> str:
     if sent and len(sent) <= 128 and _REQUEST_ID.fullmatch(sent):
         return sent
     return _new_request_id()
+
+
+#: the status logged for a client that hung up before its body arrived (nginx's choice); the
+#: client never sees it
+CLIENT_CLOSED_REQUEST = 499
 
 
 class BodyTooLarge(Exception):
@@ -248,6 +253,16 @@ class Receiver:
         except PayloadError as exc:
             return self._reject(
                 400, "bad_request", str(exc), source, request_id, started, headers=headers
+            )
+        except ClientDisconnect:
+            # the client's doing, not a fault: counted and logged at info, nothing recorded
+            return self._reject(
+                CLIENT_CLOSED_REQUEST,
+                "client_disconnected",
+                "the client closed the connection before its body arrived",
+                source,
+                request_id,
+                started,
             )
         early = provider.pre_verify_reply(body, headers)
         if early is not None:
