@@ -83,7 +83,11 @@ def test_unusable_request_id_is_replaced(gateway: ThreadedServer, sent: str) -> 
 
 @pytest.mark.parametrize(
     "sent",
-    ["req_8fQ2", "0f8fad5b-d9cb-469f-a165-70867728950e", "Root=1-67891233-abcdef012345678912345678"],
+    [
+        "req_8fQ2",
+        "0f8fad5b-d9cb-469f-a165-70867728950e",
+        "Root=1-67891233-abcdef012345678912345678",
+    ],
 )
 def test_well_formed_request_id_is_kept(gateway: ThreadedServer, sent: str) -> None:
     with httpx.Client(base_url=gateway.url) as client:
@@ -115,7 +119,9 @@ def test_client_hanging_up_mid_body_is_its_own_reason(
             time.sleep(0.05)
         # the gateway goes on serving
         body = stripe_event("evt_after_hang_ups")
-        ok = client.post("/webhooks/stripe", content=body, headers=stripe_headers(body, STRIPE_SECRET))
+        ok = client.post(
+            "/webhooks/stripe", content=body, headers=stripe_headers(body, STRIPE_SECRET)
+        )
         assert ok.status_code == 200
     rejected = "webhook_gateway_webhooks_rejected_total"
     assert value(metrics, rejected, source="stripe", reason="client_disconnected") == hang_ups
