@@ -35,6 +35,7 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     import uvicorn
 
     from gateway.app import build_gateway, create_app
+    from gateway.http_server import raise_fd_limit, server_config
     from gateway.logs import configure_logging
 
     config = _load(args, environ)
@@ -47,8 +48,11 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         )
     app = create_app(gateway)
     _freeze_startup_heap()
-    public = uvicorn.Config(
+    raise_fd_limit(config.http.max_connections)
+    public = server_config(
         app,
+        config.http,
+        gateway.metrics,
         host=args.host,
         port=args.port,
         log_config=None,

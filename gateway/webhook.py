@@ -72,9 +72,17 @@ def json_object(raw: bytes | str, what: str) -> dict[str, Any]:
 def normalize_headers(pairs: Iterable[tuple[str, str]]) -> Mapping[str, str]:
     """Lower-case header names; repeated headers are joined with ', ' as HTTP allows."""
     merged: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
     for name, value in pairs:
         key = name.lower()
-        merged[key] = f"{merged[key]}, {value}" if key in merged else value
+        if key not in merged:
+            merged[key] = value
+        elif key in repeated:
+            repeated[key].append(value)
+        else:
+            repeated[key] = [merged[key], value]
+    for key, values in repeated.items():  # joined once: linear in the number of repeats
+        merged[key] = ", ".join(values)
     return MappingProxyType(merged)
 
 
