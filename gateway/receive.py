@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -9,6 +10,7 @@ import re
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from types import MappingProxyType
@@ -30,6 +32,10 @@ from gateway.transform_runner import run_transform, run_transform_bounded
 from gateway.webhook import PayloadError, Webhook, normalize_headers
 
 _NO_QUERY: Mapping[str, str] = MappingProxyType({})
+#: bodies this large are verified on a worker thread: hashing them (once per signature entry
+#: and secret) must not hold the event loop; smaller ones are cheaper verified inline
+VERIFY_INLINE_BYTES = 64 * 1024
+_verifier = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gateway-verify")
 # Request ids must be unique, not unguessable: a seeded PRNG costs a sixth of uuid4().
 _ids = random.Random(os.urandom(32))
 
@@ -278,7 +284,11 @@ class Receiver:
 
         t0 = time.perf_counter()
         try:
-            provider.verify(body, headers)
+            if len(body) >= VERIFY_INLINE_BYTES:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(_verifier, provider.verify, body, headers)
+            else:
+                provider.verify(body, headers)
         except VerificationError as exc:
             counters.verification.observe(time.perf_counter() - t0)
             return self._reject(
