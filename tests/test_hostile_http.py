@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ import pytest
 from gateway.config import Config, HttpConfig
 from gateway.webhook import normalize_headers
 from tests.helpers import STRIPE_SECRET, fixture, make_config
-from tests.server import ThreadedServer, run_gateway
+from tests.server import GatewayProcess, ThreadedServer, run_gateway
 from tests.signing import stripe_headers
 from tests.test_metrics_catalogue import value
 
@@ -205,3 +206,43 @@ def test_connection_cap_keeps_room_for_probes_and_webhooks(tmp_path: Path) -> No
         text = metrics(gw.url)
     assert closed >= 2 * cap, closed  # the oldest idle ones made room
     assert value(text, REFUSED, reason="connection_limit") >= 2 * cap
+
+
+def test_idle_connection_flood_cannot_exhaust_the_file_descriptors(tmp_path: Path) -> None:
+    """``serve`` under a 256-descriptor limit: 600 idle connections, then a probe and a webhook."""
+    config_file = tmp_path / "gateway.toml"
+    config_file.write_text(
+        f"""
+[gateway]
+data_dir = "{tmp_path / "data"}"
+
+[forwarder]
+enabled = false
+
+[http]
+header_timeout = 300.0             # only the connection cap can make room
+
+[[sources]]
+name = "stripe"
+provider = "stripe"
+secrets = ["inline:{STRIPE_SECRET}"]
+"""
+    )
+    limited = ["sh", "-c", 'ulimit -n 256 && exec "$0" -m gateway "$@"', sys.executable]
+    env = {"GATEWAY_CONFIG": str(config_file)}
+    process = GatewayProcess([], env, tmp_path / "gw.log", command=limited)
+    idle: list[socket.socket] = []
+    try:
+        url = process.wait_ready()
+        for _ in range(600):
+            idle.append(connect(url))
+        with httpx.Client(base_url=url, timeout=20) as client:
+            assert client.get("/healthz").status_code == 200
+            assert stripe_webhook(client, "evt_after_fd_flood").status_code == 200
+            text = client.get("/metrics").text
+        assert value(text, REFUSED, reason="connection_limit") >= 600 - 256
+    finally:
+        for sock in idle:
+            sock.close()
+        process.stop()
+    assert "Too many open files" not in (tmp_path / "gw.log").read_text()
