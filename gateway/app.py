@@ -238,7 +238,6 @@ def create_app(gateway: Gateway) -> Starlette:
         on_accept=forwarder.notify if forwarder is not None else None,
         log_bodies=config.gateway.log_bodies,
         on_reject=recorder,
-        body_timeout=config.http.body_timeout,
     )
 
     @contextlib.asynccontextmanager

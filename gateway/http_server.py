@@ -10,10 +10,11 @@ still owed) and counted in ``webhook_gateway_http_refused_total{reason}``:
 - ``header_timeout`` (408, or a silent close when nothing arrived): the request head did not
   arrive within ``header_timeout`` seconds of the connection (or of the request's first byte);
 - ``body_timeout`` (408): the body did not arrive within ``body_timeout`` seconds of the head;
-- ``connection_limit``: more than ``max_connections`` are open. The oldest connection that is
-  not in the middle of a request (idle, or still sending its head) is closed to make room, so a
-  flood of idle or dribbling connections cannot keep health checks and webhooks out; when every
-  connection is busy with a request, the new one gets 503.
+- ``connection_limit``: more than ``max_connections`` are open. The oldest connection whose
+  request has not fully arrived (idle, or still sending its head or body) is closed to make
+  room (503 if it had started a request), so a flood of idle or dribbling connections cannot
+  keep health checks and webhooks out; when every connection holds a whole request the app is
+  answering, the new one gets 503.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from gateway.config import HttpConfig
 #: file descriptors kept for everything but client connections (SQLite, logs, the Event API
 #: client's pool, the console)
 FD_RESERVE = 64
-#: the scope["state"] key telling the app that its request's body timed out
-BODY_TIMEOUT_STATE = "gateway.body_timeout"
+#: the scope["state"] key holding the :class:`Refusal` of a request cut off mid-body: the app
+#: sees a disconnect, and counts the refusal under this reason instead
+REFUSED_STATE = "gateway.refused"
 
 
 class RefusalCounter(Protocol):
@@ -124,18 +126,27 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _make_room(self) -> None:
         victim = next((c for c in self.evictable if c is not self), None)
         self.counter.refused_http("connection_limit")
+        busy = Refusal(503, "connection_limit", "too many connections; retry later")
         if victim is not None:
-            self.logger.info("connection limit reached: closing the oldest idle connection")
-            victim._close(None)
+            self.logger.info("connection limit reached: closing the oldest unfinished connection")
+            victim._close(busy if victim._started else None)  # an idle one is closed quietly
         else:
             self.logger.warning("connection limit reached and every connection is busy")
-            self._close(Refusal(503, "connection_limit", "too many connections; retry later"))
+            self._close(busy)
 
     def _close(self, refusal: Refusal | None) -> None:
+        """Close the connection, answering ``refusal`` if given; a body still arriving ends."""
         self._disarm()
         self.evictable.pop(self, None)
         if self.transport.is_closing():
             return
+        cycle = self.cycle
+        if not self._in_head and cycle is not None and not cycle.response_started:
+            # the app is waiting for the body: it sees a disconnect and counts ``refusal``
+            if refusal is not None:
+                cycle.scope["state"][REFUSED_STATE] = refusal
+            cycle.disconnected = True
+            cycle.message_event.set()
         if refusal is not None:
             self.transport.write(error_bytes(refusal.status, refusal.reason, refusal.message))
         self.transport.close()
@@ -162,17 +173,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _body_timed_out(self) -> None:
         self._timer = None
         self.counter.refused_http("body_timeout")
-        cycle = self.cycle
         limit = self.limits.body_timeout
+        answered = self.cycle is not None and self.cycle.response_started
         refusal = Refusal(408, "body_timeout", f"request body not received in {limit}s")
-        if cycle is None or cycle.response_started:
-            self._close(None)
-            return
-        # the app sees a disconnect and counts the webhook refused; its own answer is dropped
-        cycle.scope["state"][BODY_TIMEOUT_STATE] = True
-        cycle.disconnected = True
-        cycle.message_event.set()
-        self._close(refusal)
+        self._close(None if answered else refusal)
 
     # parsing
     def data_received(self, data: bytes) -> None:
@@ -231,12 +235,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._head_size > self.limits.max_header_bytes:
             self._stop(self._too_large())
         self._in_head = False
-        self.evictable.pop(self, None)
         self._arm(self.limits.body_timeout, self._body_timed_out)
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._disarm()
+        self.evictable.pop(self, None)  # the app has the whole request: never cut off now
         self._in_head = True
         self._started = False
         self._head_bytes = self._head_size = self._header_count = 0

@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from gateway.config import SourceConfig
-from gateway.http_server import BODY_TIMEOUT_STATE
+from gateway.http_server import REFUSED_STATE, Refusal
 from gateway.logs import get_logger, log_fields
 from gateway.metrics import UNKNOWN_SOURCE, Metrics
 from gateway.outbox import Outbox, OutboxUnavailable, Rejection
@@ -174,10 +174,8 @@ class Receiver:
         on_accept: Callable[[], None] | None = None,
         log_bodies: bool = False,
         on_reject: Callable[[Rejection], None] | None = None,
-        body_timeout: float | None = None,
     ) -> None:
         self.sources = dict(sources)
-        self.body_timeout = body_timeout  # for the message of a body timeout
         self.on_reject = on_reject  # the console's recorder: never blocks, never raises
         self.outbox = outbox
         self.metrics = metrics
@@ -264,10 +262,11 @@ class Receiver:
                 400, "bad_request", str(exc), source, request_id, started, headers=headers
             )
         except ClientDisconnect:
-            if request.scope.get("state", {}).get(BODY_TIMEOUT_STATE):
-                limit = self.body_timeout
-                message = f"request body not received in {limit}s" if limit else "body timeout"
-                return self._reject(408, "body_timeout", message, source, request_id, started)
+            refusal: Refusal | None = request.scope.get("state", {}).get(REFUSED_STATE)
+            if refusal is not None:  # cut off by the HTTP layer (a timeout, the connection cap)
+                return self._reject(
+                    refusal.status, refusal.reason, refusal.message, source, request_id, started
+                )
             # the client's doing, not a fault: counted and logged at info, nothing recorded
             return self._reject(
                 CLIENT_CLOSED_REQUEST,
