@@ -10,6 +10,7 @@ still owed) and counted in ``webhook_gateway_http_refused_total{reason}``:
 - ``header_timeout`` (408, or a silent close when nothing arrived): the request head did not
   arrive within ``header_timeout`` seconds of the connection (or of the request's first byte);
 - ``body_timeout`` (408): the body did not arrive within ``body_timeout`` seconds of the head;
+- ``bad_request`` (400): the request is not valid HTTP/1.1;
 - ``connection_limit``: more than ``max_connections`` are open. The oldest connection whose
   request has not fully arrived (idle, or still sending its head or body) is closed to make
   room (503 if it had started a request), so a flood of idle or dribbling connections cannot
@@ -192,7 +193,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             if self._refusal is not None:
                 self._close(self._refusal)
                 return
-            self.logger.warning("Invalid HTTP request received.")
+            self.logger.info("Invalid HTTP request received.")
+            self.counter.refused_http("bad_request")
             self._close(Refusal(400, "bad_request", "invalid HTTP request"))
             return
         if self._in_head and self._head_bytes > self.limits.max_header_bytes:
@@ -240,11 +242,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._disarm()
-        self.evictable.pop(self, None)  # the app has the whole request: never cut off now
         self._in_head = True
         self._started = False
         self._head_bytes = self._head_size = self._header_count = 0
         super().on_message_complete()
+        if self.cycle is not None and self.cycle.response_complete:
+            self.evictable[self] = None  # answered before its body ended: idle now
+        else:
+            self.evictable.pop(self, None)  # the app has the whole request: never cut off now
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

@@ -110,6 +110,15 @@ def test_too_many_headers_get_431(gateway: ThreadedServer) -> None:
     assert value(metrics(gateway.url), REFUSED, reason="too_many_headers") == 1
 
 
+def test_bytes_that_are_not_http_get_a_json_400(gateway: ThreadedServer) -> None:
+    sock = connect(gateway.url)
+    sock.sendall(b"\x16\x03\x01 not http at all\r\n\r\n")
+    status, body = status_and_json(read_response(sock))
+    sock.close()
+    assert (status, body["reason"]) == (400, "bad_request")
+    assert value(metrics(gateway.url), REFUSED, reason="bad_request") == 1
+
+
 def test_repeated_headers_are_joined_in_order() -> None:
     pairs = [("X-A", str(i)) for i in range(100_000)] + [("Other", "o")]
     merged = normalize_headers(pairs)
