@@ -35,7 +35,7 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     import uvicorn
 
     from gateway.app import build_gateway, create_app
-    from gateway.http_server import raise_fd_limit, server_config
+    from gateway.http_server import connection_cap, raise_fd_limit, server_config
     from gateway.logs import configure_logging
 
     config = _load(args, environ)
@@ -49,6 +49,12 @@ def cmd_serve(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     app = create_app(gateway)
     _freeze_startup_heap()
     raise_fd_limit(config.http.max_connections)
+    cap = connection_cap(config.http.max_connections)
+    if cap < config.http.max_connections:
+        log.warning(
+            "http.max_connections lowered by the file descriptor limit (ulimit -n)",
+            extra={"max_connections": cap, "configured": config.http.max_connections},
+        )
     public = server_config(
         app,
         config.http,

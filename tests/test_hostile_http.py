@@ -271,4 +271,6 @@ secrets = ["inline:{STRIPE_SECRET}"]
         for sock in idle:
             sock.close()
         process.stop()
-    assert "Too many open files" not in (tmp_path / "gw.log").read_text()
+    log = (tmp_path / "gw.log").read_text()
+    assert "Too many open files" not in log
+    assert "max_connections lowered by the file descriptor limit" in log
