@@ -35,9 +35,15 @@ class ThreadRecordingStandard(StandardWebhooksProvider):
 
     name = "standard-thread-recording"
     threads: list[str] = []
+    #: a verification of message id ``msg_held`` waits for this (bounded) before it goes on
+    release = threading.Event()
+    holding = threading.Event()
 
     def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
         self.threads.append(threading.current_thread().name)
+        if headers.get("webhook-id") == "msg_held":
+            self.holding.set()
+            self.release.wait(timeout=60)
         super().verify(body, headers, now=now)
 
 
@@ -56,14 +62,16 @@ def config(tmp_path: Path, provider: str, public: str) -> Config:
     )
 
 
-def post(url: str, body: bytes, msg_id: str, ts: int, entries: list[str]) -> httpx.Response:
+def post(
+    url: str, body: bytes, msg_id: str, ts: int, entries: list[str], timeout: float = 60
+) -> httpx.Response:
     headers = {
         "webhook-id": msg_id,
         "webhook-timestamp": str(ts),
         "webhook-signature": " ".join(entries),
         "content-type": "application/json",
     }
-    return httpx.post(f"{url}/webhooks/clerk", content=body, headers=headers, timeout=60)
+    return httpx.post(f"{url}/webhooks/clerk", content=body, headers=headers, timeout=timeout)
 
 
 def test_only_the_first_entries_are_considered() -> None:
@@ -109,3 +117,32 @@ def test_large_bodies_are_verified_off_the_event_loop(tmp_path: Path) -> None:
     assert small_thread == loop_thread  # cheap: stays inline
     assert large_thread != loop_thread and forged_thread != loop_thread
     assert large_thread.startswith("gateway-verify")
+
+
+def test_other_webhooks_are_answered_while_a_large_body_is_being_verified(tmp_path: Path) -> None:
+    private, public = ed25519_pair()
+    large = json.dumps({"type": "user.updated", "data": {"blob": "x" * 200_000}}).encode()
+    ts = int(time.time())
+    small = json.dumps({"type": "user.created", "data": {"id": "meanwhile"}}).encode()
+    ThreadRecordingStandard.release.clear()
+    ThreadRecordingStandard.holding.clear()
+    with run_gateway(config(tmp_path, ThreadRecordingStandard.name, public)) as gw:
+        answers: list[httpx.Response] = []
+        attack = threading.Thread(
+            target=lambda: answers.append(
+                post(gw.url, large, "msg_held", ts, forged_entries(MAX_SIGNATURE_ENTRIES))
+            )
+        )
+        attack.start()
+        try:
+            assert ThreadRecordingStandard.holding.wait(timeout=30)
+            # the forged request is still being verified: others are answered meanwhile
+            entry = v1a(private, "msg_meanwhile", ts, small)
+            meanwhile = post(gw.url, small, "msg_meanwhile", ts, [entry], timeout=10)
+            assert meanwhile.status_code == 200, meanwhile.text
+            assert httpx.get(f"{gw.url}/healthz", timeout=10).status_code == 200
+            assert attack.is_alive() and not answers
+        finally:
+            ThreadRecordingStandard.release.set()
+            attack.join(timeout=60)
+    assert answers[0].status_code == 401
