@@ -207,9 +207,10 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 class GatewayApp(Starlette):
     """The gateway's Starlette app, with a direct path for ``POST``/``HEAD /webhooks/{source}``.
 
-    Webhook requests, nearly all of the traffic, go straight to the :class:`Receiver` instead
-    of through Starlette's middleware and router; everything else (probes, metrics, other
-    methods, malformed paths) takes the normal route, with the same answers as before. An
+    Webhook requests (with or without one trailing slash), nearly all of the traffic, go
+    straight to the :class:`Receiver` instead of through Starlette's middleware and router;
+    everything else (probes, metrics, other methods, malformed paths) takes the normal route,
+    with the same answers as before (never a redirect: it would be built from ``Host``). An
     unexpected exception while handling a webhook is logged and answered with the gateway's
     JSON 500 (``reason: internal_error``) and counted; the worker goes on.
     """
@@ -221,7 +222,8 @@ class GatewayApp(Starlette):
         if receiver is not None and scope["type"] == "http":
             path: str = scope["path"]
             if path.startswith(_WEBHOOK_PREFIX) and scope["method"] in ("POST", "HEAD"):
-                name = path[len(_WEBHOOK_PREFIX) :]
+                # one trailing slash is the same endpoint: served here, never redirected
+                name = path[len(_WEBHOOK_PREFIX) :].removesuffix("/")
                 if name and "/" not in name:
                     scope["app"] = self
                     scope["path_params"] = {"source": name}
@@ -352,6 +354,8 @@ def create_app(gateway: Gateway) -> Starlette:
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _unexpected},
     )
+    # A redirect would be built from the request's Host header: answer 404/405 instead.
+    app.router.redirect_slashes = False
     app.receiver = receiver
     app.state.receiver = receiver
     app.state.gateway = gateway

@@ -236,6 +236,17 @@ class GatewayConfig(_Model):
     log_bodies: bool = False  # payload bodies in debug logs only when this is set
 
 
+class HttpConfig(_Model):
+    """The public port's limits against slow or oversized requests (docs/configuration.md)."""
+
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024)  # request line and headers
+    max_header_count: int = Field(default=100, gt=0)
+    header_timeout: float = Field(default=10.0, gt=0)  # connection (or first byte) to head's end
+    body_timeout: float = Field(default=30.0, gt=0)  # head's end to the body's last byte
+    keep_alive_timeout: int = Field(default=5, gt=0)  # seconds idle between requests
+    max_connections: int = Field(default=1000, gt=0)  # lowered to the fd limit's room
+
+
 class ConsoleToken(_Model):
     """One console credential: a secret reference and what it may do."""
 
@@ -283,6 +294,7 @@ class Config(_Model):
     inngest: InngestConfig = Field(default_factory=InngestConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     forwarder: ForwarderConfig = Field(default_factory=ForwarderConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     @field_validator("sources")

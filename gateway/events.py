@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -67,7 +68,7 @@ class Event(BaseModel):
         them or raises the ``TypeError``.
         """
         if type(self) is not Event:
-            return orjson.dumps(self.to_payload())
+            return _dumps(self.to_payload())
         fields: dict[str, Any] = {"name": self.name, "data": self.data}
         if self.id is not None:
             fields["id"] = self.id
@@ -78,7 +79,20 @@ class Event(BaseModel):
         try:
             return orjson.dumps(fields)
         except TypeError:
-            return orjson.dumps(self.to_payload())
+            return _dumps(self.to_payload())
+
+
+def _dumps(payload: dict[str, Any]) -> bytes:
+    """orjson, or the standard library for integers beyond 64 bits (which orjson refuses)."""
+    try:
+        return orjson.dumps(payload)
+    except TypeError as exc:
+        if "64-bit" not in str(exc):
+            raise
+    try:
+        return json.dumps(payload, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError as exc:
+        raise TypeError(str(exc)) from None
 
 
 def follows_convention(name: str, prefix: str) -> bool:

@@ -74,6 +74,12 @@ class Metrics:
             ["source", "provider", "reason"],
             registry=r,
         )
+        self.http_refused = Counter(
+            f"{PREFIX}_http_refused",
+            "Requests and connections refused by the HTTP layer's limits and timeouts, by reason.",
+            ["reason"],
+            registry=r,
+        )
         self.handshakes = Counter(
             f"{PREFIX}_handshakes",
             "Handshakes answered (challenges, pings).",
@@ -180,6 +186,10 @@ class Metrics:
             "1 while the Event API refuses the event key or its URL answers something else.",
             registry=r,
         )
+
+    def refused_http(self, reason: str) -> None:
+        """Count a refusal by the public port's protocol (gateway.http_server)."""
+        self.http_refused.labels(reason).inc()
 
     def watch_outbox(self, stats: Callable[[], OutboxStats | None]) -> None:
         """Export outbox depth and age, read from ``stats`` at each scrape."""

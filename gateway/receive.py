@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
+import re
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from types import MappingProxyType
@@ -15,10 +18,11 @@ from typing import Any
 
 import orjson
 from prometheus_client import Counter, Histogram
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from gateway.config import SourceConfig
+from gateway.http_server import REFUSED_STATE, Refusal
 from gateway.logs import get_logger, log_fields
 from gateway.metrics import UNKNOWN_SOURCE, Metrics
 from gateway.outbox import Outbox, OutboxUnavailable, Rejection
@@ -28,13 +32,34 @@ from gateway.transform_runner import check_sizes, run_transform, run_transform_b
 from gateway.webhook import PayloadError, Webhook, normalize_headers
 
 _NO_QUERY: Mapping[str, str] = MappingProxyType({})
+#: bodies this large are verified on a worker thread: hashing them (once per signature entry
+#: and secret) must not hold the event loop; smaller ones are cheaper verified inline
+VERIFY_INLINE_BYTES = 64 * 1024
+_verifier = ThreadPoolExecutor(max_workers=2, thread_name_prefix="gateway-verify")
 # Request ids must be unique, not unguessable: a seeded PRNG costs a sixth of uuid4().
 _ids = random.Random(os.urandom(32))
+
+
+#: an ``X-Request-Id`` the gateway echoes and logs: a short token (UUIDs, ALB trace ids, ...)
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:;=+/-]{0,127}")
 
 
 def _new_request_id() -> str:
     """32 hex digits, like ``uuid4().hex``."""
     return f"{_ids.getrandbits(128):032x}"
+
+
+def request_id_of(headers: Mapping[str, str]) -> str:
+    """The caller's ``X-Request-Id`` when it is a short well-formed token, else a new one."""
+    sent = headers.get("x-request-id")
+    if sent and len(sent) <= 128 and _REQUEST_ID.fullmatch(sent):
+        return sent
+    return _new_request_id()
+
+
+#: the status logged for a client that hung up before its body arrived (nginx's choice); the
+#: client never sees it
+CLIENT_CLOSED_REQUEST = 499
 
 
 class BodyTooLarge(Exception):
@@ -194,7 +219,7 @@ class Receiver:
         headers = normalize_headers(
             (k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]
         )
-        request_id = headers.get("x-request-id") or _new_request_id()
+        request_id = request_id_of(headers)
         name: str = request.path_params["source"]
         source = self.sources.get(name)
         if source is None:
@@ -238,6 +263,21 @@ class Receiver:
             return self._reject(
                 400, "bad_request", str(exc), source, request_id, started, headers=headers
             )
+        except ClientDisconnect:
+            refusal: Refusal | None = request.scope.get("state", {}).get(REFUSED_STATE)
+            if refusal is not None:  # cut off by the HTTP layer (a timeout, the connection cap)
+                return self._reject(
+                    refusal.status, refusal.reason, refusal.message, source, request_id, started
+                )
+            # the client's doing, not a fault: counted and logged at info, nothing recorded
+            return self._reject(
+                CLIENT_CLOSED_REQUEST,
+                "client_disconnected",
+                "the client closed the connection before its body arrived",
+                source,
+                request_id,
+                started,
+            )
         early = provider.pre_verify_reply(body, headers)
         if early is not None:
             self.metrics.handshakes.labels(name, provider.name).inc()
@@ -245,7 +285,11 @@ class Receiver:
 
         t0 = time.perf_counter()
         try:
-            provider.verify(body, headers)
+            if len(body) >= VERIFY_INLINE_BYTES:
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(_verifier, provider.verify, body, headers)
+            else:
+                provider.verify(body, headers)
         except VerificationError as exc:
             counters.verification.observe(time.perf_counter() - t0)
             return self._reject(

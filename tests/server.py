@@ -20,15 +20,25 @@ import uvicorn
 
 from gateway.app import build_gateway, create_app
 from gateway.config import Config
+from gateway.http_server import server_config
 
 
 class ThreadedServer:
     """uvicorn serving an ASGI app in a background thread; ``url`` once started."""
 
     def __init__(self, app: Any) -> None:
-        self.config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_config=None, access_log=False, lifespan="on"
-        )
+        options: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": 0,
+            "log_config": None,
+            "access_log": False,
+            "lifespan": "on",
+        }
+        gateway = getattr(getattr(app, "state", None), "gateway", None)
+        if gateway is not None and hasattr(app, "receiver"):  # the public app: as serve runs it
+            self.config = server_config(app, gateway.config.http, gateway.metrics, **options)
+        else:
+            self.config = uvicorn.Config(app, **options)
         self.server = uvicorn.Server(self.config)
         self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -51,6 +51,8 @@ def test_every_listed_metric_moves_with_low_cardinality_labels(tmp_path: Path) -
             assert post(invoice) == 200
             assert post(untransformable) == 200  # quarantined
             assert post(customer, signed=False) == 401
+            oversized = {"x-padding": "p" * 40_000}  # over the 32 KiB header limit
+            assert c.post("/webhooks/stripe", content=b"{}", headers=oversized).status_code == 431
             deadline = time.monotonic() + 20
             text = ""
             while time.monotonic() < deadline:
@@ -62,6 +64,7 @@ def test_every_listed_metric_moves_with_low_cardinality_labels(tmp_path: Path) -
     assert value(text, "webhook_gateway_webhooks_received_total", **stripe) == 5
     assert value(text, "webhook_gateway_webhooks_accepted_total", **stripe) >= 3
     assert value(text, "webhook_gateway_webhooks_rejected_total", **stripe) == 1
+    assert value(text, "webhook_gateway_http_refused_total", reason="header_too_large") == 1
     assert value(text, "webhook_gateway_verification_seconds_count", provider="stripe") == 5
     assert value(text, "webhook_gateway_transform_errors_total", **stripe) == 1
     assert value(text, "webhook_gateway_duplicates_skipped_total", **stripe) == 1

@@ -86,7 +86,8 @@ def test_filter(nothing: Any) -> None:
         (42, "transform returned a int"),
         ([Event(name="stripe/a.b"), 7], "event 1 is a int"),
         (Event(name="stripe/a.b", data={"tags": {"x"}}), "event 0 .*not JSON-serializable"),
-        (Event(name="stripe/a.b", data={"n": 2**64}), "event 0 .*not JSON-serializable"),
+        # 2**64 is kept exact since issue 13 point 15; beside a set it is still refused
+        (Event(name="stripe/a.b", data={"n": 2**64, "s": {1}}), "event 0 .*not JSON-serializable"),
         (
             [Event(name="stripe/a.b", id="same"), Event(name="stripe/c.d", id="same")],
             "events 0 and 1 share the id 'same'",

@@ -13,16 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from gateway import Event, Webhook, transform
+from gateway.webhook import loads_exact
 
 
 def _payload(webhook: Webhook) -> dict[str, Any]:
     if webhook.body.lstrip()[:1] == b"{":
         payload = webhook.json
     else:
-        payload = orjson.loads(webhook.form["payload"])
+        payload = loads_exact(webhook.form["payload"])
     if not isinstance(payload, dict):
         raise ValueError("a GitHub payload is a JSON object")
     return payload

@@ -21,6 +21,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     import uvicorn
 
     from gateway.app import build_gateway, create_app
+    from gateway.http_server import connection_cap, raise_fd_limit, server_config
     from gateway.logs import configure_logging
 
     config = load(args, environ)
@@ -35,8 +36,17 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         )
     app = create_app(gateway)
     _freeze_startup_heap()
-    public = uvicorn.Config(
+    raise_fd_limit(config.http.max_connections)
+    cap = connection_cap(config.http.max_connections)
+    if cap < config.http.max_connections:
+        log.warning(
+            "http.max_connections lowered by the file descriptor limit (ulimit -n)",
+            extra={"max_connections": cap, "configured": config.http.max_connections},
+        )
+    public = server_config(
         app,
+        config.http,
+        gateway.metrics,
         host=args.host,
         port=args.port,
         log_config=None,

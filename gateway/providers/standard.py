@@ -8,9 +8,11 @@ content is ``{id}.{timestamp}.{body}``.
 - ``v1a``: ed25519, checked against a ``whpk_...`` public key given as a secret. A ``whsk_``
   private key is refused: a receiver never needs it.
 
-Other versions are ignored (the spec's forward compatibility). Svix's own ``svix-id``,
-``svix-timestamp`` and ``svix-signature`` headers (what Clerk and Resend send) are read when the
-``webhook-*`` set is absent. The timestamp must be within the tolerance in both directions.
+Other versions are ignored (the spec's forward compatibility), and so is every entry after the
+first :data:`MAX_SIGNATURE_ENTRIES` (a forged header must not multiply the work). Svix's own
+``svix-id``, ``svix-timestamp`` and ``svix-signature`` headers (what Clerk and Resend send) are
+read when the ``webhook-*`` set is absent. The timestamp must be within the tolerance in both
+directions.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ HEADER_SETS = (
     ("svix-id", "svix-timestamp", "svix-signature"),
 )
 MAX_TIMESTAMP_DIGITS = 12  # Unix seconds stay below 10**12 for another 30,000 years
+#: ``v1``/``v1a`` entries considered per request: senders send one per active secret, and each
+#: ed25519 entry costs a pass over the body per public key
+MAX_SIGNATURE_ENTRIES = 10
 _ED25519_SIGNATURE_SIZE = 64
 
 
@@ -101,23 +106,26 @@ def _headers(headers: Mapping[str, str]) -> tuple[str, str, str]:
 
 
 def parse_signatures(header: str) -> list[tuple[str, bytes]]:
-    """``(version, raw signature)`` for each ``v1``/``v1a`` entry that decodes.
+    """``(version, raw signature)`` for the first :data:`MAX_SIGNATURE_ENTRIES` distinct
+    ``v1``/``v1a`` entries that decode; later ones are ignored.
 
     Raises :class:`MalformedSignature` when no entry does.
     """
-    found: list[tuple[str, bytes]] = []
+    found: dict[tuple[str, bytes], None] = {}
     for entry in header.split():
         # A repeated header arrives joined with ", ": the joining comma ends an entry.
         version, sep, encoded = entry.rstrip(",").partition(",")
         if not sep or version not in ("v1", "v1a"):
             continue
         try:
-            found.append((version, b64decode(encoded)))
+            found[(version, b64decode(encoded))] = None
         except ValueError:
             continue
+        if len(found) == MAX_SIGNATURE_ENTRIES:
+            break
     if not found:
         raise MalformedSignature("webhook-signature has no v1 or v1a entry in base64")
-    return found
+    return list(found)
 
 
 @register_provider
