@@ -445,7 +445,7 @@ class SQLiteOutbox(SQLiteRetention, SQLiteReads):
 
     def _seen(
         self,
-        query: Callable[[str, Sequence[Any]], list[Any]],
+        query: Callable[[str, Any], list[Any]],
         event_ids: Sequence[str],
         now: float,
     ) -> set[str]:
