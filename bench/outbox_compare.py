@@ -13,13 +13,15 @@ from __future__ import annotations
 import argparse
 import resource
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import procs
 from payloads import Template
-from run import Bench, commit_histogram, label_of, log
+from readings import commit_histogram
+from run import Bench, label_of, log
 
 TARGET_PG_RATIO = 0.6  # one PostgreSQL-backed process >= 0.6 x the SQLite backend's webhooks/s
 TARGET_DRAIN = 100.0  # events per outbound request while draining
@@ -64,6 +66,12 @@ class Group:
     def stop(self) -> None:
         for member in self.members:
             member.stop()
+
+
+def _each(group: Group, run: Callable[[int, procs.Server], dict[str, Any]]) -> list[dict[str, Any]]:
+    """``run(i, member)`` for every member of ``group`` at the same time; their results."""
+    with ThreadPoolExecutor(len(group.members)) as pool:
+        return list(pool.map(run, range(len(group.members)), group.members))
 
 
 def _merge(parts: list[dict[str, Any]], summed: tuple[str, ...]) -> dict[str, Any]:
@@ -130,8 +138,7 @@ class CompareBench(Bench):
                 before_run=lambda: barrier.wait(timeout=600),
             )
 
-        with ThreadPoolExecutor(n) as pool:
-            parts = list(pool.map(one, range(n), server.members))
+        parts = _each(server, one)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         merged = _merge(
             parts, ("requests", "accepted", "non_2xx", "sent", "accepted_rate", "connections")
@@ -149,14 +156,10 @@ class CompareBench(Bench):
     ) -> dict[str, Any]:
         if not isinstance(server, Group):
             return super().fixed_rate(server, template, rate, seconds)
-        n = len(server.members)
-        with ThreadPoolExecutor(n) as pool:
-            parts = list(
-                pool.map(
-                    lambda m: super(CompareBench, self).fixed_rate(m, template, rate / n, seconds),
-                    server.members,
-                )
-            )
+        share = rate / len(server.members)
+        parts = _each(
+            server, lambda _i, m: super(CompareBench, self).fixed_rate(m, template, share, seconds)
+        )
         return _merge(parts, ("issued", "answered", "ok", "offered_rate", "failed_count"))
 
     def load_variant(self, template: Template, url: str | None, processes: int) -> dict[str, Any]:

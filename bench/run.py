@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -31,65 +29,25 @@ import payloads
 import procs
 import report
 from payloads import Template
+from readings import (
+    LOADGEN_CPU,
+    SERVER_CPU,
+    BenchError,
+    commit_histogram,
+    commit_summary,
+    fs_type,
+    machine_info,
+)
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
-SERVER_CPU = 0
-LOADGEN_CPU = 1
 MAX_WRK_SET = 3_000_000  # pre-signed requests per wrk run, at most
 
 
 def log(message: str) -> None:
     sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
     sys.stderr.flush()
-
-
-class BenchError(RuntimeError):
-    """A step failed; the message says which."""
-
-
-def machine_info(pinning: bool) -> dict[str, Any]:
-    cpu_model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu_model = line.split(":", 1)[1].strip()
-            break
-    versions: dict[str, str] = {}
-    for module in ("uvicorn", "starlette", "uvloop", "httptools", "httpx", "stripe", "orjson"):
-        try:
-            versions[module] = __import__(module).__version__
-        except (ImportError, AttributeError):
-            versions[module] = "not installed"
-    mem_kb = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem_kb = int(line.split()[1])
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "memory_mib": mem_kb // 1024,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "versions": versions,
-        "pinning": (
-            f"servers on CPU {SERVER_CPU}; load generator and Event API stand-in on CPU "
-            f"{LOADGEN_CPU} (taskset)"
-            if pinning
-            else "none (taskset missing or fewer than 2 CPUs)"
-        ),
-    }
-
-
-def fs_type(path: Path) -> str:
-    """The file system type of the mount that holds ``path``."""
-    best, kind = "", "unknown"
-    resolved = str(path.resolve())
-    for line in Path("/proc/mounts").read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and resolved.startswith(parts[1]) and len(parts[1]) > len(best):
-            best, kind = parts[1], parts[2]
-    return kind
 
 
 class Bench:
@@ -749,33 +707,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.drain_count = args.drain_count or (10_000 if quick else 100_000)
     args.expect_rate = 30_000.0  # sizes the first pre-signed set; later sets use measured rates
     return args
-
-
-_COMMIT_BUCKET = "webhook_gateway_outbox_commit_seconds_bucket"
-
-
-def commit_histogram(server: procs.Server) -> dict[float, float]:
-    """The gateway's outbox commit-duration histogram: cumulative count by upper bound (s)."""
-    status, body = procs.request(server.port, "GET", "/metrics", timeout=30.0)
-    if status != 200:
-        raise BenchError(f"gateway /metrics answered {status}")
-    buckets: dict[float, float] = {}
-    for line in body.decode().splitlines():
-        if line.startswith(_COMMIT_BUCKET + "{"):
-            bound = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
-    return buckets
-
-
-def commit_summary(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
-    """Commits during a run, and how many took longer than 10 ms and 100 ms (fsync stalls)."""
-    diff = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
-    total = diff.get(math.inf, 0.0)
-    return {
-        "commits": int(total),
-        "over_10ms": int(total - diff.get(0.01, total)),
-        "over_100ms": int(total - diff.get(0.1, total)),
-    }
 
 
 def label_of(size: int) -> str:
