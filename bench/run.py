@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -22,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,65 +29,25 @@ import payloads
 import procs
 import report
 from payloads import Template
+from readings import (
+    LOADGEN_CPU,
+    SERVER_CPU,
+    BenchError,
+    commit_histogram,
+    commit_summary,
+    fs_type,
+    machine_info,
+)
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 RESULTS = BENCH / "results"
-SERVER_CPU = 0
-LOADGEN_CPU = 1
 MAX_WRK_SET = 3_000_000  # pre-signed requests per wrk run, at most
 
 
 def log(message: str) -> None:
     sys.stderr.write(f"[bench {time.strftime('%H:%M:%S')}] {message}\n")
     sys.stderr.flush()
-
-
-class BenchError(RuntimeError):
-    """A step failed; the message says which."""
-
-
-def machine_info(pinning: bool) -> dict[str, Any]:
-    cpu_model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu_model = line.split(":", 1)[1].strip()
-            break
-    versions: dict[str, str] = {}
-    for module in ("uvicorn", "starlette", "uvloop", "httptools", "httpx", "stripe", "orjson"):
-        try:
-            versions[module] = __import__(module).__version__
-        except (ImportError, AttributeError):
-            versions[module] = "not installed"
-    mem_kb = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem_kb = int(line.split()[1])
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "memory_mib": mem_kb // 1024,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "versions": versions,
-        "pinning": (
-            f"servers on CPU {SERVER_CPU}; load generator and Event API stand-in on CPU "
-            f"{LOADGEN_CPU} (taskset)"
-            if pinning
-            else "none (taskset missing or fewer than 2 CPUs)"
-        ),
-    }
-
-
-def fs_type(path: Path) -> str:
-    """The file system type of the mount that holds ``path``."""
-    best, kind = "", "unknown"
-    resolved = str(path.resolve())
-    for line in Path("/proc/mounts").read_text().splitlines():
-        parts = line.split()
-        if len(parts) >= 3 and resolved.startswith(parts[1]) and len(parts[1]) > len(best):
-            best, kind = parts[1], parts[2]
-    return kind
 
 
 class Bench:
@@ -107,6 +65,7 @@ class Bench:
         self.wrk = None if args.generator == "asyncio" else shutil.which("wrk")
         self.sink: procs.Server | None = None
         self.created = int(time.time())
+        self.gateway_env: dict[str, str] = {}  # extra environment for gateways (the outbox URL)
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -147,15 +106,19 @@ class Bench:
     def start_server(self, kind: str, label: str, config: Path | None = None) -> procs.Server:
         root = self.args.data_root or self.workdir
         data_dir = root / f"data-{kind}-{label.replace(' ', '')}-{len(self.servers)}"
+        extra: dict[str, str] = {}
         if kind == "gateway":
             argv = [sys.executable, "-m", "gateway", "serve", "--host", "127.0.0.1", "--port", "0"]
             if config is not None:
                 argv += ["--config", str(config)]
             ready: str | None = "/readyz"
+            extra = self.gateway_env
         else:
             argv = [sys.executable, str(BENCH / f"{kind}_app.py"), "--port", "0"]
             ready = None
-        return self._start(kind, argv, cpu=self.cpu(SERVER_CPU), data_dir=data_dir, ready=ready)
+        return self._start(
+            kind, argv, cpu=self.cpu(SERVER_CPU), data_dir=data_dir, ready=ready, extra=extra
+        )
 
     def _start(
         self,
@@ -165,12 +128,13 @@ class Bench:
         cpu: int | None,
         data_dir: Path | None = None,
         ready: str | None = None,
+        extra: dict[str, str] | None = None,
     ) -> procs.Server:
         log_path = self.workdir / "logs" / f"{len(self.servers):02d}-{name}.log"
         server = procs.start(
             name,
             argv,
-            self.env(data_dir),
+            {**self.env(data_dir), **(extra or {})},
             log_path,
             cpu=cpu,
             cwd=REPO,
@@ -229,13 +193,25 @@ class Bench:
         return path
 
     def run_wrk(
-        self, server: procs.Server, template: Template, seconds: float, expect_rate: float
+        self,
+        server: procs.Server,
+        template: Template,
+        seconds: float,
+        expect_rate: float,
+        *,
+        set_name: str = "wrk-set",
+        connections: int | None = None,
+        before_run: Callable[[], None] | None = None,
     ) -> dict[str, Any]:
-        """Saturate ``server`` with wrk for ``seconds``; every request has its own id."""
+        """Saturate ``server`` with wrk for ``seconds``; every request has its own id.
+
+        ``before_run`` is called once the first set is signed (runs started together wait there).
+        """
         assert self.wrk is not None
+        connections = connections or self.args.connections
         count = min(MAX_WRK_SET, int(expect_rate * seconds * 1.6) + 5_000)
-        for _attempt in range(3):
-            set_dir = self.workdir / "wrk-set"
+        for attempt in range(3):
+            set_dir = self.workdir / set_name
             shutil.rmtree(set_dir, ignore_errors=True)
             first = self.take_ids(count)
             t0 = time.monotonic()
@@ -250,11 +226,13 @@ class Bench:
                 int(time.time()),  # fresh: the run starts now and lasts far less than 300 s
             )
             prepared = time.monotonic() - t0
+            if before_run is not None and attempt == 0:
+                before_run()
             argv = procs.pinned(
                 [
                     self.wrk,
                     "-t1",
-                    f"-c{self.args.connections}",
+                    f"-c{connections}",
                     f"-d{seconds:g}s",
                     "--timeout",
                     "30s",
@@ -286,7 +264,7 @@ class Bench:
             accepted = raw["requests"] - errors["status"]
             return {
                 "generator": "wrk",
-                "connections": self.args.connections,
+                "connections": connections,
                 "duration_s": duration,
                 "requests": raw["requests"],
                 "accepted": accepted,
@@ -386,6 +364,17 @@ class Bench:
         raw.pop("failed", None)
         return raw
 
+    # -- hooks the outbox comparison (bench/outbox_compare.py) overrides ---------------------
+
+    counts_db = False  # whether db_cpu_seconds reads a database server's processes
+
+    def db_cpu_seconds(self) -> float:
+        """CPU seconds of the database server's processes so far (none for SQLite)."""
+        return 0.0
+
+    def commit_histogram(self, server: procs.Server) -> dict[float, float]:
+        return commit_histogram(server)
+
     # -- scenarios ---------------------------------------------------------------------------
 
     def load(self, kind: str, template: Template) -> dict[str, Any]:
@@ -407,6 +396,7 @@ class Bench:
             raise BenchError(f"{kind}: warm-up events were not all delivered")
         sink0 = self.sink_stats()
         assert self.sink is not None
+        db0 = self.db_cpu_seconds()
         cpu0, sink_cpu0, (busy0, steal0) = (
             server.cpu_seconds(),
             self.sink.cpu_seconds(),
@@ -421,8 +411,9 @@ class Bench:
             self.sink.cpu_seconds(),
             procs.system_cpu(),
         )
+        db1 = self.db_cpu_seconds()
         sink1 = self.sink_stats()
-        ours = (cpu1 - cpu0) + (sink_cpu1 - sink_cpu0) + sat["loadgen_cpu_s"]
+        ours = (cpu1 - cpu0) + (sink_cpu1 - sink_cpu0) + sat["loadgen_cpu_s"] + (db1 - db0)
         sat["other_cpu_cores"] = max(0.0, (busy1 - busy0) - ours) / (t1 - t0)
         sat["steal_cpu_cores"] = (steal1 - steal0) / (t1 - t0)
         sat["sink_cpu_share"] = (sink_cpu1 - sink_cpu0) / (t1 - t0)
@@ -460,7 +451,7 @@ class Bench:
                 "exactly_once": sink2["repeats"] == 0
                 and expected <= sink2["distinct_ids"] <= warm["sent"] + sat["sent"],
             }
-        cpu2 = server.cpu_seconds()
+        cpu2, db2 = server.cpu_seconds(), self.db_cpu_seconds()
         window = t1 - t0
         result["cpu"] = {
             "window_s": cpu1 - cpu0,
@@ -469,13 +460,19 @@ class Bench:
             "per_1000_s": (cpu2 - cpu0) / sat["accepted"] * 1000 if sat["accepted"] else None,
             "catch_up_wall_s": catch_up,
         }
+        if self.counts_db:
+            result["cpu"].update(
+                db_window_share=(db1 - db0) / window,
+                db_until_delivered_s=db2 - db0,
+                db_per_1000_s=(db2 - db0) / sat["accepted"] * 1000 if sat["accepted"] else None,
+            )
         rate = max(1.0, sat["accepted_rate"] * args.half_load)
         log(f"{kind} {template.label}: fixed rate {rate:,.0f}/s for {args.rate_duration:g}s")
-        commits0 = commit_histogram(server) if kind == "gateway" else None
+        commits0 = self.commit_histogram(server) if kind == "gateway" else None
         result["half_load"] = self.fixed_rate(server, template, rate, args.rate_duration)
         half = result["half_load"]
         if commits0 is not None:
-            half["outbox_commits"] = commit_summary(commits0, commit_histogram(server))
+            half["outbox_commits"] = commit_summary(commits0, self.commit_histogram(server))
         log(
             f"{kind} {template.label}: half load p50 {half['latency_ms'].get('p50', 0):.2f} ms, "
             f"p99 {half['latency_ms'].get('p99', 0):.2f} ms"
@@ -694,6 +691,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="put the gateways' data directories here (e.g. /dev/shm, to take the disk out)",
     )
     parser.add_argument("--profile", action="store_true", help="also profile the gateway (py-spy)")
+    parser.add_argument(
+        "--outbox",
+        choices=["sqlite", "postgres"],
+        default="sqlite",
+        help="postgres: compare 1 and 2 PostgreSQL-backed gateways with SQLite (outbox_compare.py)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results")
     args = parser.parse_args(argv)
@@ -706,33 +709,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-_COMMIT_BUCKET = "webhook_gateway_outbox_commit_seconds_bucket"
-
-
-def commit_histogram(server: procs.Server) -> dict[float, float]:
-    """The gateway's outbox commit-duration histogram: cumulative count by upper bound (s)."""
-    status, body = procs.request(server.port, "GET", "/metrics", timeout=30.0)
-    if status != 200:
-        raise BenchError(f"gateway /metrics answered {status}")
-    buckets: dict[float, float] = {}
-    for line in body.decode().splitlines():
-        if line.startswith(_COMMIT_BUCKET + "{"):
-            bound = line.split('le="', 1)[1].split('"', 1)[0]
-            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
-    return buckets
-
-
-def commit_summary(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
-    """Commits during a run, and how many took longer than 10 ms and 100 ms (fsync stalls)."""
-    diff = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
-    total = diff.get(math.inf, 0.0)
-    return {
-        "commits": int(total),
-        "over_10ms": int(total - diff.get(0.01, total)),
-        "over_100ms": int(total - diff.get(0.1, total)),
-    }
-
-
 def label_of(size: int) -> str:
     return f"{size / 1000:g} KB"
 
@@ -740,7 +716,12 @@ def label_of(size: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="webhook-gateway-bench-"))
-    bench = Bench(args, workdir)
+    if args.outbox == "postgres":
+        import outbox_compare
+
+        bench: Bench = outbox_compare.CompareBench(args, workdir)
+    else:
+        bench = Bench(args, workdir)
     machine = machine_info(bench.pin)
     generator = (
         f"wrk ({bench.wrk}) with bench/wrk_stripe.lua, 1 thread, {args.connections} connections"
@@ -787,19 +768,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with terminate_on_sigterm():
             bench.start_sink()
-            sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-            for size in sizes:
-                template = Template.make(label_of(size), size, bench.created)
-                by_server: dict[str, Any] = {"body_bytes": template.body_length}
-                results["load"][template.label] = by_server
-                for kind in [s.strip() for s in args.servers.split(",") if s.strip()]:
-                    by_server[kind] = bench.load(kind, template)
-            if not args.no_drain:
-                drain_template = Template.make(label_of(sizes[0]), sizes[0], bench.created)
-                results["drain"] = bench.drain(drain_template)
-            if args.profile:
-                profile_template = Template.make(label_of(sizes[0]), sizes[0], bench.created)
-                results["profile"] = bench.profile(profile_template, args.duration)
+            if args.outbox == "postgres":
+                assert isinstance(bench, outbox_compare.CompareBench)
+                results["outbox"] = outbox_compare.run(bench, args)
+            else:
+                sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+                for size in sizes:
+                    template = Template.make(label_of(size), size, bench.created)
+                    by_server: dict[str, Any] = {"body_bytes": template.body_length}
+                    results["load"][template.label] = by_server
+                    for kind in [s.strip() for s in args.servers.split(",") if s.strip()]:
+                        by_server[kind] = bench.load(kind, template)
+                if not args.no_drain:
+                    drain_template = Template.make(label_of(sizes[0]), sizes[0], bench.created)
+                    results["drain"] = bench.drain(drain_template)
+                if args.profile:
+                    profile_template = Template.make(label_of(sizes[0]), sizes[0], bench.created)
+                    results["profile"] = bench.profile(profile_template, args.duration)
         ok = True
     finally:
         bench.close()
@@ -807,10 +792,14 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             log(f"work directory kept: {workdir}")
-    print(report.table(results))
-    if "drain" in results:
-        print(report.drain_table(results["drain"]))
-    verdicts, lines = report.evaluate(results)
+    if "outbox" in results:
+        print(outbox_compare.table(results["outbox"]))
+        verdicts, lines = outbox_compare.evaluate(results["outbox"])
+    else:
+        print(report.table(results))
+        if "drain" in results:
+            print(report.drain_table(results["drain"]))
+        verdicts, lines = report.evaluate(results)
     results["targets"] = verdicts
     if "profile" in results:
         import profile_summary
@@ -821,9 +810,13 @@ def main(argv: list[str] | None = None) -> int:
         RESULTS.mkdir(exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         text = json.dumps(results, indent=2, sort_keys=False) + "\n"
-        (RESULTS / f"{stamp}.json").write_text(text)
-        (RESULTS / "latest.json").write_text(text)
-        print(f"\nResults: bench/results/{stamp}.json (and bench/results/latest.json)")
+        if "outbox" in results:  # a comparison, not the bench's latest run
+            (RESULTS / f"postgres-{stamp}.json").write_text(text)
+            print(f"\nResults: bench/results/postgres-{stamp}.json")
+        else:
+            (RESULTS / f"{stamp}.json").write_text(text)
+            (RESULTS / "latest.json").write_text(text)
+            print(f"\nResults: bench/results/{stamp}.json (and bench/results/latest.json)")
     return 0
 
 
