@@ -42,6 +42,32 @@ MAX_RETRY_HISTORY = 20
 MAX_DUE_AHEAD = 300.0
 
 
+#: ``prune_rejections``: the newest id beyond the newest ``:keep`` rows (run in each dialect)
+REJECTIONS_BY_COUNT = "SELECT id FROM rejections ORDER BY id DESC LIMIT 1 OFFSET :keep"
+#: ... and the newest id beyond ``:max_bytes`` of stored headers and bodies, newest first
+REJECTIONS_BY_BYTES = (
+    "SELECT id FROM (SELECT id, SUM(length(headers) + length(body))"
+    " OVER (ORDER BY id DESC) AS kept FROM rejections) r"
+    " WHERE kept > :max_bytes ORDER BY id DESC LIMIT 1"
+)
+#: ... and one chunk of the rows to delete: up to ``:cutoff`` or received before ``:older_than``
+REJECTIONS_PRUNE = (
+    "DELETE FROM rejections WHERE id IN (SELECT id FROM rejections"
+    " WHERE id <= :cutoff OR received_at < :older_than ORDER BY id LIMIT :limit)"
+)
+
+
+def in_chunks(chunk: Callable[[], int], size: int = PRUNE_CHUNK) -> int:
+    """Run ``chunk`` (one transaction deleting at most ``size`` rows) until it deletes fewer;
+    returns the total."""
+    total = 0
+    while True:
+        gone = chunk()
+        total += gone
+        if gone < size:
+            return total
+
+
 def clamp_due(retry_at: float, now: float) -> float:
     """The due time to store for a retry at ``retry_at``: at most :data:`MAX_DUE_AHEAD` ahead."""
     return min(retry_at, now + MAX_DUE_AHEAD)
