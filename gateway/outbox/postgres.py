@@ -42,7 +42,6 @@ from gateway.outbox import (
 from gateway.outbox.base import WriterOutbox, check_keys
 from gateway.outbox.codec import REJECTION_INSERT_COLUMNS, WEBHOOK_INSERT_COLUMNS, RowCodec
 from gateway.outbox.common import (
-    MAX_DUE_AHEAD,
     MAX_RETRY_HISTORY,
     PRUNE_CHUNK,
     REJECTION_PRUNE_CHUNK,
@@ -362,13 +361,9 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
     ) -> list[tuple[Any, ...]]:
         with self._transaction(durable=False) as conn:
             next_due, last_due, next_expiry = _one(conn.execute(_IDLE))
-            if last_due is not None and last_due > at + MAX_DUE_AHEAD:
-                # only a wall clock stepped back leaves a due time this far ahead: due now
-                conn.execute(
-                    "UPDATE events SET next_attempt_at = %s WHERE state = 'pending'"
-                    " AND next_attempt_at > %s",
-                    (at, at + MAX_DUE_AHEAD),
-                )
+            if common.unstep_due(
+                lambda sql, args: conn.execute(POSTGRES.sql(sql), args), last_due, at
+            ):
                 next_due = at
             # cheap answer for the idle poll, and during an outage when every row waits
             if (next_due is None or next_due > at) and (next_expiry is None or next_expiry >= at):
@@ -593,20 +588,14 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
             return len(seqs)
 
         def webhooks(status: str) -> Callable[[], int]:
-            empty = "" if status == "quarantined" else _NO_EVENTS
+            empty = "" if "= 'quarantined'" in status else _NO_EVENTS
             sql = (
                 f"DELETE FROM webhooks WHERE id IN (SELECT id FROM webhooks w WHERE {status}"
                 f" AND received_at < %(cutoff)s{empty} LIMIT %(limit)s)"
             )
             return lambda: self._delete(sql, {"cutoff": cutoff, "limit": PRUNE_CHUNK})
 
-        gone = 0
-        if event_states:
-            gone += common.in_chunks(events)
-            gone += common.in_chunks(webhooks("status <> 'quarantined'"))
-        if "quarantined" in wanted:
-            gone += common.in_chunks(webhooks("status = 'quarantined'"))
-        return gone
+        return common.purge_in_chunks(wanted, event_states, events, webhooks)
 
     def _delete(self, sql: str, args: Mapping[str, Any]) -> int:
         """Run one DELETE in its own transaction; rows deleted."""

@@ -22,6 +22,7 @@ from gateway.outbox.common import (
     REJECTIONS_PRUNE,
     chunks,
     in_chunks,
+    purge_in_chunks,
 )
 from gateway.outbox.sqlite_read import _marks
 
@@ -132,13 +133,12 @@ class SQLiteRetention(WriterOutbox[sqlite3.Connection]):
                 ).rowcount
             )
 
-        gone = 0
-        if event_states:
-            gone += self._in_chunks(events)
-            gone += self._in_chunks(webhooks("status <> 'quarantined'"))
-        if "quarantined" in wanted:
-            gone += self._in_chunks(webhooks("status = 'quarantined'"))
-        return gone
+        return purge_in_chunks(
+            wanted,
+            event_states,
+            lambda: self._call(events),
+            lambda status: lambda: self._call(webhooks(status)),
+        )
 
     def _in_chunks(
         self, chunk: Callable[[sqlite3.Connection], int], size: int = PRUNE_CHUNK
