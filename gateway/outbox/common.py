@@ -42,6 +42,64 @@ MAX_RETRY_HISTORY = 20
 MAX_DUE_AHEAD = 300.0
 
 
+#: ``prune_rejections``: the newest id beyond the newest ``:keep`` rows (run in each dialect)
+REJECTIONS_BY_COUNT = "SELECT id FROM rejections ORDER BY id DESC LIMIT 1 OFFSET :keep"
+#: ... and the newest id beyond ``:max_bytes`` of stored headers and bodies, newest first
+REJECTIONS_BY_BYTES = (
+    "SELECT id FROM (SELECT id, SUM(length(headers) + length(body))"
+    " OVER (ORDER BY id DESC) AS kept FROM rejections) r"
+    " WHERE kept > :max_bytes ORDER BY id DESC LIMIT 1"
+)
+#: ... and one chunk of the rows to delete: up to ``:cutoff`` or received before ``:older_than``
+REJECTIONS_PRUNE = (
+    "DELETE FROM rejections WHERE id IN (SELECT id FROM rejections"
+    " WHERE id <= :cutoff OR received_at < :older_than ORDER BY id LIMIT :limit)"
+)
+
+
+def in_chunks(chunk: Callable[[], int], size: int = PRUNE_CHUNK) -> int:
+    """Run ``chunk`` (one transaction deleting at most ``size`` rows) until it deletes fewer;
+    returns the total."""
+    total = 0
+    while True:
+        gone = chunk()
+        total += gone
+        if gone < size:
+            return total
+
+
+def unstep_due(run: Callable[[str, dict[str, float]], Any], last_due: Any, at: float) -> bool:
+    """At claim time: when the latest pending due time ``last_due`` is more than
+    :data:`MAX_DUE_AHEAD` ahead of ``at`` (only a wall clock stepped back leaves one), make
+    such rows due at ``at`` through ``run(sql, args)`` (named parameters); True if it did."""
+    if last_due is None or last_due <= at + MAX_DUE_AHEAD:
+        return False
+    run(
+        "UPDATE events SET next_attempt_at = :at"
+        " WHERE state = 'pending' AND next_attempt_at > :ahead",
+        {"at": at, "ahead": at + MAX_DUE_AHEAD},
+    )
+    return True
+
+
+def purge_in_chunks(
+    wanted: Collection[str],
+    event_states: Sequence[str],
+    events: Callable[[], int],
+    webhooks: Callable[[str], Callable[[], int]],
+) -> int:
+    """``purge``'s order: dead and delivered events, then the webhooks they leave empty, then
+    quarantined webhooks; each step a run of :func:`in_chunks` (``webhooks(condition)`` makes
+    the chunk for ``status`` ``condition``)."""
+    gone = 0
+    if event_states:
+        gone += in_chunks(events)
+        gone += in_chunks(webhooks("status <> 'quarantined'"))
+    if "quarantined" in wanted:
+        gone += in_chunks(webhooks("status = 'quarantined'"))
+    return gone
+
+
 def clamp_due(retry_at: float, now: float) -> float:
     """The due time to store for a retry at ``retry_at``: at most :data:`MAX_DUE_AHEAD` ahead."""
     return min(retry_at, now + MAX_DUE_AHEAD)

@@ -44,6 +44,7 @@ from gateway.outbox.codec import REJECTION_INSERT_COLUMNS, WEBHOOK_INSERT_COLUMN
 from gateway.outbox.common import (
     MAX_RETRY_HISTORY,
     PRUNE_CHUNK,
+    REJECTION_PRUNE_CHUNK,
     AcceptCall,
     EventBatch,
     History,
@@ -72,6 +73,7 @@ _PRUNE_LOCK = int.from_bytes(b"wgprune!", "big") - (1 << 63)
 
 _IDLE = """
 SELECT (SELECT MIN(next_attempt_at) FROM events WHERE state = 'pending'),
+       (SELECT MAX(next_attempt_at) FROM events WHERE state = 'pending'),
        (SELECT MIN(lease_until) FROM events WHERE state = 'leased')
 """
 # Lock the first due rows that no other claim holds, then leave out every row with an earlier
@@ -116,6 +118,27 @@ ON CONFLICT (event_id) DO UPDATE SET first_seen = excluded.first_seen, seq = exc
 WHERE d.first_seen <= %s OR EXISTS (SELECT 1 FROM events e WHERE e.seq = d.seq AND e.state = 'dead')
 RETURNING event_id
 """
+# accept's duplicate rule, read-only (held_event_ids)
+_SEEN = """
+SELECT d.event_id FROM dedup d LEFT JOIN events e ON e.seq = d.seq
+WHERE d.event_id = ANY(%(ids)s) AND d.first_seen > %(after)s AND e.state IS DISTINCT FROM 'dead'
+"""
+# dead events with, for each, whether a live (or pruned) copy of its id holds the dedup entry
+_DEAD_HELD = """
+SELECT e.seq, e.event_id, EXISTS (
+    SELECT 1 FROM dedup d LEFT JOIN events o ON o.seq = d.seq
+    WHERE d.event_id = e.event_id AND d.seq <> e.seq AND o.state IS DISTINCT FROM 'dead')
+FROM events e WHERE e.state = 'dead' AND (%(seqs)s::bigint[] IS NULL OR e.seq = ANY(%(seqs)s))
+ORDER BY e.seq
+"""
+_TAKE_LEASE = """
+INSERT INTO job_leases (name, holder, until) VALUES (%(name)s, %(holder)s, %(until)s)
+ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until
+WHERE job_leases.holder = EXCLUDED.holder OR job_leases.until <= %(at)s
+RETURNING holder
+"""
+# a webhook (alias w) left without events
+_NO_EVENTS = " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.webhook_id = w.id)"
 _WEBHOOK_TYPES = "bigint, text, text, float8, bytea, bytea, bytea, smallint, text, text, text"
 _EVENT_COLUMNS = common.EVENT_COLUMNS
 _EVENT_TYPES = "bigint, bigint, text, text, integer, smallint, float8, float8, text"
@@ -310,6 +333,22 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
         # in the accept path would take row locks that other replicas' groups are upserting.
         return counts
 
+    def held_event_ids(self, event_ids: Sequence[str], now: float | None = None) -> set[str]:
+        """Which of ``event_ids`` :meth:`accept` would skip now (a pool read, no write)."""
+        if self.dedup_window <= 0 or not event_ids:
+            return set()
+        at = self.clock() if now is None else now
+        args = {"ids": list(dict.fromkeys(event_ids)), "after": at - self.dedup_window}
+        return {row[0] for row in self._read_query(_SEEN, args)}
+
+    def take_lease(self, name: str, holder: str, seconds: float, now: float | None = None) -> bool:
+        """Hold (or renew) the named lease for ``seconds`` unless another holder's is running;
+        one upsert, so two replicas taking an expired lease at once cannot both get it."""
+        at = self.clock() if now is None else now
+        with self._transaction() as conn:
+            args = {"name": name, "holder": holder, "until": at + seconds, "at": at}
+            return conn.execute(_TAKE_LEASE, args).fetchone() is not None
+
     def _prune_dedup(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(
             "DELETE FROM dedup WHERE first_seen <= %s", (self.clock() - self.dedup_window,)
@@ -321,7 +360,11 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
         self, at: float, max_events: int, max_bytes: int, lease_seconds: float, token: str
     ) -> list[tuple[Any, ...]]:
         with self._transaction(durable=False) as conn:
-            next_due, next_expiry = _one(conn.execute(_IDLE))
+            next_due, last_due, next_expiry = _one(conn.execute(_IDLE))
+            if common.unstep_due(
+                lambda sql, args: conn.execute(POSTGRES.sql(sql), args), last_due, at
+            ):
+                next_due = at
             # cheap answer for the idle poll, and during an outage when every row waits
             if (next_due is None or next_due > at) and (next_expiry is None or next_expiry >= at):
                 return []
@@ -342,13 +385,15 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
         )
 
     def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
-        """Return leased events for a retry at ``retry_at``, counting an attempt."""
+        """Return leased events for a retry at ``retry_at`` (clamped, see
+        :data:`~gateway.outbox.common.MAX_DUE_AHEAD`), counting an attempt."""
+        now = self.clock()
         self._held_update(
             "UPDATE events SET state = 'pending', attempts = attempts + 1, next_attempt_at = %s,"
             f" last_error = %s, lease_until = NULL, lease_token = NULL {_HELD}",
             seqs,
-            (retry_at, error),
-            history=("retry", self.clock(), error),
+            (common.clamp_due(retry_at, now), error),
+            history=("retry", now, error),
         )
 
     def unlease(self, seqs: Sequence[int]) -> None:
@@ -385,15 +430,19 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
         return set(changed)
 
     def retry_dead(self, seqs: Sequence[int] | None = None) -> int:
-        """Make dead events pending and due now, keeping their attempt count."""
+        """Make dead events pending and due now, keeping their attempt count; see
+        :func:`gateway.outbox.common.requeue_choice` for the ones left dead."""
         now = self.clock()
         with self._transaction() as conn:
+            dead = conn.execute(
+                _DEAD_HELD, {"seqs": None if seqs is None else list(seqs)}
+            ).fetchall()
             rows = conn.execute(
                 "UPDATE events SET state = 'pending', next_attempt_at = %s"
-                " WHERE state = 'dead' AND (%s::bigint[] IS NULL OR seq = ANY(%s)) RETURNING seq",
-                (now, None if seqs is None else list(seqs), None if seqs is None else list(seqs)),
+                " WHERE state = 'dead' AND seq = ANY(%s) RETURNING seq",
+                (now, common.requeue_choice(dead)),
             ).fetchall()
-            changed = [row[0] for row in rows]
+            changed = sorted(row[0] for row in rows)
             self._record_attempts(conn, changed, ("requeued", now, None))
         return len(changed)
 
@@ -451,18 +500,30 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
         if rows:
             conn.execute(_INSERT_REJECTIONS, _columns(rows, 11))
 
-    def prune_rejections(self, older_than: float, keep: int) -> int:
-        """Delete rejections older than ``older_than`` and beyond the newest ``keep``."""
-        with self._transaction() as conn:
-            gone = conn.execute(
-                "DELETE FROM rejections WHERE received_at < %s", (older_than,)
-            ).rowcount
-            gone += conn.execute(
-                "DELETE FROM rejections WHERE id <= (SELECT id FROM rejections"
-                " ORDER BY id DESC LIMIT 1 OFFSET %s)",
-                (max(0, keep),),
-            ).rowcount
-        return gone
+    def prune_rejections(self, older_than: float, keep: int, max_bytes: int | None = None) -> int:
+        """Delete rejections older than ``older_than``, beyond the newest ``keep``, and the
+        oldest beyond ``max_bytes`` of stored headers and bodies; in small transactions, so
+        accepts never wait behind a large prune."""
+        with self._transaction(durable=False) as conn:
+            # the newest id to delete: by count, and by the bytes the newer rows hold
+            (by_count,) = conn.execute(
+                POSTGRES.sql(common.REJECTIONS_BY_COUNT), {"keep": max(0, keep)}
+            ).fetchone() or (0,)
+            by_bytes = 0
+            if max_bytes is not None:
+                row = conn.execute(
+                    POSTGRES.sql(common.REJECTIONS_BY_BYTES), {"max_bytes": max_bytes}
+                ).fetchone()
+                by_bytes = row[0] if row else 0
+        args = {
+            "cutoff": max(by_count, by_bytes),
+            "older_than": older_than,
+            "limit": REJECTION_PRUNE_CHUNK,
+        }
+        return common.in_chunks(
+            lambda: self._delete(POSTGRES.sql(common.REJECTIONS_PRUNE), args),
+            REJECTION_PRUNE_CHUNK,
+        )
 
     # -- housekeeping -------------------------------------------------------------------
 
@@ -505,41 +566,41 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
                 return total
 
     def purge(self, states: Collection[str] | None = None, before: float | None = None) -> int:
-        """Delete rows in ``states`` (default: all of :data:`PURGE_STATES`); see Outbox."""
+        """Delete rows in ``states`` (default: all of :data:`PURGE_STATES`); see Outbox.
+
+        Works in chunks of :data:`PRUNE_CHUNK` rows, each its own transaction (as
+        :meth:`prune`), so a running gateway's accepts and claims go on between them.
+        """
         wanted, cutoff, event_states = common.purge_plan(states, before)
-        gone = 0
-        with self._transaction() as conn:
-            if event_states:
-                if "dead" in wanted:
-                    # a purged dead event no longer blocks its id from being accepted again
-                    conn.execute(
-                        "DELETE FROM dedup WHERE seq IN (SELECT seq FROM events"
-                        " WHERE state = 'dead' AND created_at < %s)",
-                        (cutoff,),
-                    )
-                seqs = [
-                    row[0]
-                    for row in conn.execute(
-                        "DELETE FROM events WHERE state = ANY(%s) AND created_at < %s"
-                        " RETURNING seq",
-                        (event_states, cutoff),
-                    ).fetchall()
-                ]
+
+        def events() -> int:
+            with self._transaction() as conn:
+                rows = conn.execute(
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events"
+                    " WHERE state = ANY(%s) AND created_at < %s LIMIT %s) RETURNING seq, state",
+                    (event_states, cutoff, PRUNE_CHUNK),
+                ).fetchall()
+                seqs = [seq for seq, _ in rows]
                 _forget_events(conn, seqs)
-                gone += (
-                    len(seqs)
-                    + conn.execute(
-                        "DELETE FROM webhooks w WHERE status <> 'quarantined' AND received_at < %s"
-                        " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.webhook_id = w.id)",
-                        (cutoff,),
-                    ).rowcount
-                )
-            if "quarantined" in wanted:
-                gone += conn.execute(
-                    "DELETE FROM webhooks WHERE status = 'quarantined' AND received_at < %s",
-                    (cutoff,),
-                ).rowcount
-        return gone
+                # a purged dead event no longer blocks its id from being accepted again
+                dead = [seq for seq, state in rows if state == "dead"]
+                conn.execute("DELETE FROM dedup WHERE seq = ANY(%s)", (dead,))
+            return len(seqs)
+
+        def webhooks(status: str) -> Callable[[], int]:
+            empty = "" if "= 'quarantined'" in status else _NO_EVENTS
+            sql = (
+                f"DELETE FROM webhooks WHERE id IN (SELECT id FROM webhooks w WHERE {status}"
+                f" AND received_at < %(cutoff)s{empty} LIMIT %(limit)s)"
+            )
+            return lambda: self._delete(sql, {"cutoff": cutoff, "limit": PRUNE_CHUNK})
+
+        return common.purge_in_chunks(wanted, event_states, events, webhooks)
+
+    def _delete(self, sql: str, args: Mapping[str, Any]) -> int:
+        """Run one DELETE in its own transaction; rows deleted."""
+        with self._transaction() as conn:
+            return conn.execute(sql, args).rowcount
 
     def check_writable(self) -> None:
         """Commit a heartbeat through the writer; raises :class:`OutboxUnavailable` if it fails."""

@@ -37,7 +37,6 @@ from gateway.outbox.codec import REJECTION_INSERT_COLUMNS, WEBHOOK_INSERT_COLUMN
 from gateway.outbox.common import (
     DEDUP_PRUNE_EVERY,
     EVENT_COLUMNS,
-    MAX_DUE_AHEAD,
     MAX_RETRY_HISTORY,
     AcceptCall,
     EventBatch,
@@ -508,13 +507,7 @@ class SQLiteOutbox(SQLiteRetention, SQLiteReads):
             " (SELECT MAX(next_attempt_at) FROM events WHERE state = 'pending'),"
             " (SELECT MIN(lease_until) FROM events WHERE state = 'leased')"
         ).fetchone()
-        if last_due is not None and last_due > at + MAX_DUE_AHEAD:
-            # only a wall clock stepped back leaves a due time this far ahead: due now
-            conn.execute(
-                "UPDATE events SET next_attempt_at = ? WHERE state = 'pending'"
-                " AND next_attempt_at > ?",
-                (at, at + MAX_DUE_AHEAD),
-            )
+        if common.unstep_due(conn.execute, last_due, at):
             next_due = at
         # cheap answer for the idle poll, and during an outage when every row waits for a retry
         if (next_due is None or next_due > at) and (next_expiry is None or next_expiry >= at):

@@ -14,7 +14,16 @@ from typing import TypeVar
 
 from gateway.outbox import PURGE_STATES
 from gateway.outbox.base import WriterOutbox
-from gateway.outbox.common import PRUNE_CHUNK, REJECTION_PRUNE_CHUNK, chunks
+from gateway.outbox.common import (
+    PRUNE_CHUNK,
+    REJECTION_PRUNE_CHUNK,
+    REJECTIONS_BY_BYTES,
+    REJECTIONS_BY_COUNT,
+    REJECTIONS_PRUNE,
+    chunks,
+    in_chunks,
+    purge_in_chunks,
+)
 from gateway.outbox.sqlite_read import _marks
 
 T = TypeVar("T")
@@ -36,28 +45,19 @@ class SQLiteRetention(WriterOutbox[sqlite3.Connection]):
 
         def before(conn: sqlite3.Connection) -> int:
             # the newest id to delete: by count, and by the bytes the newer rows hold
-            (by_count,) = conn.execute(
-                "SELECT id FROM rejections ORDER BY id DESC LIMIT 1 OFFSET ?", (max(0, keep),)
-            ).fetchone() or (0,)
+            (by_count,) = conn.execute(REJECTIONS_BY_COUNT, {"keep": max(0, keep)}).fetchone() or (
+                0,
+            )
             by_bytes = 0
             if max_bytes is not None:
-                row = conn.execute(
-                    "SELECT id FROM (SELECT id, SUM(length(headers) + length(body))"
-                    " OVER (ORDER BY id DESC) AS kept FROM rejections)"
-                    " WHERE kept > ? ORDER BY id DESC LIMIT 1",
-                    (max_bytes,),
-                ).fetchone()
+                row = conn.execute(REJECTIONS_BY_BYTES, {"max_bytes": max_bytes}).fetchone()
                 by_bytes = row[0] if row else 0
             return max(by_count, by_bytes)
 
-        cutoff = self._call(before)
+        window = {"cutoff": self._call(before), "older_than": older_than}
         return self._in_chunks(
             lambda conn: (
-                conn.execute(
-                    "DELETE FROM rejections WHERE id IN (SELECT id FROM rejections"
-                    " WHERE id <= ? OR received_at < ? ORDER BY id LIMIT ?)",
-                    (cutoff, older_than, REJECTION_PRUNE_CHUNK),
-                ).rowcount
+                conn.execute(REJECTIONS_PRUNE, {**window, "limit": REJECTION_PRUNE_CHUNK}).rowcount
             ),
             REJECTION_PRUNE_CHUNK,
         )
@@ -133,25 +133,19 @@ class SQLiteRetention(WriterOutbox[sqlite3.Connection]):
                 ).rowcount
             )
 
-        gone = 0
-        if event_states:
-            gone += self._in_chunks(events)
-            gone += self._in_chunks(webhooks("status <> 'quarantined'"))
-        if "quarantined" in wanted:
-            gone += self._in_chunks(webhooks("status = 'quarantined'"))
-        return gone
+        return purge_in_chunks(
+            wanted,
+            event_states,
+            lambda: self._call(events),
+            lambda status: lambda: self._call(webhooks(status)),
+        )
 
     def _in_chunks(
         self, chunk: Callable[[sqlite3.Connection], int], size: int = PRUNE_CHUNK
     ) -> int:
         """Run ``chunk`` (deleting at most ``size`` rows) as its own transaction until it
         deletes fewer; returns the total."""
-        total = 0
-        while True:
-            gone = self._call(chunk)
-            total += gone
-            if gone < size:
-                return total
+        return in_chunks(lambda: self._call(chunk), size)
 
     def make_room(self) -> int:
         """On a full volume: delete the oldest refused requests and delivered events (a chunk
