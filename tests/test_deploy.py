@@ -37,6 +37,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from gateway.app import HEALTH_PATH, METRICS_PATH, READY_PATH, WEBHOOK_PATH
 from gateway.cli import DEFAULT_HOST, DEFAULT_PORT, build_parser
 from gateway.config import Config, ForwarderConfig, OutboxConfig, load_config
+from gateway.metrics import _OutboxCollector
+from gateway.outbox import OutboxStats
 from gateway.providers import VerificationError
 from tests.eventapi_standin import event_api
 from tests.helpers import STRIPE_SECRET, fixture, make_config
@@ -1145,6 +1147,61 @@ def test_verification_alert_matches_every_verification_reason_and_no_other() -> 
     assert {"body_too_large", "outbox_unavailable"} <= others
     for other in others:
         assert not re.fullmatch(regex, other), other
+
+
+_AGGREGATION = re.compile(
+    r"\b(max|min|sum|avg|count)\s+by\s+\(([^)]*)\)\s*\(\s*(?:(?:rate|increase)\(\s*)?"
+    r"(webhook_gateway_[a-z_]+)"
+)
+_THRESHOLD_RULE = re.compile(r"(max|sum) by \(([^)]*)\) \((webhook_gateway_[a-z_]+)\) > (\d+)")
+
+
+def outbox_gauges() -> set[str]:
+    """The gauges that describe the outbox itself: shared by every replica on PostgreSQL."""
+    stats = OutboxStats(1, 1, 1, 1, 1, 1, 1.0)
+    return {family.name for family in _OutboxCollector(lambda: stats).collect()}
+
+
+def evaluate(expr: str, series: list[tuple[dict[str, str], float]]) -> dict[tuple[str, ...], float]:
+    """``AGG by (LABELS) (METRIC) > N`` over ``series`` (labels, value): the groups that fire."""
+    match = _THRESHOLD_RULE.fullmatch(expr.strip())
+    assert match, expr
+    agg, by, _metric, threshold = match.groups()
+    keys = [k.strip() for k in by.split(",")]
+    groups: dict[tuple[str, ...], list[float]] = {}
+    for labels, value in series:
+        groups.setdefault(tuple(labels[k] for k in keys), []).append(value)
+    reduce = max if agg == "max" else sum
+    totals = {group: float(reduce(values)) for group, values in groups.items()}
+    return {group: total for group, total in totals.items() if total > int(threshold)}
+
+
+def test_alerts_fire_once_per_deployment_and_read_a_shared_outbox_with_max() -> None:
+    """With PostgreSQL every replica reports the same outbox: max(), never sum() or per pod."""
+    gauges = outbox_gauges()
+    assert {"webhook_gateway_outbox_oldest_age_seconds", "webhook_gateway_outbox_depth"} <= gauges
+    seen = set()
+    for rule in alert_rules():
+        for agg, by, metric in _AGGREGATION.findall(rule["expr"]):
+            labels = {label.strip() for label in by.split(",")}
+            assert not labels & {"pod", "instance"}, (rule["alert"], "one alert per deployment")
+            assert "namespace" in labels, rule["alert"]
+            if metric in gauges:
+                assert agg == "max", (rule["alert"], metric)
+                seen.add(metric)
+        for metric, _matchers in selectors(rule["expr"]):
+            assert metric in {m for *_, m in _AGGREGATION.findall(rule["expr"])}, rule["alert"]
+    assert "webhook_gateway_outbox_oldest_age_seconds" in seen
+    (backlog,) = [r for r in alert_rules() if r["alert"] == "WebhookGatewayOutboxBacklog"]
+    replicas = [{"namespace": "webhooks", "pod": f"webhook-gateway-{i}"} for i in range(3)]
+    # PostgreSQL: three replicas report the same shared backlog: one alert, its true age
+    shared = evaluate(backlog["expr"], [(r, 400.0) for r in replicas])
+    assert shared == {("webhooks",): 400.0}
+    # under the threshold everywhere: no alert (a sum would report 3 x 150 s = 450 s)
+    assert evaluate(backlog["expr"], [(r, 150.0) for r in replicas]) == {}
+    # SQLite: one pod's own backlog fires, once
+    solo = evaluate(backlog["expr"], [(replicas[0], 900.0), *((r, 0.0) for r in replicas[1:])])
+    assert solo == {("webhooks",): 900.0}
 
 
 # Selectors whose exact series the scenario below cannot produce; each names a real reason.
