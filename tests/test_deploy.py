@@ -30,7 +30,9 @@ import httpx
 import kubernetes_validate
 import pytest
 import yaml
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -259,7 +261,7 @@ def test_build_context_holds_the_package_and_nothing_else() -> None:
         dirnames[:] = [d for d in dirnames if not (rel == Path(".") and d in skip)]
         files.extend((rel / name).as_posix() for name in filenames)
     context = {f for f in files if in_build_context(f)}
-    needed = {"pyproject.toml", "README.md"} | {
+    needed = {"pyproject.toml", "README.md", *LOCKS} | {
         f
         for f in files
         if f.split("/")[0] in ("gateway", "transforms") and "__pycache__" not in f.split("/")
@@ -275,6 +277,75 @@ def test_build_context_holds_the_package_and_nothing_else() -> None:
         "gateway/__pycache__/app.cpython-311.pyc",
     ):
         assert not in_build_context(secret_or_state), secret_or_state
+
+
+#: the hash-locked requirement files the builder installs from (scripts/lock writes them)
+LOCKS = ("requirements/image.txt", "requirements/build.txt")
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\$")
+
+
+def locked(path: str) -> dict[str, tuple[Version, int]]:
+    """name -> (version, number of hashes) of a pip-compile ``--generate-hashes`` file."""
+    out: dict[str, tuple[Version, int]] = {}
+    name = ""
+    for line in (ROOT / path).read_text().splitlines():
+        match = _PIN.match(line)
+        if match:
+            name = canonicalize_name(match.group(1))
+            assert name not in out, f"{path}: {name} pinned twice"
+            out[name] = (Version(match.group(2)), 0)
+        elif line.strip().startswith("--hash=sha256:"):
+            assert re.fullmatch(r"--hash=sha256:[0-9a-f]{64}( \\)?", line.strip()), line
+            version, hashes = out[name]
+            out[name] = (version, hashes + 1)
+        else:
+            assert not line.strip() or line.lstrip().startswith("#"), f"{path}: {line!r}"
+    return out
+
+
+def test_the_image_installs_every_dependency_from_the_hash_locked_files() -> None:
+    builder = " ".join(i.value for i in dockerfile() if i.keyword == "RUN" and i.stage == 0)
+    for lock in LOCKS:
+        assert re.search(rf"--require-hashes\s+(--only-binary :all:\s+)?-r {lock}", builder), lock
+    assert builder.count("--only-binary :all:") == 2, "wheels only: no compiler, no sdist build"
+    # the gateway itself: built with the locked backend, installed without any dependency
+    assert "--no-build-isolation" in builder and "install --no-cache-dir --no-deps" in builder
+    assert "pip --python /opt/venv/bin/python check" in builder
+    runtime, build = locked(LOCKS[0]), locked(LOCKS[1])
+    for name, (_version, hashes) in {**runtime, **build}.items():
+        assert hashes >= 1, f"{name} has no hash"
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    needs = [Requirement(r) for r in pyproject["project"]["dependencies"]]
+    needs += [Requirement(r) for r in _requirement_lines(ROOT / "requirements" / "image.in")]
+    for req in needs:
+        name = canonicalize_name(req.name)
+        assert name in runtime, f"{req} is not in {LOCKS[0]}: run bash scripts/lock"
+        assert runtime[name][0] in req.specifier, f"{LOCKS[0]} pins {name} outside {req}"
+    for text in pyproject["build-system"]["requires"]:
+        req = Requirement(text)
+        assert build[canonicalize_name(req.name)][0] in req.specifier, req
+    # the build backend never reaches the runtime venv
+    assert {"pip", "setuptools", "wheel"}.isdisjoint(runtime)
+    header = (ROOT / LOCKS[0]).read_text()
+    assert "#    bash scripts/lock" in header and (ROOT / "scripts" / "lock").is_file()
+    assert "bash scripts/lock" in (ROOT / "docs" / "deploy.md").read_text()
+
+
+def _requirement_lines(path: Path) -> list[str]:
+    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def test_the_runtime_stage_keeps_no_installer() -> None:
+    builder = " ".join(i.value for i in dockerfile() if i.keyword == "RUN" and i.stage == 0)
+    assert "python -m venv --without-pip /opt/venv" in builder
+    final = " ".join(instructions("RUN", final=True))
+    assert re.search(r"pip uninstall --yes( --no-cache-dir)? pip setuptools wheel", final)
+    # nothing installs into the final stage, and the docs claim no shell they cannot deliver
+    assert "pip install" not in final
+    for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *K8S.rglob("*.yaml")]:
+        text = path.read_text().lower()
+        assert "image has no shell" not in text and "has no shell or" not in text, path
 
 
 # --- Kubernetes manifests ------------------------------------------------------------------
