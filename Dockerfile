@@ -23,7 +23,7 @@ RUN python -m venv --without-pip /opt/venv \
     && python -m pip --python /opt/venv/bin/python install --no-cache-dir --require-hashes \
        --only-binary :all: -r requirements/image.txt
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY gateway ./gateway
 COPY transforms ./transforms
 # The gateway's own wheel, built with the locked setuptools (no isolated build environment that
@@ -53,6 +53,8 @@ RUN groupadd --system --gid 10001 gateway \
     && rm -rf /usr/local/lib/python3.11/ensurepip
 
 COPY --from=builder /opt/venv /opt/venv
+# The licence text travels with the image (Apache-2.0 asks for it), beside the wheel's copy.
+COPY --from=builder /src/LICENSE /usr/share/licenses/webhook-gateway/LICENSE
 
 # Nothing writes outside /data (the outbox) and /tmp: the root filesystem may be read-only.
 ENV PATH=/opt/venv/bin:$PATH \

@@ -17,6 +17,11 @@ Policy by outcome of a request:
   alarm, pause for ``backoff_max`` and try again. Cleared by the next accepted batch.
 
 An event over ``max_event_bytes`` is dead-lettered before any request is made.
+
+While a step runs (one slow request, or several for a 413 split or a 400 bisection) the
+forwarder renews its lease on the events it still holds every third of ``lease_seconds``, so no
+other forwarder on the same outbox claims and sends them meanwhile. An event whose lease was
+lost anyway (the process stalled past the lease) is left to whoever claimed it.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from gateway.outbox import Outbox, StoredEvent
 
 MAX_RETRY_AFTER = 3600.0  # a Retry-After beyond an hour is treated as an hour
 PRUNE_EVERY = 60.0
+RENEW_FRACTION = 1 / 3  # renew held leases after this share of lease_seconds
 
 
 class ForwarderMetrics(Protocol):
@@ -128,6 +134,7 @@ class Forwarder:
         self._errors = 0  # consecutive unexpected exceptions
         self._next_prune = 0.0
         self._inflight: set[int] = set()  # leased by this forwarder, outcome not yet stored
+        self._lost: set[int] = set()  # leases another forwarder took over during this step
         self._small_batch = False  # the last batch used under half of both batch limits
         self._wake = asyncio.Event()
 
@@ -236,6 +243,8 @@ class Forwarder:
         if not batch:
             return 0
         self._inflight.update(e.seq for e in batch)
+        self._lost.clear()
+        keeper = asyncio.create_task(self._keep_leases())
         try:
             keep, size = len(batch), batch_size([e.payload for e in batch])
             while keep > 1 and size > limit:  # only with a tiny max_batch_bytes
@@ -258,8 +267,36 @@ class Forwarder:
                 await self._deliver(sendable)
             return keep
         finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
             if self._inflight:
                 await self._give_back()
+
+    async def _keep_leases(self) -> None:
+        """Renew the leases of the events in flight, every third of ``lease_seconds``.
+
+        Real time on purpose (not the injectable sleep): it runs beside the step's requests.
+        """
+        lease = self.config.lease_seconds
+        while True:
+            await asyncio.sleep(lease * RENEW_FRACTION)
+            held = sorted(self._inflight)
+            if not held:
+                continue
+            try:
+                kept = await asyncio.to_thread(self.outbox.renew, held, lease, self.clock())
+            except Exception:
+                self.log.exception("could not renew leases; retrying")
+                continue
+            lost = set(held) - kept
+            lost &= self._inflight  # an outcome stored meanwhile is not a loss
+            if lost:
+                self._inflight.difference_update(lost)
+                self._lost.update(lost)
+                self.log.warning(
+                    "lost the lease on events in flight; another forwarder has them",
+                    extra={"events": len(lost)},
+                )
 
     async def _give_back(self) -> None:
         """Unlease events whose outcome was never stored (an error or a cancelled send)."""
@@ -272,6 +309,10 @@ class Forwarder:
 
     async def _deliver(self, events: list[StoredEvent]) -> bool:
         """Send ``events`` and store each one's outcome; True when all were accepted."""
+        if self._lost:  # another forwarder claimed these after this one's lease ran out
+            events = [e for e in events if e.seq not in self._lost]
+            if not events:
+                return True
         if self.paused:
             # An earlier part of this batch paused the forwarder: keep the rest for later.
             await self._unlease(events)

@@ -19,12 +19,13 @@ In-process use::
         api.poison_names = {"stripe/bad"}     # 400 for events with that name
         api.valid_keys = {"good"}             # 401 "Event key not found" for other keys
         api.down = True                       # 503 for everything while set
+        api.delay = 3.0                       # every event request answers 3 s late
         ... api.url, api.events, api.raw_events, api.requests, api.wait_for_events(10)
 
 As a separate process: ``python tests/eventapi_standin.py --port 8288`` serves until killed and
 prints ``LISTENING <port>``. ``GET /_standin/stats`` and ``GET /_standin/events`` report what
 arrived; ``POST /_standin/control`` with a JSON object scripts it (keys: ``down``,
-``valid_keys``, ``max_body_bytes``, ``max_event_bytes``, ``poison_names``, ``fail_next``
+``valid_keys``, ``max_body_bytes``, ``max_event_bytes``, ``poison_names``, ``delay``, ``fail_next``
 ``[count, status]``, ``rate_limit_next`` ``[count, retry_after]``, ``drop_next``, ``reset``).
 SIGUSR1 clears ``down``; SIGUSR2 prints the counts.
 """
@@ -215,6 +216,7 @@ class EventApiStandIn:
         self.poison_names: set[str] = set()
         self.valid_keys: set[str] | None = None
         self.down = False  # every request gets 503 while set
+        self.delay = 0.0  # seconds each event request waits before it is answered
         self.httpd = _Server((host, port), self._handler())
         self.port = int(self.httpd.server_address[1])
         self.url = f"http://{host}:{self.port}"
@@ -256,6 +258,7 @@ class EventApiStandIn:
             self.valid_keys = None
             self.poison_names = set()
             self.down = False
+            self.delay = 0.0
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -384,7 +387,7 @@ class EventApiStandIn:
         if command.get("reset"):
             self.reset()
         with self.lock:
-            for name in ("down", "max_body_bytes", "max_event_bytes"):
+            for name in ("down", "max_body_bytes", "max_event_bytes", "delay"):
                 if name in command:
                     setattr(self, name, command[name])
             if "valid_keys" in command:
@@ -413,6 +416,8 @@ class EventApiStandIn:
                     self._send(200, api._control(body), {})
                     return
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if api.delay > 0:
+                    time.sleep(api.delay)  # a slow API: the answer comes this much later
                 record = Recorded(self.path, headers, body, 0, peer=self.client_address[1])
                 status, payload, extra = api._respond(self.path, headers, body, record)
                 record.status, record.response = status, payload

@@ -179,7 +179,10 @@ def test_final_stage_has_no_build_tools_and_runs_unprivileged() -> None:
     final_runs = " ".join(instructions("RUN", final=True))
     for installer in ("apt-get install", "apt install", "pip install", "gcc", "build-essential"):
         assert installer not in final_runs
-    assert instructions("COPY", final=True) == ["--from=builder /opt/venv /opt/venv"]
+    assert instructions("COPY", final=True) == [
+        "--from=builder /opt/venv /opt/venv",
+        "--from=builder /src/LICENSE /usr/share/licenses/webhook-gateway/LICENSE",
+    ]
     uid, gid = image_user()
     assert uid >= 10000 and gid >= 10000
     assert f"--uid {uid}" in final_runs and f"--gid {gid}" in final_runs
@@ -261,7 +264,7 @@ def test_build_context_holds_the_package_and_nothing_else() -> None:
         dirnames[:] = [d for d in dirnames if not (rel == Path(".") and d in skip)]
         files.extend((rel / name).as_posix() for name in filenames)
     context = {f for f in files if in_build_context(f)}
-    needed = {"pyproject.toml", "README.md", *LOCKS} | {
+    needed = {"pyproject.toml", "README.md", "LICENSE", *LOCKS} | {
         f
         for f in files
         if f.split("/")[0] in ("gateway", "transforms") and "__pycache__" not in f.split("/")

@@ -361,12 +361,34 @@ def test_a_version_1_file_is_migrated_and_keeps_every_payload(tmp_path: Path) ->
         [dead] = box.dead_letters()
         assert dead.name == "s/b.one"
         box.accept(hook(1), *one("s/c.one", "c"))  # new events get the next seq
-    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
-    assert "payload" not in {row[1] for row in raw(db, "PRAGMA table_info(events)")}
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    columns = {row[1] for row in raw(db, "PRAGMA table_info(events)")}
+    assert "payload" not in columns and "lease_token" in columns
     assert raw(db, "SELECT seq FROM event_payloads ORDER BY seq") == [(1,), (2,), (3,)]
     with SQLiteOutbox(db) as box:  # opening a migrated file again changes nothing
         assert box.purge() >= 1  # the dead event (and its payload, by the trigger) go
     assert raw(db, "SELECT seq FROM event_payloads ORDER BY seq") == [(1,), (3,)]
+
+
+def test_a_version_2_file_gains_lease_tokens_and_its_old_leases_expire(tmp_path: Path) -> None:
+    """A row leased by a version-2 gateway has no owner token: it is claimed after its lease."""
+    db = tmp_path / FILE_NAME
+    with SQLiteOutbox(db, clock=lambda: 100.0) as box:
+        box.accept(hook(1), *one("s/a.one", "a"))
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE events SET state = 'leased', lease_until = 130")
+    conn.execute("ALTER TABLE events DROP COLUMN lease_token")  # as version 2 wrote it
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with SQLiteOutbox(db, clock=lambda: 100.0) as box:
+        assert box.claim(max_events=9, max_bytes=10**6, lease_seconds=5, now=130) == []
+        box.ack([1])  # not this instance's lease: nothing changes
+        assert box.stats().leased == 1
+        [again] = box.claim(max_events=9, max_bytes=10**6, lease_seconds=5, now=131)
+        box.ack([again.seq])
+        assert box.stats().delivered == 1
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
 
 
 def test_openers_racing_on_a_new_file_all_succeed(tmp_path: Path) -> None:

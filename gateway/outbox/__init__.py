@@ -2,6 +2,10 @@
 
 One interface, documented method by method; ``gateway.outbox.sqlite`` is the embedded
 implementation and ``tests/test_outbox_contract.py`` is the contract every backend must pass.
+What backends share lives beside it: :mod:`gateway.outbox.codec` (how rows hold blobs:
+compression, encryption, webhook and rejection rows), :mod:`gateway.outbox.common` (batch
+fitting, the dedup rule, limits, the rejection buffer, console records) and
+:mod:`gateway.outbox.writer` (the group-commit writer thread).
 
 Life of an event row::
 
@@ -11,7 +15,10 @@ Life of an event row::
                    '----------- retry_dead() ---------------'
 
 A lease that expires (the forwarder crashed) makes the row claimable again: delivery is
-at-least-once, never at-most-once.
+at-least-once, never at-most-once. Each claim writes an owner token into its leases and the
+instance remembers it: the writes that end a lease (ack, release, unlease, dead_letter) and
+``renew`` change only rows still leased under that token, so a holder whose lease ran out and
+was claimed again by another instance changes nothing.
 
 For the inspection console the store also keeps every delivery attempt's outcome (written in
 the same transaction as the state change it records) and refused requests (buffered, written
@@ -36,7 +43,7 @@ class OutboxUnavailable(Exception):
 class StoredEvent:
     """An event as the forwarder sees it."""
 
-    seq: int  # outbox-wide order; one webhook's events have consecutive seqs
+    seq: int  # outbox-wide order, increasing; consecutive per webhook in the SQLite backend
     webhook_id: int
     event_id: str | None  # the Inngest dedup id, if the event has one
     name: str
@@ -224,21 +231,37 @@ class Outbox(Protocol):
 
         Always returns at least one event when one is due, even if it alone exceeds
         ``max_bytes``. Leased events are not returned again until released or the lease expires.
-        An event is held back while an earlier event of its webhook is leased or waiting for a
-        retry, so one webhook's events are delivered in order.
+        An event is held back while an earlier event of its webhook is leased (by any instance)
+        or waiting for a retry, so one webhook's events are delivered in order.
+
+        The instance remembers the owner token the claim wrote into each lease: :meth:`ack`,
+        :meth:`release`, :meth:`unlease`, :meth:`dead_letter` and :meth:`renew` change only rows
+        still leased under it. Claims by several instances (connections, processes) on one
+        store are disjoint.
+        """
+        ...
+
+    def renew(
+        self, seqs: Sequence[int], lease_seconds: float, now: float | None = None
+    ) -> set[int]:
+        """Extend this instance's leases on ``seqs``; returns the seqs it still holds.
+
+        Each lease held ends ``lease_seconds`` after ``now``. A seq is no longer held once
+        another instance claimed it after this one's lease ran out (or this one ended the
+        lease); such a seq is left alone and not returned.
         """
         ...
 
     def ack(self, seqs: Sequence[int]) -> None:
-        """Mark leased events delivered."""
+        """Mark events this instance holds delivered (a stale holder changes nothing)."""
         ...
 
     def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
-        """Return leased events for a retry no earlier than ``retry_at``; counts an attempt."""
+        """Return held events for a retry no earlier than ``retry_at``; counts an attempt."""
         ...
 
     def dead_letter(self, seq: int, error: str) -> None:
-        """Move a leased event to the dead-letter store with the Event API's error."""
+        """Move a held event to the dead-letter store with the Event API's error."""
         ...
 
     def retry_dead(self, seqs: Sequence[int] | None = None) -> int:
@@ -268,7 +291,7 @@ class Outbox(Protocol):
         ...
 
     def unlease(self, seqs: Sequence[int]) -> None:
-        """Give leased events back without counting an attempt."""
+        """Give held events back without counting an attempt."""
         ...
 
     def prune(self, older_than: float) -> int:

@@ -1,0 +1,372 @@
+"""What every outbox backend shares beyond the row codec: rules, limits and row building.
+
+The batch a claim hands out (:func:`fit`), the dedup rule for a group of accepts
+(:func:`plan_events`), the retry-history cap, the rejection buffer, and how query rows become
+the console's records. Backends keep only their SQL and connection handling.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import secrets
+import threading
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any
+
+from gateway.outbox import (
+    ENTRY_STATES,
+    AcceptResult,
+    Attempt,
+    DeadLetter,
+    EventRecord,
+    OutboxEntry,
+    OutboxStats,
+    Rejection,
+    WebhookSummary,
+)
+from gateway.outbox.writer import Batchable
+
+DEDUP_PRUNE_EVERY = 1000  # accepts between sweeps of expired dedup entries
+PRUNE_CHUNK = 5000  # rows per prune transaction, so accepts interleave with a long prune
+CHUNK = 500  # ids per ``IN (...)`` list
+REJECTION_BUFFER = 10000  # refused requests waiting for a write; older ones are dropped
+#: retry rows kept per event: a days-long outage must not grow the history without bound
+MAX_RETRY_HISTORY = 20
+
+#: an attempts-table row to write with a state change: ``(outcome, at, error)``
+History = tuple[str, float, str | None]
+#: one webhook's events for :func:`plan_events`:
+#: ``(webhook_id, [(stored payload, sealed flags)], plain sizes, event ids, names)``
+EventBatch = tuple[int, list[tuple[bytes, int]], list[int], list[str | None], list[str]]
+
+#: ``outbox list``: the condition on ``events e`` selecting each state's rows
+ENTRY_WHERE = {
+    "pending": "e.state = 'pending' AND e.attempts = 0",
+    "retrying": "e.state = 'pending' AND e.attempts > 0",
+    "leased": "e.state = 'leased'",
+    "dead": "e.state = 'dead'",
+    "delivered": "e.state = 'delivered'",
+}
+
+
+def chunks(ids: Sequence[Any]) -> list[list[Any]]:
+    """``ids`` in lists of at most :data:`CHUNK` (one ``IN (...)`` list each)."""
+    items = list(ids)
+    return [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+
+
+def like(text: str) -> str:
+    """A ``LIKE ... ESCAPE '\\'`` pattern matching ``text`` anywhere."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def checked(
+    events: Sequence[bytes], event_ids: Sequence[str | None], names: Sequence[str]
+) -> tuple[list[bytes], list[str | None], list[str]]:
+    """The arguments of an accept as lists; ``ValueError`` unless they have one length."""
+    if not len(events) == len(event_ids) == len(names):
+        raise ValueError("events, event_ids and names must have the same length")
+    return list(events), list(event_ids), list(names)
+
+
+def fit(rows: list[Any], max_events: int, max_bytes: int) -> list[int]:
+    """The seqs of a batch from ``(seq, webhook_id, size)`` rows in seq order.
+
+    At least one row; then as many as fit the bounds. A webhook cut off at the end is left
+    whole for the next batch, unless it is all the batch holds.
+    """
+    chosen: list[int] = []
+    total = 0
+    for seq, _, size in rows:
+        if chosen and (len(chosen) == max_events or total + size > max_bytes):
+            break
+        chosen.append(seq)
+        total += size
+    if 0 < len(chosen) < len(rows):
+        webhook_of = {seq: webhook_id for seq, webhook_id, _ in rows}
+        cut = webhook_of[rows[len(chosen)][0]]
+        whole = [seq for seq in chosen if webhook_of[seq] != cut]
+        if whole:
+            chosen = whole
+    return chosen
+
+
+class AcceptCall(Batchable):
+    """Store one webhook and its events: the receive path's write.
+
+    ``store`` writes a run of such calls at once (the backend's multi-row insert).
+    """
+
+    __slots__ = ("event_ids", "names", "payloads", "row", "sizes", "store")
+
+    def __init__(
+        self,
+        store: Callable[[Any, Sequence[AcceptCall]], list[AcceptResult]],
+        row: tuple[Any, ...],
+        payloads: list[tuple[bytes, int]],
+        sizes: list[int],
+        event_ids: list[str | None],
+        names: list[str],
+    ) -> None:
+        self.store = store
+        self.row = row  # the webhooks row's columns after its id (RowCodec.webhook_row)
+        self.payloads = payloads  # as stored (compressed, encrypted), with each row's flags
+        self.sizes = sizes  # of the plain payloads
+        self.event_ids = event_ids
+        self.names = names
+
+    def run_many(self, conn: Any, calls: Sequence[Any]) -> list[AcceptResult]:
+        return self.store(conn, calls)
+
+
+class EventPlan:
+    """The rows a group of accepts inserts, after the dedup rule; see :func:`plan_events`."""
+
+    __slots__ = ("counts", "dedup_rows", "event_rows", "payload_rows")
+
+    def __init__(self) -> None:
+        #: ``(seq, webhook_id, event_id, name, size, sealed, next_attempt_at, created_at,
+        #: state)``, in :data:`EVENT_COLUMNS` order
+        self.event_rows: list[tuple[Any, ...]] = []
+        self.payload_rows: list[tuple[int, bytes]] = []  # (seq, payload)
+        self.dedup_rows: list[tuple[str, float, int]] = []  # (event_id, first_seen, seq)
+        self.counts: list[tuple[int, int]] = []  # (stored, duplicates) per webhook
+
+
+EVENT_COLUMNS = "seq, webhook_id, event_id, name, size, sealed, next_attempt_at, created_at, state"
+
+
+def plan_events(
+    batches: Sequence[EventBatch], seen: set[str], seqs: Iterator[int], now: float, dedup: bool
+) -> EventPlan:
+    """Which events of ``batches`` to store, with the seqs they get from ``seqs``.
+
+    The dedup rule: an event id in ``seen`` (accepted within the dedup window and not
+    dead-lettered since; the backend's query) or earlier in ``batches`` is a duplicate and
+    is not stored, as if the webhooks came one by one. Events without an id always count.
+    """
+    plan = EventPlan()
+    seen = set(seen)
+    for webhook_id, payloads, sizes, event_ids, names in batches:
+        stored = duplicates = 0
+        for (payload, sealed), size, event_id, name in zip(
+            payloads, sizes, event_ids, names, strict=True
+        ):
+            if dedup and event_id is not None and event_id in seen:
+                duplicates += 1
+                continue
+            seq = next(seqs)
+            if dedup and event_id is not None:
+                seen.add(event_id)
+                plan.dedup_rows.append((event_id, now, seq))
+            plan.event_rows.append(
+                (seq, webhook_id, event_id, name, size, sealed, now, now, "pending")
+            )
+            plan.payload_rows.append((seq, payload))
+            stored += 1
+        plan.counts.append((stored, duplicates))
+    return plan
+
+
+def wanted_ids(batches: Sequence[EventBatch]) -> list[str]:
+    """The event ids of ``batches`` to look up in the dedup table."""
+    return [eid for batch in batches for eid in batch[3] if eid is not None]
+
+
+class Leases:
+    """The lease token of each seq this outbox instance claimed and has not finished with.
+
+    Every claim takes a fresh token and writes it into the rows it leases; the writes that end
+    or extend a lease (``ack``, ``release``, ``unlease``, ``dead_letter``, ``renew``) match
+    ``lease_token`` too, so a holder whose lease ran out and was claimed again by another
+    instance changes nothing. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._tokens: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def new_token() -> str:
+        return secrets.token_hex(8)
+
+    def hold(self, seqs: Collection[int], token: str) -> None:
+        with self._lock:
+            self._tokens.update(dict.fromkeys(seqs, token))
+
+    def by_token(self, seqs: Collection[int]) -> dict[str, list[int]]:
+        """The held ones of ``seqs``, grouped by token (seqs this instance never held left out)."""
+        groups: dict[str, list[int]] = {}
+        with self._lock:
+            for seq in seqs:
+                token = self._tokens.get(seq)
+                if token is not None:
+                    groups.setdefault(token, []).append(seq)
+        return groups
+
+    def drop(self, seqs: Collection[int]) -> None:
+        with self._lock:
+            for seq in seqs:
+                self._tokens.pop(seq, None)
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+
+class RejectionBuffer:
+    """Refused requests waiting for a write, newest :data:`REJECTION_BUFFER` kept.
+
+    ``recorded`` counts what was ever recorded, ``flushed`` what is known to be committed.
+    """
+
+    def __init__(self) -> None:
+        self._rows: collections.deque[Rejection] = collections.deque(maxlen=REJECTION_BUFFER)
+        self.recorded = self.flushed = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._rows)
+
+    def record(self, rejection: Rejection) -> None:
+        self._rows.append(rejection)
+        self.recorded += 1
+
+    def drain(self) -> list[Rejection]:
+        """Take every buffered rejection (safe against concurrent :meth:`record`)."""
+        taken: list[Rejection] = []
+        while self._rows:
+            try:
+                taken.append(self._rows.popleft())
+            except IndexError:
+                break
+        return taken
+
+    @property
+    def unflushed(self) -> bool:
+        return self.recorded > self.flushed
+
+
+# -- console records --------------------------------------------------------------------
+
+
+def summary(row: Sequence[Any]) -> WebhookSummary:
+    """A :class:`WebhookSummary` from ``(id, source, provider, received_at, status, error,
+    events, names joined by newlines, outcome)``."""
+    wid, source, provider, received_at, status, error, n, names, outcome = row
+    return WebhookSummary(
+        id=wid,
+        source=source,
+        provider=provider,
+        received_at=received_at,
+        status=status,
+        outcome=outcome,
+        events=n,
+        event_names=tuple(names.split("\n")) if names else (),
+        error=error,
+    )
+
+
+def with_delivery(
+    history: list[Attempt], seq: int, state: str, delivered_at: float | None
+) -> tuple[Attempt, ...]:
+    """An event's recorded attempts, then its delivery (the last outcome an event can have).
+
+    Stores written before deliveries were read from ``delivered_at`` hold a ``delivered`` row
+    as well: it is the same delivery, shown once.
+    """
+    if state == "delivered" and delivered_at is not None:
+        kept = [a for a in history if a.outcome != "delivered"]
+        return (*kept, Attempt(seq, delivered_at, "delivered", None))
+    return tuple(history)
+
+
+def event_record(
+    row: Sequence[Any], payload: bytes, history: dict[int, list[Attempt]]
+) -> EventRecord:
+    """An :class:`EventRecord` from ``(seq, webhook_id, event_id, name, state, attempts,
+    last_error, created_at, delivered_at, ...)`` and its opened payload."""
+    seq, wid, event_id, name, state, attempts, last_error, created_at, delivered_at = row[:9]
+    return EventRecord(
+        seq=seq,
+        webhook_id=wid,
+        event_id=event_id,
+        name=name,
+        state=state,
+        attempts=attempts,
+        last_error=last_error,
+        created_at=created_at,
+        delivered_at=delivered_at,
+        payload=payload,
+        history=with_delivery(history.get(seq, []), seq, state, delivered_at),
+    )
+
+
+def dead_letters(
+    events: Sequence[Sequence[Any]], held: Sequence[Sequence[Any]], limit: int
+) -> list[DeadLetter]:
+    """Dead events ``(seq, source, name, error, created_at, attempts)`` and quarantined
+    webhooks ``(id, source, error, received_at)`` together, newest first."""
+    letters = [
+        DeadLetter(seq, "event", source or "", name, error or "", created, attempts)
+        for seq, source, name, error, created, attempts in events
+    ]
+    letters += [
+        DeadLetter(wid, "webhook", source, None, error or "", at, 0)
+        for wid, source, error, at in held
+    ]
+    letters.sort(key=lambda d: d.created_at, reverse=True)
+    return letters[:limit]
+
+
+def stats(row: Sequence[Any], at: float) -> OutboxStats:
+    """:class:`OutboxStats` from ``(pending, retrying, leased, dead, quarantined, delivered,
+    oldest created_at or None)``."""
+    pending, retrying, leased, dead, quarantined, delivered, oldest = row
+    return OutboxStats(
+        pending=pending,
+        retrying=retrying,
+        leased=leased,
+        dead=dead,
+        quarantined=quarantined,
+        delivered=delivered,
+        oldest_pending_age=max(0.0, at - oldest) if oldest is not None else 0.0,
+    )
+
+
+def entry_states(states: Collection[str] | None) -> list[str]:
+    """The states ``outbox list`` asked for (default: all but delivered), each once."""
+    wanted = [s for s in ENTRY_STATES if s != "delivered"] if states is None else list(states)
+    unknown = sorted(set(wanted) - set(ENTRY_STATES))
+    if unknown:
+        raise ValueError(f"unknown state {', '.join(unknown)}; one of {', '.join(ENTRY_STATES)}")
+    return list(dict.fromkeys(wanted))
+
+
+def held_entries(rows: Sequence[Sequence[Any]]) -> list[OutboxEntry]:
+    """Quarantined webhooks ``(id, source, error, received_at)`` as ``outbox list`` rows."""
+    return [
+        OutboxEntry(wid, "webhook", "quarantined", src, None, None, wid, 0, None, err or "", at)
+        for wid, src, err, at in rows
+    ]
+
+
+def event_entries(state: str, rows: Sequence[Sequence[Any]]) -> list[OutboxEntry]:
+    """Events ``(seq, webhook_id, source, name, event_id, attempts, due, error, created_at)``
+    in ``state`` as ``outbox list`` rows."""
+    return [
+        OutboxEntry(seq, "event", state, src or "", name, eid, wid, n, due, err or "", at)
+        for seq, wid, src, name, eid, n, due, err, at in rows
+    ]
+
+
+def oldest_entries(rows: list[OutboxEntry], limit: int) -> list[OutboxEntry]:
+    rows.sort(key=lambda r: (r.created_at, r.kind, r.id))
+    return rows[:limit]
+
+
+def activity_buckets(since: float, now: float, bucket: float) -> int:
+    """How many ``bucket``-second buckets run from ``since`` to ``now`` (at least one)."""
+    if bucket <= 0:
+        raise ValueError("bucket must be positive")
+    return max(1, math.ceil((now - since) / bucket))
