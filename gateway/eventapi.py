@@ -244,9 +244,10 @@ def event_id_seed(first_seq: int, created_at: float, salt: bytes = b"") -> str:
 
 @dataclass(frozen=True)
 class SendResult:
-    """The API's internal ids of the accepted events, in order."""
+    """The API's internal ids of the accepted events, in order, and the 2xx it answered."""
 
     ids: list[str]
+    status: int = 200
 
 
 def encode_batch(payloads: Sequence[bytes]) -> bytes:
@@ -328,7 +329,7 @@ class EventApiClient:
         body = _body_of(response)
         if 200 <= status < 300:
             ids = body.get("ids")
-            return SendResult([str(i) for i in ids] if isinstance(ids, list) else [])
+            return SendResult([str(i) for i in ids] if isinstance(ids, list) else [], status)
         error = self._scrub(str(body.get("error") or response.reason_phrase or "no detail"))
         if status == 429:
             raise RateLimited(parse_retry_after(response.headers.get("retry-after")))

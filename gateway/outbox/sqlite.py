@@ -29,7 +29,14 @@ from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 from gateway.config import OutboxConfig, resolve_secret
-from gateway.outbox import AcceptResult, OutboxUnavailable, Rejection, StoredEvent, common
+from gateway.outbox import (
+    AcceptResult,
+    Answer,
+    OutboxUnavailable,
+    Rejection,
+    StoredEvent,
+    common,
+)
 from gateway.outbox.codec import REJECTION_INSERT_COLUMNS, WEBHOOK_INSERT_COLUMNS, RowCodec
 from gateway.outbox.common import (
     DEDUP_PRUNE_EVERY,
@@ -305,18 +312,24 @@ class SQLiteOutbox(SQLiteReads):
             ended=False,
         )
 
-    def ack(self, seqs: Sequence[int]) -> None:
+    def ack(self, seqs: Sequence[int], *, answer: Answer | None = None) -> None:
         """Mark events delivered (also after their lease ran out, unless claimed again)."""
-        # The delivery is history too, read from delivered_at (see _with_delivery): an attempts
-        # row per delivered event would cost every event two more B-tree writes.
+        # The delivery is history too, read from delivered_at and the answer beside it (see
+        # common.with_delivery): an attempts row per delivered event would cost every event two
+        # more B-tree writes.
         self._leased_update(
-            "UPDATE events SET state = 'delivered', delivered_at = ?, lease_until = NULL,"
-            f" lease_token = NULL WHERE {_HELD} RETURNING seq",
+            "UPDATE events SET state = 'delivered', delivered_at = ?, delivery_status = ?,"
+            " delivery_ms = ?, lease_until = NULL, lease_token = NULL"
+            f" WHERE {_HELD} RETURNING seq",
             seqs,
             self.clock(),
+            answer.status if answer else None,
+            answer.latency_ms if answer else None,
         )
 
-    def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
+    def release(
+        self, seqs: Sequence[int], *, retry_at: float, error: str, answer: Answer | None = None
+    ) -> None:
         """Return leased events for a retry at ``retry_at``, counting an attempt."""
         self._leased_update(
             "UPDATE events SET state = 'pending', attempts = attempts + 1, next_attempt_at = ?,"
@@ -325,7 +338,7 @@ class SQLiteOutbox(SQLiteReads):
             seqs,
             retry_at,
             error,
-            history=("retry", self.clock(), error),
+            history=("retry", self.clock(), error, answer),
         )
 
     def unlease(self, seqs: Sequence[int]) -> None:
@@ -336,20 +349,20 @@ class SQLiteOutbox(SQLiteReads):
             seqs,
         )
 
-    def dead_letter(self, seq: int, error: str) -> None:
+    def dead_letter(self, seq: int, error: str, *, answer: Answer | None = None) -> None:
         """Dead-letter a leased event; the failed attempt counts."""
         self._leased_update(
             "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ?,"
             f" lease_until = NULL, lease_token = NULL WHERE {_HELD} RETURNING seq",
             [seq],
             error,
-            history=("dead", self.clock(), error),
+            history=("dead", self.clock(), error, answer),
         )
 
     def retry_dead(self, seqs: Sequence[int] | None = None) -> int:
         """Make dead events pending and due now, keeping their attempt count."""
         now = self.clock()
-        history = ("requeued", now, None)
+        history: History = ("requeued", now, None, None)
         if seqs is None:
 
             def job(conn: sqlite3.Connection) -> int:
@@ -371,13 +384,13 @@ class SQLiteOutbox(SQLiteReads):
         return len(changed)
 
     @staticmethod
-    def _record_attempts(
-        conn: sqlite3.Connection, seqs: Sequence[int], history: tuple[str, float, str | None]
-    ) -> None:
-        outcome, at, error = history
+    def _record_attempts(conn: sqlite3.Connection, seqs: Sequence[int], history: History) -> None:
+        outcome, at, error, answer = history
+        status, latency = (answer.status, answer.latency_ms) if answer else (None, None)
         conn.executemany(
-            "INSERT INTO attempts (seq, at, outcome, error) VALUES (?, ?, ?, ?)",
-            [(seq, at, outcome, error) for seq in seqs],
+            "INSERT INTO attempts (seq, at, outcome, error, status, latency_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(seq, at, outcome, error, status, latency) for seq in seqs],
         )
         if outcome != "retry":
             return

@@ -13,6 +13,7 @@ from typing import Any
 
 from gateway.outbox import (
     ActivityBucket,
+    Answer,
     Attempt,
     DeadLetter,
     OutboxEntry,
@@ -61,7 +62,9 @@ SELECT * FROM (
             ELSE 'filtered'
         END AS outcome
     FROM webhooks w
-    WHERE (:source IS NULL OR w.source = :source) AND (:id IS NULL OR w.id = :id) AND (
+    WHERE (:source IS NULL OR w.source = :source) AND (:id IS NULL OR w.id = :id)
+    AND (:since IS NULL OR w.received_at >= :since) AND (:until IS NULL OR w.received_at < :until)
+    AND (
         :like IS NULL OR :id IS NOT NULL OR w.error LIKE :like ESCAPE '\\' OR EXISTS (
             SELECT 1 FROM events x WHERE x.webhook_id = w.id
             AND (x.event_id LIKE :like ESCAPE '\\' OR x.name LIKE :like ESCAPE '\\')))
@@ -123,7 +126,13 @@ class SQLiteReads:
         return common.stats(self._read_query(_STATS)[0], at)
 
     def rejections(
-        self, *, source: str | None = None, query: str | None = None, limit: int = 100
+        self,
+        *,
+        source: str | None = None,
+        query: str | None = None,
+        limit: int = 100,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[Rejection]:
         """Written rejections, newest first."""
         rows = self._read_query(
@@ -131,8 +140,16 @@ class SQLiteReads:
             " WHERE (:source IS NULL OR source = :source) AND (:like IS NULL"
             " OR reason LIKE :like ESCAPE '\\' OR message LIKE :like ESCAPE '\\'"
             " OR request_id LIKE :like ESCAPE '\\')"
+            " AND (:since IS NULL OR received_at >= :since)"
+            " AND (:until IS NULL OR received_at < :until)"
             " ORDER BY id DESC LIMIT :limit",
-            {"source": source, "like": common.like(query) if query else None, "limit": limit},
+            {
+                "source": source,
+                "like": common.like(query) if query else None,
+                "limit": limit,
+                "since": since,
+                "until": until,
+            },
         )
         return [self.codec.rejection_from_row(row) for row in rows]
 
@@ -150,6 +167,8 @@ class SQLiteReads:
         outcome: str | None = None,
         query: str | None = None,
         limit: int = 100,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[WebhookSummary]:
         """Stored webhooks with their outcome, newest first; see :class:`Outbox`."""
         text = (query or "").strip()
@@ -161,6 +180,8 @@ class SQLiteReads:
                 "id": int(text) if text.isdigit() else None,
                 "like": common.like(text) if text else None,
                 "limit": limit,
+                "since": since,
+                "until": until,
             },
         )
         return [common.summary(row) for row in rows]
@@ -169,7 +190,15 @@ class SQLiteReads:
         """One webhook with its request, events and attempt history (decrypted)."""
         summary = self._read_query(
             _SUMMARIES,
-            {"source": None, "outcome": None, "id": webhook_id, "like": None, "limit": 1},
+            {
+                "source": None,
+                "outcome": None,
+                "id": webhook_id,
+                "like": None,
+                "limit": 1,
+                "since": None,
+                "until": None,
+            },
         )
         rows = self._read_query(
             f"SELECT {WEBHOOK_COLUMNS}, detail FROM webhooks WHERE id = ?", (webhook_id,)
@@ -178,20 +207,26 @@ class SQLiteReads:
             return None
         events = self._read_query(
             "SELECT e.seq, e.webhook_id, e.event_id, e.name, e.state, e.attempts, e.last_error,"
-            " e.created_at, e.delivered_at, p.payload, e.sealed FROM events e"
+            " e.created_at, e.delivered_at, p.payload, e.sealed, e.delivery_status,"
+            " e.delivery_ms FROM events e"
             " JOIN event_payloads p ON p.seq = e.seq WHERE e.webhook_id = ? ORDER BY e.seq",
             (webhook_id,),
         )
         history: dict[int, list[Attempt]] = {}
         for part in common.chunks([row[0] for row in events]):
-            for seq, at, outcome, error in self._read_query(
-                f"SELECT seq, at, outcome, error FROM attempts WHERE seq IN ({_marks(part)})"
-                " ORDER BY id",
+            for seq, *attempt in self._read_query(
+                "SELECT seq, at, outcome, error, status, latency_ms FROM attempts"
+                f" WHERE seq IN ({_marks(part)}) ORDER BY id",
                 part,
             ):
-                history.setdefault(seq, []).append(Attempt(seq, at, outcome, error))
+                history.setdefault(seq, []).append(Attempt(seq, *attempt))
         records = tuple(
-            common.event_record(row, self.codec.unseal(row[9], row[10], "event.payload"), history)
+            common.event_record(
+                row,
+                self.codec.unseal(row[9], row[10], "event.payload"),
+                history,
+                None if row[11] is None else Answer(row[11], row[12]),
+            )
             for row in events
         )
         return WebhookRecord(
