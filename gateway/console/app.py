@@ -7,6 +7,7 @@ app but has no lifespan of its own: the public app starts and stops everything.
 from __future__ import annotations
 
 import asyncio
+import math
 import secrets
 import time
 from collections import OrderedDict
@@ -54,7 +55,7 @@ _NOTICES = {
 _FLASH_KEEP = 100  # failure messages waiting for the GET a redirect leads to
 _FORM_MAX = 16 * 1024  # bytes of a bulk action's form (a filter: a few short fields)
 #: the list's filter, carried by its pagination links and its bulk forms
-_FILTER_KEYS = ("q", "status", "source", "from", "to", "range")
+_FILTER_KEYS = ("q", "status", "source", "from", "to", "range", "limit")
 
 
 def _utc(ts: float | None) -> str:
@@ -257,7 +258,10 @@ class Console:
                 "rows": rows,
                 **params,
                 "from_value": views.time_input(params["since"]),
-                "to_value": views.time_input(params["until"]),
+                # a whole second, rounded up: resubmitting the form keeps every row it showed
+                "to_value": views.time_input(
+                    None if params["until"] is None else math.ceil(params["until"])
+                ),
                 "range": request.query_params.get("range", ""),
                 "ranges": list(views.RANGES),
                 "filters": kept,
