@@ -405,7 +405,13 @@ def test_bulk_retry_and_replay_act_on_the_filtered_selection_and_land_on_a_get_p
                 data={"status": "quarantined"},
                 headers={"accept": "application/json"},
             )
-            assert still.json() == {"status": "replayed", "webhooks": 2, "events": 0, "failed": 2}
+            assert still.json() == {
+                "status": "replayed",
+                "webhooks": 2,
+                "events": 0,
+                "failed": 2,
+                "left": 0,
+            }
             FLAKY["fail"] = False
             replayed = client.post("/console/webhooks/replay", data={"source": "flaky"})
             assert replayed.status_code == 303
@@ -417,6 +423,31 @@ def test_bulk_retry_and_replay_act_on_the_filtered_selection_and_land_on_a_get_p
     finally:
         FLAKY["fail"] = True
     assert running.gateway.outbox.stats().quarantined == 0
+
+
+def test_a_bulk_replay_stops_starting_transforms_at_its_time_limit(
+    tmp_path: Path, api: EventApiStandIn
+) -> None:
+    """No budget: one transform runs, the rest wait for the next click, and the page says so."""
+    config = console_config(tmp_path, api.url)
+    FLAKY["fail"] = True
+    try:
+        with run_console(config, bulk_seconds=0.0) as running:
+            for n in (1, 2, 3):
+                response = running.send_stripe(stripe_event(n), source="flaky")
+                assert response.json()["status"] == "quarantined"
+            FLAKY["fail"] = False
+            with running.client(WRITE_TOKEN) as client:
+                first = client.post("/console/webhooks/replay", data={"source": "flaky"})
+                notice = client.get(first.headers["location"]).text
+                assert "Replayed 1 quarantined webhook(s)" in notice
+                assert "2 more were not tried within the time limit" in notice
+                assert running.gateway.outbox.stats().quarantined == 2
+                for _ in range(2):
+                    client.post("/console/webhooks/replay", data={"source": "flaky"})
+            assert running.gateway.outbox.stats().quarantined == 0
+    finally:
+        FLAKY["fail"] = True
 
 
 def test_basic_auth_posts_need_a_same_origin_header(running: Running, api: EventApiStandIn) -> None:

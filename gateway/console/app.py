@@ -28,7 +28,7 @@ from starlette.templating import Jinja2Templates
 
 from gateway.console import views
 from gateway.console.auth import WRITE, ConsoleAuth, TokenSet
-from gateway.console.bulk import Selection, dead_events
+from gateway.console.bulk import BULK_SECONDS, Selection, dead_events
 from gateway.console.chart import activity_svg
 from gateway.console.masking import scrub, signature_headers
 from gateway.console.responses import SECURITY_HEADERS, problem, wants_json
@@ -50,6 +50,11 @@ _NOTICES = {
     "bulk_replayed": (
         "Replayed {w} quarantined webhook(s) through the transform: {n} event(s) queued for"
         " delivery; {failed} still fail."
+    ),
+    "bulk_replayed_partly": (
+        "Replayed {w} quarantined webhook(s) through the transform: {n} event(s) queued for"
+        " delivery; {failed} still fail. {left} more were not tried within the time limit:"
+        " replay again."
     ),
 }
 _FLASH_KEEP = 100  # failure messages waiting for the GET a redirect leads to
@@ -90,8 +95,14 @@ def _int_param(request: Request, name: str) -> int:
 class Console:
     """The console's request handlers."""
 
-    def __init__(self, gateway: Gateway, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        clock: Callable[[], float] = time.time,
+        bulk_seconds: float = BULK_SECONDS,
+    ) -> None:
         self.gateway = gateway
+        self.bulk_seconds = bulk_seconds
         self.outbox = gateway.outbox
         self.clock = clock
         self.templates = Jinja2Templates(env=_environment())
@@ -114,7 +125,7 @@ class Console:
         self, request: Request, name: str, context: dict[str, Any], status: int = 200
     ) -> Response:
         params = request.query_params
-        counts = {k: params.get(k, "0") for k in ("n", "w", "failed")}
+        counts = {k: params.get(k, "0") for k in ("n", "w", "failed", "left")}
         notice = _NOTICES.get(params.get("done", ""), "").format(
             **{k: int(v) if v.isdigit() else 0 for k, v in counts.items()}
         )
@@ -492,13 +503,21 @@ class Console:
         webhooks: int,
         events: int,
         failed: int = 0,
+        left: int = 0,
     ) -> Response:
         """JSON for scripts; else a redirect to the same list, saying what was done."""
         if wants_json(request.scope):
-            body = {"status": done, "webhooks": webhooks, "events": events, "failed": failed}
+            body = {
+                "status": done,
+                "webhooks": webhooks,
+                "events": events,
+                "failed": failed,
+                "left": left,
+            }
             return json_response(200, body, SECURITY_HEADERS)
-        counts = {"w": webhooks, "n": events, "failed": failed}
-        query = urlencode({**fields, "done": f"bulk_{done}", **counts})
+        counts = {"w": webhooks, "n": events, "failed": failed, "left": left}
+        notice = f"bulk_{done}" + ("_partly" if left else "")
+        query = urlencode({**fields, "done": notice, **counts})
         return RedirectResponse(f"{PREFIX}/webhooks?{query}", 303, SECURITY_HEADERS)
 
     async def bulk_retry(self, request: Request) -> Response:
@@ -519,14 +538,19 @@ class Console:
             return refused
         selection, fields = await self._selection(request)
         ids = await asyncio.to_thread(selection.webhook_ids, self.outbox, "quarantined")
-        stored = failed = 0
+        stored = failed = tried = 0
+        deadline = time.monotonic() + self.bulk_seconds
         for webhook_id in ids:
+            if tried and time.monotonic() > deadline:
+                break  # a browser or a proxy would give up on a longer request
+            tried += 1
             try:
                 stored += await self._replay(webhook_id)
             except (TransformError, KeyError, LookupError):
                 failed += 1
         self._notify()
-        return self._bulk_done(request, fields, "replayed", len(ids), stored, failed)
+        left = len(ids) - tried
+        return self._bulk_done(request, fields, "replayed", tried, stored, failed, left)
 
     async def root(self, request: Request) -> Response:
         return RedirectResponse(PREFIX, 307)
@@ -551,9 +575,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem(request.scope, exc.status_code, message)
 
 
-def create_console_app(gateway: Gateway, clock: Callable[[], float] = time.time) -> ConsoleAuth:
-    """The console app for ``gateway``, wrapped in its authentication."""
-    console = Console(gateway, clock)
+def create_console_app(
+    gateway: Gateway, clock: Callable[[], float] = time.time, bulk_seconds: float = BULK_SECONDS
+) -> ConsoleAuth:
+    """The console app for ``gateway``, wrapped in its authentication; a bulk replay starts
+    no transform after ``bulk_seconds``."""
+    console = Console(gateway, clock, bulk_seconds)
     routes = [
         Route("/", console.root, methods=["GET"]),
         Route(PREFIX, console.overview, methods=["GET"]),

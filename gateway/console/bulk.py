@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from gateway.outbox import Outbox
 
 BULK_MAX = 500  # webhooks one bulk action touches, newest first; run it again for more
+BULK_SECONDS = 20.0  # a bulk replay stops starting transforms after this; run it again for more
 
 
 @dataclass(frozen=True)

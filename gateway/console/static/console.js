@@ -16,7 +16,7 @@ document.addEventListener("DOMContentLoaded", () => {
   // button, and every data-refresh seconds while the tab is visible and nothing is being typed.
   const clean = () => {
     const url = new URL(window.location.href);
-    for (const key of ["done", "n", "w", "failed", "flash"]) url.searchParams.delete(key);
+    for (const key of ["done", "n", "w", "failed", "left", "flash"]) url.searchParams.delete(key);
     return url.toString();
   };
   const reload = () => window.location.replace(clean());
