@@ -251,9 +251,10 @@ def event_id_seed(first_seq: int, created_at: float, salt: bytes = b"") -> str:
 
 @dataclass(frozen=True)
 class SendResult:
-    """The API's internal ids of the accepted events, in order."""
+    """The API's internal ids of the accepted events, in order, and the 2xx it answered."""
 
     ids: list[str]
+    status: int = 200
 
 
 def encode_batch(payloads: Sequence[bytes]) -> bytes:
@@ -298,7 +299,7 @@ def _accepted_result(response: httpx.Response, sent: int) -> SendResult:
         raise _not_the_api(response, "no ids")
     if len(ids) != sent:
         raise _not_the_api(response, f"{len(ids)} ids for {sent} events")
-    return SendResult(ids)
+    return SendResult(ids, response.status_code)
 
 
 def _accepted_ids(body: Mapping[str, Any]) -> list[str]:

@@ -31,6 +31,7 @@ lost anyway (the process stalled past the lease) is left to whoever claimed it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
 import time
@@ -50,7 +51,7 @@ from gateway.eventapi import (
     event_id_seed,
 )
 from gateway.logs import get_logger
-from gateway.outbox import Outbox, StoredEvent
+from gateway.outbox import Answer, Outbox, StoredEvent
 
 MAX_RETRY_AFTER = 3600.0  # a Retry-After beyond an hour is treated as an hour
 PRUNE_EVERY = 60.0
@@ -330,14 +331,15 @@ class Forwarder:
             return False
         payloads = [e.payload for e in events]
         self.metrics.batch(len(events), batch_size(payloads))
+        started = time.monotonic()
         try:
-            await self.client.send(payloads, seed=batch_seed(events))
+            result = await self.client.send(payloads, seed=batch_seed(events))
         except TooLarge as exc:
             self._count_failure(exc)
-            await self._split(events, exc)
+            await self._split(events, exc, _answer(exc.status, started))
         except BadRequest as exc:
             self._count_failure(exc)
-            await self._isolate(events, exc)
+            await self._isolate(events, exc, _answer(exc.status, started))
         except RateLimited as exc:
             self._count_failure(exc)
             # Retry-After can only lengthen the back-off: "0" or a date in the past from an
@@ -346,7 +348,7 @@ class Forwarder:
             if exc.retry_after is not None:
                 wait = max(wait, min(exc.retry_after, MAX_RETRY_AFTER))
             self._failures += 1
-            await self._release(events, self._pause(wait), str(exc))
+            await self._release(events, self._pause(wait), str(exc), _answer(exc.status, started))
             self.log.warning(
                 "event API rate limit; pausing the forwarder",
                 extra={"retry_after": wait, "events": len(events)},
@@ -355,7 +357,8 @@ class Forwarder:
             self._count_failure(exc)
             self._failures += 1
             self._set_degraded(f"event API answered {exc.status}: {exc.error}")
-            await self._release(events, self._pause(self.config.backoff_max), str(exc))
+            pause = self._pause(self.config.backoff_max)
+            await self._release(events, pause, str(exc), _answer(exc.status, started))
             self.log.error(
                 "ALARM: the Event API refuses the event key; holding every event until it is "
                 "fixed (check INNGEST_EVENT_KEY or [inngest] event_key, and INNGEST_ENV)",
@@ -372,7 +375,7 @@ class Forwarder:
             wait = self.backoff(self._failures)
             self._failures += 1
             self._set_degraded(str(exc))
-            await self._release(events, self._pause(wait), str(exc))
+            await self._release(events, self._pause(wait), str(exc), _answer(exc.status, started))
             self.log.error(
                 "ALARM: the Event API URL answers something that is not the Event API; holding "
                 "every event (check INNGEST_EVENT_API_BASE_URL / [inngest] base_url and proxies)",
@@ -388,7 +391,7 @@ class Forwarder:
             self._count_failure(exc)
             wait = self.backoff(self._failures)
             self._failures += 1
-            await self._release(events, self._pause(wait), str(exc))
+            await self._release(events, self._pause(wait), str(exc), _answer(exc.status, started))
             self.log.warning(
                 "event API send failed; pausing the forwarder, will retry",
                 extra={"error": str(exc), "events": len(events), "retry_in": round(wait, 3)},
@@ -400,29 +403,29 @@ class Forwarder:
                 self.log.info("the Event API accepts events again", extra={"was": self.degraded})
                 self.degraded = None
                 self.metrics.set_degraded(False)
-            await self._ack(events)
+            await self._ack(events, _answer(result.status, started))
             return True
         return False
 
-    async def _split(self, events: list[StoredEvent], exc: TooLarge) -> None:
+    async def _split(self, events: list[StoredEvent], exc: TooLarge, answer: Answer) -> None:
         accepted = min(exc.accepted, len(events))
         if accepted:
-            await self._ack(events[:accepted])
+            await self._ack(events[:accepted], answer)
         rest = events[accepted:]
         if len(rest) == 1:
-            await self._dead_letter(rest[0], f"event API: too large: {exc.error}")
+            await self._dead_letter(rest[0], f"event API: too large: {exc.error}", answer)
         elif rest:
             await self._halves(rest)
 
-    async def _isolate(self, events: list[StoredEvent], exc: BadRequest) -> None:
+    async def _isolate(self, events: list[StoredEvent], exc: BadRequest, answer: Answer) -> None:
         accepted = min(exc.accepted, len(events))
         if accepted:
-            await self._ack(events[:accepted])
+            await self._ack(events[:accepted], answer)
         rest = events[accepted:]
         if not rest:
             self.log.warning("event API answered 400 but listed every event as accepted")
         elif len(rest) == 1:
-            await self._dead_letter(rest[0], f"event API: {exc.error}")
+            await self._dead_letter(rest[0], f"event API: {exc.error}", answer)
         elif await self._deliver(rest[:1]):
             # The API stops at the first bad event, so rest[0] was the suspect; it passed alone,
             # so the API's count was short (it can be, when it cancels work in flight).
@@ -438,15 +441,18 @@ class Forwarder:
 
     # -- outbox writes ------------------------------------------------------------------------
 
-    async def _ack(self, events: Sequence[StoredEvent]) -> None:
+    async def _ack(self, events: Sequence[StoredEvent], answer: Answer) -> None:
         seqs = [e.seq for e in events]
-        await asyncio.to_thread(self.outbox.ack, seqs)
+        await asyncio.to_thread(functools.partial(self.outbox.ack, seqs, answer=answer))
         self._inflight.difference_update(seqs)
         self.metrics.forwarded_events(len(seqs))
 
-    async def _release(self, events: Sequence[StoredEvent], retry_at: float, error: str) -> None:
+    async def _release(
+        self, events: Sequence[StoredEvent], retry_at: float, error: str, answer: Answer
+    ) -> None:
         seqs = [e.seq for e in events]
-        await asyncio.to_thread(self.outbox.release, seqs, retry_at=retry_at, error=error)
+        release = functools.partial(self.outbox.release, retry_at=retry_at, error=error)
+        await asyncio.to_thread(release, seqs, answer=answer)
         self._inflight.difference_update(seqs)
 
     async def _unlease(self, events: Sequence[StoredEvent]) -> None:
@@ -454,8 +460,12 @@ class Forwarder:
         await asyncio.to_thread(self.outbox.unlease, seqs)
         self._inflight.difference_update(seqs)
 
-    async def _dead_letter(self, event: StoredEvent, error: str) -> None:
-        await asyncio.to_thread(self.outbox.dead_letter, event.seq, error)
+    async def _dead_letter(
+        self, event: StoredEvent, error: str, answer: Answer | None = None
+    ) -> None:
+        await asyncio.to_thread(
+            functools.partial(self.outbox.dead_letter, event.seq, error, answer=answer)
+        )
         self._inflight.discard(event.seq)
         self.metrics.dead_lettered(1)
         self.log.error(
@@ -478,3 +488,8 @@ class Forwarder:
         )
         self.metrics.attempt(status_class)
         self.metrics.failure(status_class)
+
+
+def _answer(status: int, started: float) -> Answer:
+    """The API's answer to a request sent at ``started`` (``time.monotonic()``)."""
+    return Answer(status, round((time.monotonic() - started) * 1000, 3))

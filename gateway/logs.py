@@ -12,7 +12,12 @@ from typing import Any
 import orjson
 
 LOGGER_NAME = "webhook_gateway"
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+# uvicorn attaches ``color_message``, its message again with ANSI colour codes for a terminal
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):

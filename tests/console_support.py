@@ -83,12 +83,12 @@ class Running:
 
 
 @contextmanager
-def run_console(config: Config) -> Iterator[Running]:
+def run_console(config: Config, **console_options: Any) -> Iterator[Running]:
     """The public app and the console app on their own ports, sharing one gateway."""
     gateway = build_gateway(config, {})
     public = ThreadedServer(create_app(gateway))
     public.start()
-    console = ThreadedServer(create_console_app(gateway))
+    console = ThreadedServer(create_console_app(gateway, **console_options))
     try:
         console.start()
         yield Running(gateway, public.url, console.url)

@@ -155,7 +155,7 @@ def test_check_validates_the_backfill_table_as_serve_does(
     cfg = write_config(
         tmp_path / "g.toml", tmp_path / "data", "http://127.0.0.1:9", "http://x", every="15m"
     )
-    # a problem serve would refuse: one line on stderr, exit status 1 (see gateway/commands/check.py)
+    # a problem serve would refuse: one line on stderr, exit status 1 (gateway/commands/check.py)
     assert main(["check", "--config", str(cfg)]) == 1
     err = capsys.readouterr().err
     assert "problem: " in err and "STRIPE_BACKFILL_KEY" in err  # the secret reference is unset

@@ -232,7 +232,8 @@ def test_detail_shows_masked_headers_pretty_body_events_and_attempts(
     assert "&#34;id&#34;: &#34;cus_5&#34;" in page  # the body, pretty-printed
     assert "session=abc123" not in page and "t-1" in page
     assert page.count(MASK) >= 2  # stripe-signature and cookie
-    assert 'class="attempt"' in page and "status-delivered" in page
+    assert 'class="attempt delivering" data-outcome="delivered" data-status="200"' in page
+    assert 'Delivered by attempt 1: the Event API answered <b class="answer">200</b>' in page
     assert STRIPE_SECRET not in page
     stripe = next(s for s in overview["sources"] if s["name"] == "stripe")
     assert stripe["accepted"] == 1
@@ -311,6 +312,144 @@ def test_retry_a_dead_letter_delivers_it(running: Running, api: EventApiStandIn)
     assert history == ["dead", "requeued", "delivered"]
 
 
+def test_attempts_show_the_event_apis_status_and_latency(
+    running: Running, api: EventApiStandIn
+) -> None:
+    webhook_id = dead_letter(running, api)  # the stand-in answers 400 for a poisoned name
+    api.poison_names = set()
+    with running.client(WRITE_TOKEN) as client:
+        assert client.post(f"/console/webhooks/{webhook_id}/retry").status_code == 303
+        assert wait_until(
+            lambda: running.gateway.outbox.webhook(webhook_id).summary.outcome == "delivered"  # type: ignore[union-attr]
+        )
+        page = client.get(f"/console/webhooks/{webhook_id}").text
+    [event] = running.gateway.outbox.webhook(webhook_id).events  # type: ignore[union-attr]
+    assert [(a.outcome, a.status) for a in event.history] == [
+        ("dead", 400),
+        ("requeued", None),
+        ("delivered", 200),
+    ]
+    assert all(a.latency_ms is not None and a.latency_ms > 0 for a in event.history if a.status)
+    assert 'data-outcome="dead" data-status="400"' in page
+    assert 'data-outcome="delivered" data-status="200"' in page
+    assert page.count(" ms</td>") == 2  # the two requests' latencies; the re-queue has none
+    assert "Delivered by attempt 2" in page  # the re-queue is not an attempt
+
+
+def test_the_list_pages_through_a_time_range(running: Running) -> None:
+    for n in range(5):
+        assert running.send_stripe(stripe_event(n)).status_code == 200
+    with running.client() as client:
+
+        def page(**params: str) -> tuple[list[int], bool]:
+            body = client.get("/console/api/webhooks", params=params).json()
+            return [r["id"] for r in body["webhooks"]], body["more"]
+
+        everything, more = page()
+        assert len(everything) == 5 and not more
+        first, more = page(limit="2")
+        assert (first, more) == (everything[:2], True)
+        assert page(limit="2", page="2") == (everything[2:4], True)
+        assert page(limit="2", page="3") == (everything[4:], False)
+        rows = client.get("/console/api/webhooks").json()["webhooks"]
+        times = {r["id"]: r["received_at"] for r in rows}
+        # [second oldest, newest): ids 1..3 of 0..4 (newest first: 3, 2, 1)
+        since, until = times[everything[3]], times[everything[0]]
+        assert page(**{"from": str(since), "to": str(until)})[0] == everything[1:4]
+        assert page(range="1h")[0] == everything and page(range="15m", to="1")[0] == []
+        html = client.get("/console/webhooks", params={"limit": "2"}).text
+        assert 'id="older"' in html and 'id="newer"' not in html and "page 1" in html
+        older = html.split('id="older"')[0].rsplit('href="', 1)[1].split('"')[0]
+        assert "to=" in older and "page=2" in older  # later pages keep the first page's end
+        second = client.get(older.replace("&amp;", "&"))
+        assert second.status_code == 200 and 'id="newer"' in second.text
+        bad = client.get("/console/api/webhooks", params={"from": "yesterday"})
+        assert bad.status_code == 400 and "YYYY-MM-DDTHH:MM" in bad.json()["error"]
+        deep = client.get("/console/api/webhooks", params={"page": "100000"})
+        assert deep.status_code == 400 and "narrow the time range" in deep.json()["error"]
+
+
+def test_bulk_retry_and_replay_act_on_the_filtered_selection_and_land_on_a_get_page(
+    running: Running, api: EventApiStandIn
+) -> None:
+    api.poison_names = {"stripe/customer.created", "stripe/invoice.paid"}
+    assert running.send_stripe(stripe_event(1)).status_code == 200
+    assert running.send_stripe(stripe_event(2, "invoice.paid")).status_code == 200
+    assert wait_until(lambda: len(running.gateway.outbox.webhooks(outcome="dead")) == 2)
+    FLAKY["fail"] = True
+    try:
+        for n in (3, 4):
+            assert running.send_stripe(stripe_event(n), source="flaky").status_code == 200
+        api.poison_names = set()
+        with running.client(READ_TOKEN) as reader:
+            refused = reader.post("/console/webhooks/retry", data={"status": "dead"})
+            assert refused.status_code == 403
+            assert 'id="bulk-retry"' not in reader.get("/console/webhooks").text
+        with running.client(WRITE_TOKEN) as client:
+            listed = client.get("/console/webhooks", params={"status": "dead"}).text
+            assert 'id="bulk-retry"' in listed and 'id="bulk-replay"' not in listed
+            # the selection: dead webhooks whose event names match "invoice"
+            form = {"status": "dead", "q": "invoice", "range": "1h"}
+            retried = client.post("/console/webhooks/retry", data=form)
+            assert retried.status_code == 303
+            location = retried.headers["location"]
+            assert location.startswith("/console/webhooks?") and "q=invoice" in location
+            landed = client.get(location)
+            assert "1 dead-lettered event(s) of 1 webhook(s) queued" in landed.text
+            assert api.wait_for(lambda a: "stripe-evt_console_2" in a.event_ids())
+            assert [w.id for w in running.gateway.outbox.webhooks(outcome="dead")] != []
+            assert "stripe-evt_console_1" not in api.event_ids()  # outside the selection
+            # replay: one still fails, then the fix lets the rest through
+            still = client.post(
+                "/console/webhooks/replay",
+                data={"status": "quarantined"},
+                headers={"accept": "application/json"},
+            )
+            assert still.json() == {
+                "status": "replayed",
+                "webhooks": 2,
+                "events": 0,
+                "failed": 2,
+                "left": 0,
+            }
+            FLAKY["fail"] = False
+            replayed = client.post("/console/webhooks/replay", data={"source": "flaky"})
+            assert replayed.status_code == 303
+            notice = client.get(replayed.headers["location"]).text
+            assert "Replayed 2 quarantined webhook(s)" in notice and "2 event(s) queued" in notice
+            assert api.wait_for(
+                lambda a: {"flaky-evt_console_3", "flaky-evt_console_4"} <= set(a.event_ids())
+            )
+    finally:
+        FLAKY["fail"] = True
+    assert running.gateway.outbox.stats().quarantined == 0
+
+
+def test_a_bulk_replay_stops_starting_transforms_at_its_time_limit(
+    tmp_path: Path, api: EventApiStandIn
+) -> None:
+    """No budget: one transform runs, the rest wait for the next click, and the page says so."""
+    config = console_config(tmp_path, api.url)
+    FLAKY["fail"] = True
+    try:
+        with run_console(config, bulk_seconds=0.0) as running:
+            for n in (1, 2, 3):
+                response = running.send_stripe(stripe_event(n), source="flaky")
+                assert response.json()["status"] == "quarantined"
+            FLAKY["fail"] = False
+            with running.client(WRITE_TOKEN) as client:
+                first = client.post("/console/webhooks/replay", data={"source": "flaky"})
+                notice = client.get(first.headers["location"]).text
+                assert "Replayed 1 quarantined webhook(s)" in notice
+                assert "2 more were not tried within the time limit" in notice
+                assert running.gateway.outbox.stats().quarantined == 2
+                for _ in range(2):
+                    client.post("/console/webhooks/replay", data={"source": "flaky"})
+            assert running.gateway.outbox.stats().quarantined == 0
+    finally:
+        FLAKY["fail"] = True
+
+
 def test_basic_auth_posts_need_a_same_origin_header(running: Running, api: EventApiStandIn) -> None:
     webhook_id = dead_letter(running, api)
     url = f"/console/webhooks/{webhook_id}/retry"
@@ -339,7 +478,12 @@ def test_replay_a_quarantined_webhook(running: Running, api: EventApiStandIn) ->
             page = client.get(f"/console/webhooks/{webhook_id}").text
             assert "transform raised KeyError" in page and 'id="replay"' in page
             still = client.post(f"/console/webhooks/{webhook_id}/replay")
-            assert still.status_code == 422 and "the transform still fails" in still.text
+            assert still.status_code == 303  # a GET page: reloading it re-submits nothing
+            location = still.headers["location"]
+            assert location.startswith(f"/console/webhooks/{webhook_id}?flash=")
+            failed = client.get(location)
+            assert failed.status_code == 200 and "the transform still fails" in failed.text
+            assert "the transform still fails" not in client.get(location).text  # shown once
             FLAKY["fail"] = False
             fixed = client.post(
                 f"/console/webhooks/{webhook_id}/replay", headers={"accept": "application/json"}

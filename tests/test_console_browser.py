@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ import pytest
 from tests.console_support import READ_TOKEN, WRITE_TOKEN, wait_until
 from tests.eventapi_standin import EventApiStandIn, event_api
 from tests.helpers import STRIPE_SECRET
+from tests.png import decode
 from tests.server import GatewayProcess
 from tests.signing import stripe_headers
 
@@ -191,6 +193,8 @@ def test_an_operator_finds_a_dead_letter_and_replays_it_in_the_browser(
 
             # why was a webhook refused? the list, filtered by status (submits on change)
             page.click("text=Webhooks")
+            page.wait_for_url(re.compile(r"/console/webhooks$"))
+            page.wait_for_load_state()  # the filters submit on change once the script is in
             page.select_option("#status", "rejected")
             page.wait_for_url(re.compile(r"status=rejected"))
             rows = page.locator("#webhooks tbody tr")
@@ -225,8 +229,15 @@ def test_an_operator_finds_a_dead_letter_and_replays_it_in_the_browser(
             )
             page.reload()
             assert page.locator("article.event").first.get_attribute("data-state") == "delivered"
-            outcomes = page.locator("article.event tr.attempt").all_inner_texts()
-            assert [o.split("\t")[1].strip() for o in outcomes] == ["dead", "requeued", "delivered"]
+            attempts = page.locator("article.event tr.attempt")
+            outcomes = [attempts.nth(i).get_attribute("data-outcome") for i in range(3)]
+            assert outcomes == ["dead", "requeued", "delivered"]
+            # the Event API's answer to each request, and the attempt that delivered the event
+            statuses = [attempts.nth(i).locator("td.answer").inner_text() for i in range(3)]
+            assert statuses == ["400", "", "200"]
+            assert attempts.nth(0).locator("td.latency").inner_text().endswith(" ms")
+            assert "Delivered by attempt 2" in page.locator("p.delivered-by").inner_text()
+            assert attempts.nth(2).get_attribute("class") == "attempt delivering"
 
             # a read-only operator sees the page but no buttons
             reader = browser.new_context(
@@ -235,5 +246,185 @@ def test_an_operator_finds_a_dead_letter_and_replays_it_in_the_browser(
             reader.goto(page.url.split("?")[0])
             assert reader.locator("#scope").inner_text() == "read access"
             assert reader.locator("button.retry, #retry-all, #replay").count() == 0
+        finally:
+            browser.close()
+
+
+OK_GREEN = (0x2E, 0x9D, 0x5B)  # console.css --ok: accepted bars
+WARN_AMBER = (0xB7, 0x79, 0x1F)  # console.css --warn: the bulk action buttons
+PHONE = {"width": 390, "height": 844}
+
+
+def _box(locator: Any) -> dict[str, float]:
+    box = locator.bounding_box()
+    assert box is not None, locator
+    return box  # type: ignore[no-any-return]
+
+
+def _overlaps(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+def _fits(page: Any, width: int) -> None:
+    """Nothing on the page is wider than the screen (tables scroll inside their own box)."""
+    scroll = page.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= width, f"{page.url} is {scroll}px wide on a {width}px screen"
+
+
+def test_an_operator_pages_filters_and_acts_on_a_selection_in_the_browser(
+    chromium: None, served: Served, api: EventApiStandIn, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    api.poison_names = {"stripe/invoice.payment_failed"}
+    for n in range(1, 4):
+        assert served.send(n) == 200
+    for n in (4, 5):
+        assert served.send(n, type_="invoice.payment_failed") == 200
+    assert served.send(6, secret="whsec_forged") == 401
+    assert wait_until(
+        lambda: len(served.api("/console/api/webhooks", status="dead")["webhooks"]) == 2
+    )
+    assert wait_until(
+        lambda: len(served.api("/console/api/webhooks", status="delivered")["webhooks"]) == 3
+    )
+    api.poison_names = set()
+    # GATEWAY_TEST_SCREENSHOTS=/some/dir keeps them for a person to look at
+    shots = Path(os.environ.get("GATEWAY_TEST_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(
+                http_credentials={"username": "operator", "password": WRITE_TOKEN},
+                viewport={"width": 1280, "height": 900},
+            )
+            page = context.new_page()
+            page.on("dialog", lambda dialog: dialog.accept())
+
+            # the chart fills its box, and no label sits on a bar
+            page.goto(f"{served.console}/console")
+            figure, svg = page.locator("figure.chart"), page.locator("svg.chart")
+            inner = page.evaluate(
+                "() => { const f = document.querySelector('figure.chart');"
+                " const s = getComputedStyle(f);"
+                " return f.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight); }"
+            )
+            assert abs(_box(svg)["width"] - inner) <= 1
+            assert _box(figure)["width"] >= 0.9 * _box(page.locator("main"))["width"] - 50
+            bars = [_box(r) for r in page.locator("svg.chart rect").all()]
+            assert bars, "the webhooks of this test show as bars"
+            labels = [_box(s) for s in page.locator("figure.chart figcaption span").all()]
+            assert len(labels) == 3
+            for label in labels:
+                assert not any(_overlaps(label, bar) for bar in bars), label
+            chart = decode(figure.screenshot(path=str(shots / "chart.png")))
+            fig = _box(figure)
+            svg_box, top = _box(svg), min(label["y"] for label in labels)
+            bar_rows = (0, 0, chart.width, int(svg_box["y"] + svg_box["height"] - fig["y"]))
+            label_rows = (0, int(top - fig["y"]), chart.width, chart.height)
+            assert chart.count(OK_GREEN, bar_rows) > 20  # the accepted bars are drawn
+            assert chart.count(OK_GREEN, label_rows) == 0  # and none under the labels
+
+            # a filtered selection: every dead-lettered webhook, retried at once
+            page.goto(f"{served.console}/console/webhooks?status=dead")
+            assert page.locator("#webhooks tbody tr").count() == 2
+            requests: list[str] = []
+            page.on("request", lambda r: requests.append(f"{r.method} {r.url}"))
+            page.click("#bulk-retry")
+            page.wait_for_url(re.compile(r"done=bulk_retried"))
+            assert (
+                "2 dead-lettered event(s) of 2 webhook(s)" in page.locator("#notice").inner_text()
+            )
+            assert api.wait_for(
+                lambda a: {"stripe-evt_e2e_4", "stripe-evt_e2e_5"} <= set(a.event_ids())
+            )
+            page.screenshot(path=str(shots / "bulk-retried.png"))
+            # POST-redirect-GET: a reload repeats the GET, never the POST
+            requests.clear()
+            page.reload()
+            assert [r.split()[0] for r in requests if "/console/webhooks" in r] == ["GET"]
+            # the refresh button reloads without the notice of what was already done
+            page.click("#refresh")
+            page.wait_for_url(re.compile(r"^(?!.*done=).*status=dead"))
+            assert page.locator("#notice").count() == 0
+            assert wait_until(
+                lambda: served.api("/console/api/webhooks", status="dead")["webhooks"] == []
+            )
+
+            # pages and a time range
+            def row_ids() -> list[str | None]:
+                return [r.get_attribute("id") for r in page.locator("#webhooks tbody tr").all()]
+
+            page.goto(f"{served.console}/console/webhooks?limit=2")
+            first = row_ids()
+            page.click("#older")
+            page.wait_for_url(re.compile(r"page=2"))
+            second = row_ids()
+            assert len(first) == len(second) == 2 and not set(first) & set(second)
+            assert page.locator("#page").inner_text() == "page 2"
+            page.click("#newer")
+            page.wait_for_url(re.compile(r"page=1"))
+            assert row_ids() == first
+            page.select_option("#range", "15m")
+            page.wait_for_url(re.compile(r"range=15m"))
+            assert page.locator("#webhooks tbody tr").count() == 2  # still 2 a page
+            page.fill("#to", "2001-01-01T00:00:00")
+            page.click("form#search button[type=submit]")
+            page.wait_for_url(re.compile(r"to=2001"))
+            assert page.locator("#empty").inner_text() == "Nothing matches."
+
+            # each attempt of a retried event: the Event API's status and latency
+            page.goto(f"{served.console}/console/webhooks?q=evt_e2e_4")
+            page.locator("#webhooks tbody tr a.open").first.click()
+            attempts = page.locator("article.event tr.attempt")
+            assert attempts.first.locator("td.answer").inner_text() == "400"
+            delivered = page.locator("article.event tr.attempt.delivering")
+            assert delivered.locator("td.answer").inner_text() == "200"
+            assert delivered.locator("td.latency").inner_text().endswith(" ms")
+            page.locator("article.event").first.screenshot(path=str(shots / "attempts.png"))
+
+            # the page refreshes itself while open (a clock moved on by hand, not waited for)
+            page.clock.install()
+            page.goto(f"{served.console}/console")
+            with page.expect_navigation():
+                page.clock.fast_forward(16_000)
+            page.uncheck("#auto-refresh")  # and stays put once switched off
+            page.clock.fast_forward(60_000)
+            assert page.url.endswith("/console")
+            context.close()
+
+            # readable on a phone, 390 px wide: nothing overflows, the actions are on screen
+            phone = browser.new_context(
+                http_credentials={"username": "operator", "password": WRITE_TOKEN},
+                viewport=PHONE,
+                device_scale_factor=1,
+            ).new_page()
+            for path in ("/console", "/console/webhooks", "/console/webhooks/1"):
+                phone.goto(f"{served.console}{path}")
+                _fits(phone, PHONE["width"])
+            phone.goto(f"{served.console}/console/webhooks")
+            for selector in ("#bulk-retry", "#refresh", "form#search button[type=submit]", "#q"):
+                box = _box(phone.locator(selector))
+                assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], selector
+            shot = decode(phone.screenshot(path=str(shots / "phone-webhooks.png")))
+            assert shot.width == PHONE["width"]
+            button = _box(phone.locator("#bulk-retry"))
+            area = (
+                int(button["x"]),
+                int(button["y"]),
+                int(button["x"] + button["width"]),
+                int(button["y"] + button["height"]),
+            )
+            assert shot.count(WARN_AMBER, area) > 0.3 * button["width"] * button["height"]
+            phone.goto(f"{served.console}/console")
+            decode(phone.screenshot(path=str(shots / "phone-overview.png"), full_page=True))
+            assert _box(phone.locator("svg.chart"))["width"] <= PHONE["width"]
         finally:
             browser.close()

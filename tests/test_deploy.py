@@ -30,13 +30,17 @@ import httpx
 import kubernetes_validate
 import pytest
 import yaml
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.app import HEALTH_PATH, METRICS_PATH, READY_PATH, WEBHOOK_PATH
 from gateway.cli import DEFAULT_HOST, DEFAULT_PORT, build_parser
-from gateway.config import Config, load_config
+from gateway.config import Config, ForwarderConfig, OutboxConfig, load_config
+from gateway.metrics import _OutboxCollector
+from gateway.outbox import OutboxStats
 from gateway.providers import VerificationError
 from tests.eventapi_standin import event_api
 from tests.helpers import STRIPE_SECRET, fixture, make_config
@@ -48,7 +52,9 @@ DOCKERFILE = ROOT / "Dockerfile"
 K8S = ROOT / "k8s"
 BASE = K8S / "base"
 OVERLAY = K8S / "overlays" / "example"
-KUSTOMIZATIONS = {"base": BASE, "example": OVERLAY}
+POSTGRES = K8S / "overlays" / "postgres"
+KUSTOMIZATIONS = {"base": BASE, "example": OVERLAY, "postgres": POSTGRES}
+OVERLAYS = (OVERLAY, POSTGRES)
 ALERTS = ROOT / "docs" / "alerts.yaml"
 
 # The oldest Kubernetes docs/deploy.md promises, and the newest schema the validator knows.
@@ -173,7 +179,10 @@ def test_final_stage_has_no_build_tools_and_runs_unprivileged() -> None:
     final_runs = " ".join(instructions("RUN", final=True))
     for installer in ("apt-get install", "apt install", "pip install", "gcc", "build-essential"):
         assert installer not in final_runs
-    assert instructions("COPY", final=True) == ["--from=builder /opt/venv /opt/venv"]
+    assert instructions("COPY", final=True) == [
+        "--from=builder /opt/venv /opt/venv",
+        "--from=builder /src/LICENSE /usr/share/licenses/webhook-gateway/LICENSE",
+    ]
     uid, gid = image_user()
     assert uid >= 10000 and gid >= 10000
     assert f"--uid {uid}" in final_runs and f"--gid {gid}" in final_runs
@@ -255,7 +264,7 @@ def test_build_context_holds_the_package_and_nothing_else() -> None:
         dirnames[:] = [d for d in dirnames if not (rel == Path(".") and d in skip)]
         files.extend((rel / name).as_posix() for name in filenames)
     context = {f for f in files if in_build_context(f)}
-    needed = {"pyproject.toml", "README.md"} | {
+    needed = {"pyproject.toml", "README.md", "LICENSE", *LOCKS} | {
         f
         for f in files
         if f.split("/")[0] in ("gateway", "transforms") and "__pycache__" not in f.split("/")
@@ -271,6 +280,75 @@ def test_build_context_holds_the_package_and_nothing_else() -> None:
         "gateway/__pycache__/app.cpython-311.pyc",
     ):
         assert not in_build_context(secret_or_state), secret_or_state
+
+
+#: the hash-locked requirement files the builder installs from (scripts/lock writes them)
+LOCKS = ("requirements/image.txt", "requirements/build.txt")
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\$")
+
+
+def locked(path: str) -> dict[str, tuple[Version, int]]:
+    """name -> (version, number of hashes) of a pip-compile ``--generate-hashes`` file."""
+    out: dict[str, tuple[Version, int]] = {}
+    name = ""
+    for line in (ROOT / path).read_text().splitlines():
+        match = _PIN.match(line)
+        if match:
+            name = canonicalize_name(match.group(1))
+            assert name not in out, f"{path}: {name} pinned twice"
+            out[name] = (Version(match.group(2)), 0)
+        elif line.strip().startswith("--hash=sha256:"):
+            assert re.fullmatch(r"--hash=sha256:[0-9a-f]{64}( \\)?", line.strip()), line
+            version, hashes = out[name]
+            out[name] = (version, hashes + 1)
+        else:
+            assert not line.strip() or line.lstrip().startswith("#"), f"{path}: {line!r}"
+    return out
+
+
+def test_the_image_installs_every_dependency_from_the_hash_locked_files() -> None:
+    builder = " ".join(i.value for i in dockerfile() if i.keyword == "RUN" and i.stage == 0)
+    for lock in LOCKS:
+        assert re.search(rf"--require-hashes\s+(--only-binary :all:\s+)?-r {lock}", builder), lock
+    assert builder.count("--only-binary :all:") == 2, "wheels only: no compiler, no sdist build"
+    # the gateway itself: built with the locked backend, installed without any dependency
+    assert "--no-build-isolation" in builder and "install --no-cache-dir --no-deps" in builder
+    assert "pip --python /opt/venv/bin/python check" in builder
+    runtime, build = locked(LOCKS[0]), locked(LOCKS[1])
+    for name, (_version, hashes) in {**runtime, **build}.items():
+        assert hashes >= 1, f"{name} has no hash"
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    needs = [Requirement(r) for r in pyproject["project"]["dependencies"]]
+    needs += [Requirement(r) for r in _requirement_lines(ROOT / "requirements" / "image.in")]
+    for req in needs:
+        name = canonicalize_name(req.name)
+        assert name in runtime, f"{req} is not in {LOCKS[0]}: run bash scripts/lock"
+        assert runtime[name][0] in req.specifier, f"{LOCKS[0]} pins {name} outside {req}"
+    for text in pyproject["build-system"]["requires"]:
+        req = Requirement(text)
+        assert build[canonicalize_name(req.name)][0] in req.specifier, req
+    # the build backend never reaches the runtime venv
+    assert {"pip", "setuptools", "wheel"}.isdisjoint(runtime)
+    header = (ROOT / LOCKS[0]).read_text()
+    assert "#    bash scripts/lock" in header and (ROOT / "scripts" / "lock").is_file()
+    assert "bash scripts/lock" in (ROOT / "docs" / "deploy.md").read_text()
+
+
+def _requirement_lines(path: Path) -> list[str]:
+    lines = (line.split("#")[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def test_the_runtime_stage_keeps_no_installer() -> None:
+    builder = " ".join(i.value for i in dockerfile() if i.keyword == "RUN" and i.stage == 0)
+    assert "python -m venv --without-pip /opt/venv" in builder
+    final = " ".join(instructions("RUN", final=True))
+    assert re.search(r"pip uninstall --yes( --no-cache-dir)? pip setuptools wheel", final)
+    # nothing installs into the final stage, and the docs claim no shell they cannot deliver
+    assert "pip install" not in final
+    for path in [ROOT / "README.md", *(ROOT / "docs").glob("*.md"), *K8S.rglob("*.yaml")]:
+        text = path.read_text().lower()
+        assert "image has no shell" not in text and "has no shell or" not in text, path
 
 
 # --- Kubernetes manifests ------------------------------------------------------------------
@@ -298,12 +376,59 @@ def generator_files(generator: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def raw_objects(kdir: Path) -> list[dict[str, Any]]:
-    """The objects a kustomization lists, bases included, before any transformation."""
+#: list fields a strategic merge merges item by item (by this key); other lists are replaced
+MERGE_KEYS = {
+    "containers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "ports": "containerPort",
+}
+
+
+def strategic_merge(target: Any, patch: Any, field: str = "") -> Any:
+    """``patch`` merged into ``target`` as kustomize's strategic merge does for these manifests."""
+    if isinstance(target, dict) and isinstance(patch, dict):
+        merged = dict(target)
+        for key, value in patch.items():
+            merged[key] = strategic_merge(target[key], value, key) if key in target else value
+        return merged
+    if isinstance(target, list) and isinstance(patch, list) and field in MERGE_KEYS:
+        key = MERGE_KEYS[field]
+        out = list(target)
+        for item in patch:
+            at = [i for i, old in enumerate(out) if old[key] == item[key]]
+            if at:
+                out[at[0]] = strategic_merge(out[at[0]], item, field)
+            else:
+                out.insert(0, item)
+        return out
+    return patch
+
+
+def _ident(doc: dict[str, Any]) -> tuple[str, str]:
+    return doc["kind"], doc["metadata"]["name"]
+
+
+def resource_objects(kdir: Path) -> list[dict[str, Any]]:
+    """The objects a kustomization's resources yield (bases fully built), before its patches."""
     docs: list[dict[str, Any]] = []
     for entry in kustomization(kdir).get("resources", []):
         target = (kdir / entry).resolve()
         docs.extend(raw_objects(target) if target.is_dir() else load_yaml_docs(target))
+    return docs
+
+
+def raw_objects(kdir: Path) -> list[dict[str, Any]]:
+    """The objects a kustomization yields with its patches applied (``$patch: delete`` too)."""
+    docs = resource_objects(kdir)
+    for path in patch_files(kdir):
+        for patch in load_yaml_docs(path):
+            (at,) = [i for i, doc in enumerate(docs) if _ident(doc) == _ident(patch)]
+            if patch.get("$patch") == "delete":
+                del docs[at]
+            else:
+                docs[at] = strategic_merge(docs[at], patch)
     return docs
 
 
@@ -350,11 +475,29 @@ def test_every_manifest_is_used_or_marked_as_an_example() -> None:
         assert path.resolve() in used or path.name.endswith(".example.yaml"), path
 
 
-def test_overlay_patches_target_objects_of_the_base() -> None:
-    base = {(d["kind"], d["metadata"]["name"]) for d in raw_objects(OVERLAY)}
-    for patch in patch_files(OVERLAY):
+@pytest.mark.parametrize("kdir", OVERLAYS, ids=lambda k: k.name)
+def test_overlay_patches_target_objects_of_the_base(kdir: Path) -> None:
+    base = {_ident(d) for d in resource_objects(kdir)}
+    for patch in patch_files(kdir):
         for doc in load_yaml_docs(patch):
-            assert (doc["kind"], doc["metadata"]["name"]) in base, patch
+            assert _ident(doc) in base, patch
+
+
+def test_strategic_merge_matches_kustomize_on_the_overlays() -> None:
+    """The raw objects (patched here) are kustomize's objects, with the same pod env."""
+    skip = {"ConfigMap", *CLUSTER_SCOPED}
+    for kdir in OVERLAYS:
+        raw = {_ident(d): d for d in raw_objects(kdir) if d["kind"] not in skip}
+        built = {_ident(d): d for d in rendered(kdir) if d["kind"] not in skip}
+        assert set(raw) == set(built), kdir
+        for key, doc in built.items():
+            if "template" not in doc.get("spec", {}):
+                continue
+            mine = raw[key]["spec"]["template"]["spec"]["containers"]
+            theirs = doc["spec"]["template"]["spec"]["containers"]
+            assert [sorted(c["env"], key=str) for c in mine] == [
+                sorted(c["env"], key=str) for c in theirs
+            ], key
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
@@ -413,7 +556,8 @@ def test_rendered_objects_validate(name: str, version: str) -> None:
     for doc in docs:
         kubernetes_validate.validate(doc, version, strict=True)
     kinds = {d["kind"] for d in docs}
-    assert {"StatefulSet", "Service", "ConfigMap", "HorizontalPodAutoscaler"} <= kinds
+    assert {"Service", "ConfigMap", "HorizontalPodAutoscaler", "NetworkPolicy"} <= kinds
+    assert len(kinds & {"StatefulSet", "Deployment"}) == 1
 
 
 @pytest.mark.parametrize("name", sorted(KUSTOMIZATIONS))
@@ -465,8 +609,18 @@ class Deployment:
         return [o for o in self.objects if o["kind"] == kind]
 
     @property
+    def workload(self) -> dict[str, Any]:
+        """The StatefulSet (SQLite, one outbox per pod) or the Deployment (PostgreSQL)."""
+        (found,) = [o for o in self.objects if o["kind"] in ("StatefulSet", "Deployment")]
+        return found
+
+    @property
+    def stateful(self) -> bool:
+        return self.workload["kind"] == "StatefulSet"
+
+    @property
     def pod(self) -> dict[str, Any]:
-        spec: dict[str, Any] = self.one("StatefulSet")["spec"]["template"]["spec"]
+        spec: dict[str, Any] = self.workload["spec"]["template"]["spec"]
         return spec
 
     @property
@@ -482,7 +636,7 @@ class Deployment:
     def volume(self, mount_path: str) -> dict[str, Any]:
         """The volume mounted at ``mount_path`` plus its ``mount``; claims as ``claimTemplate``."""
         (mount,) = [m for m in self.container["volumeMounts"] if m["mountPath"] == mount_path]
-        claims = self.one("StatefulSet")["spec"].get("volumeClaimTemplates", [])
+        claims = self.workload["spec"].get("volumeClaimTemplates", [])
         found = [v for v in self.pod["volumes"] if v["name"] == mount["name"]] + [
             {"name": c["metadata"]["name"], "claimTemplate": c}
             for c in claims
@@ -499,10 +653,41 @@ class Deployment:
         volume = self.volume(self.config_path)
         return self.configmaps[volume["configMap"]["name"]][volume["mount"]["subPath"]]
 
+    def config_data(self) -> dict[str, Any]:
+        return tomllib.loads(self.config_text())
+
+    @property
+    def backend(self) -> str:
+        return str(self.config_data().get("outbox", {}).get("backend", "sqlite"))
+
     def config(self, tmp_path: Path) -> Config:
+        if self.backend != "sqlite" and "backend" not in OutboxConfig.model_fields:
+            pytest.skip(f"this tree has no {self.backend} outbox backend to load the config with")
         path = tmp_path / "gateway.toml"
         path.write_text(self.config_text())
         return load_config(path, {})
+
+    def secret_refs(self) -> tuple[set[str], set[str]]:
+        """Variables the config reads at start-up, and those read only by features it leaves off.
+
+        Read from the TOML itself, so it holds for keys this tree's Config may not know yet.
+        """
+        data = self.config_data()
+        outbox, console = data.get("outbox", {}), data.get("console", {})
+        active = [ref for source in data.get("sources", []) for ref in source.get("secrets", [])]
+        active += [data.get("inngest", {}).get("event_key", "")]
+        active += [outbox.get("encryption_key", "")]
+        if outbox.get("backend") == "postgres":
+            active.append(outbox.get("url", "env:GATEWAY_DATABASE_URL"))
+        tokens = [t["secret"] for t in console.get("tokens", [])]
+        idle = [] if console.get("enabled") else tokens
+        active += [] if idle else tokens
+        for ref in active + idle:
+            assert not ref or ref.startswith("env:"), f"{ref}: no secret inline in a ConfigMap"
+        return (
+            {r.removeprefix("env:") for r in active if r},
+            {r.removeprefix("env:") for r in idle},
+        )
 
     def transforms(self, config: Config) -> dict[str, str]:
         assert config.gateway.transforms_dir
@@ -516,12 +701,49 @@ class Deployment:
 
     def secret_placeholders(self) -> dict[str, str]:
         """A value per secret variable, in its provider's format (``serve`` checks it)."""
-        kinds = {"STRIPE_WEBHOOK_SECRET": "whsec_"}
         return {
-            name: f"{kinds.get(name, '')}placeholder-{name.lower()}"
+            name: _placeholder(name)
             for name, e in self.env.items()
             if "secretKeyRef" in e.get("valueFrom", {})
         }
+
+    def secret_keys(self, *, required: bool) -> set[str]:
+        """Secret keys the pod's env refers to, required ones (or optional ones)."""
+        return {
+            e["valueFrom"]["secretKeyRef"]["key"]
+            for e in self.env.values()
+            if "secretKeyRef" in e.get("valueFrom", {})
+            and (e["valueFrom"]["secretKeyRef"].get("optional") is not True) == required
+        }
+
+    def kubelet_env(self, secret: dict[str, str]) -> dict[str, str]:
+        """The container's environment as the kubelet builds it from ``secret``'s data.
+
+        A required key the Secret lacks stops the pod before it starts (the kubelet reports
+        CreateContainerConfigError naming the key); a missing optional key leaves the
+        variable unset.
+        """
+        env: dict[str, str] = {}
+        for name, entry in self.env.items():
+            if "value" in entry:
+                env[name] = entry["value"]
+                continue
+            ref = entry["valueFrom"]["secretKeyRef"]
+            if ref["key"] in secret:
+                env[name] = secret[ref["key"]]
+            elif ref.get("optional") is not True:
+                raise LookupError(f"couldn't find key {ref['key']} in Secret {ref['name']}")
+        return env
+
+    def minimal_secret(self) -> dict[str, str]:
+        """A Secret holding exactly the required keys, each a valid placeholder."""
+        return {key: _placeholder(key) for key in self.secret_keys(required=True)}
+
+
+def _placeholder(name: str) -> str:
+    """A stand-in for the secret variable ``name``, in its provider's format."""
+    prefix = {"STRIPE_WEBHOOK_SECRET": "whsec_"}.get(name, "")
+    return f"{prefix}placeholder-{name.lower()}"
 
 
 def _raw_deployment(kdir: Path) -> Deployment:
@@ -578,33 +800,34 @@ def prestop_seconds(command: list[str]) -> float:
     return float(arg.value)
 
 
-def test_grace_period_covers_prestop_inflight_batch_and_drain(
-    deployment: Deployment, tmp_path: Path
-) -> None:
-    config = deployment.config(tmp_path)
+def test_grace_period_covers_prestop_inflight_batch_and_drain(deployment: Deployment) -> None:
+    forwarder = ForwarderConfig.model_validate(deployment.config_data().get("forwarder", {}))
     prestop = prestop_seconds(deployment.container["lifecycle"]["preStop"]["exec"]["command"])
     assert prestop >= 3, "endpoints and ingress controllers need a few seconds to drop the pod"
-    needed = prestop + config.forwarder.request_timeout + config.forwarder.shutdown_deadline
+    needed = prestop + forwarder.request_timeout + forwarder.shutdown_deadline
     assert deployment.pod["terminationGracePeriodSeconds"] > needed
 
 
-def test_config_paths_match_the_mounts_and_the_image(
-    deployment: Deployment, tmp_path: Path
-) -> None:
-    config = deployment.config(tmp_path)
+def test_config_paths_match_the_mounts_and_the_image(deployment: Deployment) -> None:
+    config = deployment.config_data()
     data_dir = deployment.env["GATEWAY_DATA_DIR"]["value"]
-    assert config.gateway.data_dir == data_dir == image_env()["GATEWAY_DATA_DIR"]
-    data = deployment.volume(data_dir)
-    assert data["mount"].get("readOnly") is not True
-    assert data["claimTemplate"]["spec"]["accessModes"] == ["ReadWriteOnce"]
-    assert "emptyDir" in deployment.volume("/tmp")
-    assert deployment.volume(deployment.config_path)["mount"]["readOnly"] is True
-    assert config.gateway.transforms_dir
-    assert deployment.volume(config.gateway.transforms_dir)["mount"]["readOnly"] is True
     writable = {
         m["mountPath"] for m in deployment.container["volumeMounts"] if not m.get("readOnly")
     }
-    assert writable == {data_dir, "/tmp"}
+    assert "emptyDir" in deployment.volume("/tmp")
+    if deployment.stateful:
+        assert config["gateway"]["data_dir"] == data_dir == image_env()["GATEWAY_DATA_DIR"]
+        data = deployment.volume(data_dir)
+        assert data["mount"].get("readOnly") is not True
+        assert data["claimTemplate"]["spec"]["accessModes"] == ["ReadWriteOnce"]
+        assert writable == {data_dir, "/tmp"}
+    else:  # the PostgreSQL outbox: nothing on disk but what may land in /tmp
+        assert "data_dir" not in config["gateway"]
+        assert data_dir.startswith("/tmp/")
+        assert writable == {"/tmp"}
+    assert deployment.volume(deployment.config_path)["mount"]["readOnly"] is True
+    transforms_dir = config["gateway"]["transforms_dir"]
+    assert deployment.volume(transforms_dir)["mount"]["readOnly"] is True
     assert deployment.container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
@@ -614,7 +837,8 @@ def test_pod_meets_the_restricted_pod_security_standard(deployment: Deployment) 
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == uid
     assert pod["securityContext"]["runAsGroup"] == gid
-    assert pod["securityContext"]["fsGroup"] == gid
+    if deployment.stateful:  # the volume's files belong to the gateway's group
+        assert pod["securityContext"]["fsGroup"] == gid
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     sc = container["securityContext"]
     assert sc["allowPrivilegeEscalation"] is False
@@ -632,30 +856,70 @@ def test_pod_meets_the_restricted_pod_security_standard(deployment: Deployment) 
     assert "memory" in container["resources"]["limits"]
 
 
-def test_every_secret_reference_in_the_config_is_in_the_pod_env(
+def test_every_secret_reference_in_the_config_is_in_the_pod_env(deployment: Deployment) -> None:
+    """What the config reads at start-up is required; optional keys only feed features it
+    leaves off. So no source can ship without its secret (issue: a Secret holding only Stripe's
+    key crash-looped a config that also declared Slack and Intercom)."""
+    active, idle = deployment.secret_refs()
+    assert "INNGEST_EVENT_KEY" in active and active.isdisjoint(idle)
+    (example,) = load_yaml_docs(BASE / "secret.example.yaml")
+    for name in active | idle:
+        key_ref = deployment.env[name]["valueFrom"]["secretKeyRef"]
+        assert key_ref["name"] == example["metadata"]["name"]
+        assert key_ref["key"] in example["stringData"], name
+        assert (key_ref.get("optional") is not True) == (name in active), name
+    for name in deployment.secret_placeholders():
+        assert name in active | idle or name == "GATEWAY_OUTBOX_KEY", f"{name} is never read"
+    assert deployment.secret_keys(required=True) == active
+
+
+def test_a_secret_without_a_source_key_stops_the_pod_before_it_starts(
+    deployment: Deployment,
+) -> None:
+    secret = deployment.minimal_secret()
+    assert deployment.kubelet_env(secret)
+    for key in secret:
+        with pytest.raises(LookupError, match=key):
+            deployment.kubelet_env({k: v for k, v in secret.items() if k != key})
+
+
+def test_the_console_is_wired_in_off_and_reached_by_port_forward(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     config = deployment.config(tmp_path)
-    refs = [ref for source in config.sources for ref in source.secrets]
-    refs += [r for r in (config.inngest.event_key, config.outbox.encryption_key) if r]
-    assert refs and all(ref.startswith("env:") for ref in refs), "no secret inline in a ConfigMap"
-    env = deployment.env
-    (example,) = load_yaml_docs(BASE / "secret.example.yaml")
-    for ref in refs:
-        name = ref.removeprefix("env:")
-        key_ref = env[name]["valueFrom"]["secretKeyRef"]
-        assert key_ref["name"] == example["metadata"]["name"]
-        assert key_ref["key"] in example["stringData"]
-    assert env["INNGEST_EVENT_KEY"]["valueFrom"]["secretKeyRef"].get("optional") is not True
-    for name in deployment.secret_placeholders():
-        assert env[name]["valueFrom"]["secretKeyRef"]["key"] in example["stringData"], name
+    assert config.console.enabled is False
+    assert {t.scope for t in config.console.tokens} == {"read", "write"}
+    # loopback inside the pod: only kubectl port-forward reaches it, no Service, no policy rule
+    assert config.console.host == "127.0.0.1"
+    assert config.console.port not in {p["containerPort"] for p in deployment.container["ports"]}
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    assert f"port-forward pod/webhook-gateway-0 {config.console.port}" in docs
+    # enabled, with both tokens in the Secret, the pod's env resolves both scopes
+    config.console.enabled = True
+    secret = {
+        **deployment.minimal_secret(),
+        "GATEWAY_CONSOLE_TOKEN": "read-token-from-the-secret",
+        "GATEWAY_CONSOLE_WRITE_TOKEN": "write-token-from-the-secret",
+    }
+    env = deployment.kubelet_env(secret)
+    assert sorted(config.console.resolved_tokens(env)) == [
+        ("read-token-from-the-secret", "read"),
+        ("write-token-from-the-secret", "write"),
+    ]
 
 
 def test_pod_boots_from_its_configmaps_and_passes_its_probes(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    """The gateway as the pod would run it: its config, its transforms, its probe paths."""
+    """The gateway as the pod would run it: its config, its transforms, its probe paths, and
+    a Secret holding only the keys the manifests require."""
     config = deployment.config(tmp_path)
+    env = deployment.kubelet_env(deployment.minimal_secret())
+    if deployment.backend == "postgres":
+        url = os.environ.get("GATEWAY_TEST_POSTGRES_URL")
+        if not url:
+            pytest.skip("booting the PostgreSQL overlay needs GATEWAY_TEST_POSTGRES_URL")
+        env["GATEWAY_DATABASE_URL"] = url
     transforms = tmp_path / "transforms"
     transforms.mkdir()
     for name, text in deployment.transforms(config).items():
@@ -663,7 +927,8 @@ def test_pod_boots_from_its_configmaps_and_passes_its_probes(
     config.gateway.transforms_dir = str(transforms)
     config.gateway.data_dir = str(tmp_path / "data")
     config.forwarder.enabled = False  # no Event API here; readiness reports it "disabled"
-    with run_gateway(config, deployment.secret_placeholders()) as gw, httpx.Client() as client:
+    env.pop("GATEWAY_DATA_DIR")  # the test's own directory, set above
+    with run_gateway(config, env) as gw, httpx.Client() as client:
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
             path = deployment.container[probe]["httpGet"]["path"]
             assert client.get(gw.url + path).status_code == 200, probe
@@ -686,13 +951,12 @@ def test_pod_boots_from_its_configmaps_and_passes_its_probes(
             check=False,
         )
         assert missing.returncode != 0
-        secrets = deployment.secret_placeholders()
         body = fixture("stripe/invoice.paid.json")
         for source in config.sources:
             url = gw.url + WEBHOOK_PATH.format(source=source.name)
             assert client.head(url).status_code == 200, source.name
             if source.provider == "stripe":  # signed with the secret the pod env would hold
-                secret = secrets[source.secrets[0].removeprefix("env:")]
+                secret = env[source.secrets[0].removeprefix("env:")]
                 posted = client.post(url, content=body, headers=stripe_headers(body, secret))
                 assert posted.status_code == 200, posted.text
                 assert posted.json()["status"] == "accepted"
@@ -703,12 +967,16 @@ def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def test_services_budgets_and_policies_select_the_pods(deployment: Deployment) -> None:
-    sts = deployment.one("StatefulSet")
+    sts = deployment.workload
     labels = sts["spec"]["template"]["metadata"]["labels"]
     assert _selects(sts["spec"]["selector"]["matchLabels"], labels)
     services = {s["metadata"]["name"]: s for s in deployment.all("Service")}
-    headless = services[sts["spec"]["serviceName"]]
-    assert headless["spec"]["clusterIP"] == "None"
+    if deployment.stateful:
+        headless = services[sts["spec"]["serviceName"]]
+        assert headless["spec"]["clusterIP"] == "None"
+    else:
+        assert all(s["spec"].get("clusterIP") != "None" for s in services.values())
+        headless = {"metadata": {"name": None}}
     assert any(s["spec"].get("clusterIP") != "None" for s in services.values())
     port_names = {p["name"] for p in deployment.container["ports"]}
     for service in services.values():
@@ -718,7 +986,7 @@ def test_services_budgets_and_policies_select_the_pods(deployment: Deployment) -
     assert _selects(pdb["spec"]["selector"]["matchLabels"], labels)
     assert _selects(policy["spec"]["podSelector"]["matchLabels"], labels)
     target = deployment.one("HorizontalPodAutoscaler")["spec"]["scaleTargetRef"]
-    assert (target["kind"], target["name"]) == ("StatefulSet", sts["metadata"]["name"])
+    assert (target["kind"], target["name"]) == (sts["kind"], sts["metadata"]["name"])
     backends = {
         path["backend"]["service"]["name"]: path["backend"]["service"]["port"]["name"]
         for ingress in deployment.all("Ingress")
@@ -734,7 +1002,7 @@ def test_a_pod_can_leave_the_traffic_service_and_stay_in_the_statefulset(
     deployment: Deployment,
 ) -> None:
     """Relabelling ``webhook-gateway/serving=false`` stops traffic only (manual drain)."""
-    sts = deployment.one("StatefulSet")
+    sts = deployment.workload
     labels = sts["spec"]["template"]["metadata"]["labels"]
     assert labels[SERVING_LABEL] == "true"
     drained = {**labels, SERVING_LABEL: "false"}
@@ -751,26 +1019,108 @@ def test_a_pod_can_leave_the_traffic_service_and_stay_in_the_statefulset(
 
 
 def test_the_autoscaler_owns_the_replica_count(deployment: Deployment) -> None:
-    sts = deployment.one("StatefulSet")
+    sts = deployment.workload
     assert "replicas" not in sts["spec"], "kubectl apply would fight the HPA over it"
     hpa = deployment.one("HorizontalPodAutoscaler")["spec"]
     assert 2 <= hpa["minReplicas"] <= hpa["maxReplicas"]
     assert hpa["metrics"][0]["resource"]["name"] == "cpu"
+    assert deployment.one("PodDisruptionBudget")["spec"]["minAvailable"] < hpa["minReplicas"]
+    if not deployment.stateful:
+        return  # test_the_postgres_overlay_is_stateless_and_scales_down_freely
     assert hpa["behavior"]["scaleDown"]["policies"] == [
         {"type": "Pods", "value": 1, "periodSeconds": 600}
     ]
-    assert deployment.one("PodDisruptionBudget")["spec"]["minAvailable"] < hpa["minReplicas"]
     retention = sts["spec"]["persistentVolumeClaimRetentionPolicy"]
     assert retention == {"whenDeleted": "Retain", "whenScaled": "Retain"}
 
 
-def test_network_policy_opens_only_the_app_port_dns_and_https(deployment: Deployment) -> None:
-    spec = deployment.one("NetworkPolicy")["spec"]
+def test_the_postgres_overlay_is_stateless_and_scales_down_freely() -> None:
+    for deployment in (_raw_deployment(POSTGRES), _rendered_deployment(POSTGRES)):
+        assert deployment.all("StatefulSet") == [] and not deployment.stateful
+        assert "volumeClaimTemplates" not in deployment.workload["spec"]
+        allowed = {"configMap", "emptyDir"}
+        for volume in deployment.pod["volumes"]:
+            assert set(volume) - {"name"} <= allowed, volume
+        strategy = deployment.workload["spec"]["strategy"]["rollingUpdate"]
+        assert strategy["maxUnavailable"] == 0
+        scale_down = deployment.one("HorizontalPodAutoscaler")["spec"]["behavior"]["scaleDown"]
+        # no pod-at-a-time, no 10-minute pause: nothing is left behind by a removed pod
+        assert scale_down["stabilizationWindowSeconds"] <= 300
+        assert all(p["periodSeconds"] <= 60 for p in scale_down["policies"])
+        assert deployment.backend == "postgres"
+        url = deployment.config_data()["outbox"]["url"]
+        assert url == "env:GATEWAY_DATABASE_URL"
+        ref = deployment.env["GATEWAY_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+        assert ref.get("optional") is not True
+        assert "GATEWAY_DATABASE_URL" in deployment.minimal_secret()
+
+
+def test_the_migration_job_example_runs_outbox_migrate_with_the_overlays_secret() -> None:
+    (job,) = load_yaml_docs(POSTGRES / "migrate-job.example.yaml")
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(job, version, strict=True)
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["outbox", "migrate"] and "command" not in container
+    (env,) = container["env"]
+    deployment = _raw_deployment(POSTGRES)
+    assert env == deployment.env["GATEWAY_DATABASE_URL"]
+    assert pod["restartPolicy"] == "Never" and pod["automountServiceAccountToken"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    policy = deployment.one("NetworkPolicy")["spec"]["podSelector"]["matchLabels"]
+    assert not _selects(policy, job["spec"]["template"]["metadata"]["labels"])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(container["args"])
+    except SystemExit:
+        pytest.skip("this tree has no `outbox migrate` command yet (PostgreSQL backend)")
+    assert (args.command, args.outbox_cmd) == ("outbox", "migrate")
+
+
+#: the namespaces the NetworkPolicy admits, by the label Kubernetes puts on every namespace
+NAMESPACE_LABEL = "kubernetes.io/metadata.name"
+INGRESS_NAMESPACE, MONITORING_NAMESPACE = "ingress-nginx", "monitoring"
+
+
+def admits(policy: dict[str, Any], namespace: str, pod_labels: dict[str, str], port: int) -> bool:
+    """Whether ``policy`` lets a pod in ``namespace`` reach ``port`` of the pods it selects."""
+    for rule in policy["spec"].get("ingress", []):
+        if rule.get("ports") and port not in [p["port"] for p in rule["ports"]]:
+            continue
+        peers = rule.get("from")
+        if not peers:
+            return True
+        for peer in peers:
+            ns = peer.get("namespaceSelector", {}).get("matchLabels")
+            pods = peer.get("podSelector", {}).get("matchLabels", {})
+            ns_ok = ns is not None and all(
+                {NAMESPACE_LABEL: namespace}.get(k) == v for k, v in ns.items()
+            )
+            if ns_ok and all(pod_labels.get(k) == v for k, v in pods.items()):
+                return True
+    return False
+
+
+def test_network_policy_admits_the_ingress_controller_and_prometheus_only(
+    deployment: Deployment,
+) -> None:
+    policy = deployment.one("NetworkPolicy")
+    spec = policy["spec"]
     assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
     inbound = {(p["port"], p["protocol"]) for rule in spec["ingress"] for p in rule["ports"]}
     assert inbound == {(DEFAULT_PORT, "TCP")}
+    for namespace in (INGRESS_NAMESPACE, MONITORING_NAMESPACE):
+        assert admits(policy, namespace, {}, DEFAULT_PORT), namespace
+        assert not admits(policy, namespace, {}, DEFAULT_PORT + 1), namespace
+    for namespace in ("default", "webhooks", "kube-system", ""):
+        assert not admits(policy, namespace, {"app": "anything"}, DEFAULT_PORT), namespace
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    for namespace in (INGRESS_NAMESPACE, MONITORING_NAMESPACE):
+        assert f"`{NAMESPACE_LABEL}: {namespace}`" in docs
     outbound = {(p["port"], p["protocol"]) for rule in spec["egress"] for p in rule["ports"]}
-    assert outbound == {(53, "UDP"), (53, "TCP"), (443, "TCP")}
+    database = {(5432, "TCP")} if deployment.backend == "postgres" else set()
+    assert outbound == {(53, "UDP"), (53, "TCP"), (443, "TCP")} | database
 
 
 def _nginx_size(value: str) -> int:
@@ -878,6 +1228,61 @@ def test_verification_alert_matches_every_verification_reason_and_no_other() -> 
     assert {"body_too_large", "outbox_unavailable"} <= others
     for other in others:
         assert not re.fullmatch(regex, other), other
+
+
+_AGGREGATION = re.compile(
+    r"\b(max|min|sum|avg|count)\s+by\s+\(([^)]*)\)\s*\(\s*(?:(?:rate|increase)\(\s*)?"
+    r"(webhook_gateway_[a-z_]+)"
+)
+_THRESHOLD_RULE = re.compile(r"(max|sum) by \(([^)]*)\) \((webhook_gateway_[a-z_]+)\) > (\d+)")
+
+
+def outbox_gauges() -> set[str]:
+    """The gauges that describe the outbox itself: shared by every replica on PostgreSQL."""
+    stats = OutboxStats(1, 1, 1, 1, 1, 1, 1.0)
+    return {family.name for family in _OutboxCollector(lambda: stats).collect()}
+
+
+def evaluate(expr: str, series: list[tuple[dict[str, str], float]]) -> dict[tuple[str, ...], float]:
+    """``AGG by (LABELS) (METRIC) > N`` over ``series`` (labels, value): the groups that fire."""
+    match = _THRESHOLD_RULE.fullmatch(expr.strip())
+    assert match, expr
+    agg, by, _metric, threshold = match.groups()
+    keys = [k.strip() for k in by.split(",")]
+    groups: dict[tuple[str, ...], list[float]] = {}
+    for labels, value in series:
+        groups.setdefault(tuple(labels[k] for k in keys), []).append(value)
+    reduce = max if agg == "max" else sum
+    totals = {group: float(reduce(values)) for group, values in groups.items()}
+    return {group: total for group, total in totals.items() if total > int(threshold)}
+
+
+def test_alerts_fire_once_per_deployment_and_read_a_shared_outbox_with_max() -> None:
+    """With PostgreSQL every replica reports the same outbox: max(), never sum() or per pod."""
+    gauges = outbox_gauges()
+    assert {"webhook_gateway_outbox_oldest_age_seconds", "webhook_gateway_outbox_depth"} <= gauges
+    seen = set()
+    for rule in alert_rules():
+        for agg, by, metric in _AGGREGATION.findall(rule["expr"]):
+            labels = {label.strip() for label in by.split(",")}
+            assert not labels & {"pod", "instance"}, (rule["alert"], "one alert per deployment")
+            assert "namespace" in labels, rule["alert"]
+            if metric in gauges:
+                assert agg == "max", (rule["alert"], metric)
+                seen.add(metric)
+        for metric, _matchers in selectors(rule["expr"]):
+            assert metric in {m for *_, m in _AGGREGATION.findall(rule["expr"])}, rule["alert"]
+    assert "webhook_gateway_outbox_oldest_age_seconds" in seen
+    (backlog,) = [r for r in alert_rules() if r["alert"] == "WebhookGatewayOutboxBacklog"]
+    replicas = [{"namespace": "webhooks", "pod": f"webhook-gateway-{i}"} for i in range(3)]
+    # PostgreSQL: three replicas report the same shared backlog: one alert, its true age
+    shared = evaluate(backlog["expr"], [(r, 400.0) for r in replicas])
+    assert shared == {("webhooks",): 400.0}
+    # under the threshold everywhere: no alert (a sum would report 3 x 150 s = 450 s)
+    assert evaluate(backlog["expr"], [(r, 150.0) for r in replicas]) == {}
+    # SQLite: one pod's own backlog fires, once
+    solo = evaluate(backlog["expr"], [(replicas[0], 900.0), *((r, 0.0) for r in replicas[1:])])
+    assert solo == {("webhooks",): 900.0}
 
 
 # Selectors whose exact series the scenario below cannot produce; each names a real reason.

@@ -15,7 +15,7 @@ import httpx
 from gateway.logs import configure_logging, log_fields
 from tests.eventapi_standin import event_api
 from tests.helpers import SLACK_SECRET, STRIPE_SECRET, fixture, make_config
-from tests.server import run_gateway
+from tests.server import GatewayProcess, run_gateway
 from tests.signing import slack_headers, stripe_headers
 
 
@@ -180,3 +180,21 @@ def test_the_fast_webhook_line_matches_the_logging_path_and_is_scrubbed() -> Non
     )
     assert [line["n"] for line in looped] == [1, 2]
     assert before_iteration.count("\n") == 2  # the loop's lines were written together, later
+
+
+def test_served_log_lines_carry_no_terminal_escape_codes(tmp_path: Path) -> None:
+    """uvicorn's own lines (``Uvicorn running on ...``) as ``serve`` writes them: plain JSON,
+    without the ``color_message`` copy full of ANSI colour codes that uvicorn attaches."""
+    env = {"STRIPE_WEBHOOK_SECRET": STRIPE_SECRET, "GATEWAY_DATA_DIR": str(tmp_path / "data")}
+    proc = GatewayProcess(["--dev"], env, tmp_path / "gateway.log")
+    try:
+        proc.wait_ready()
+    finally:
+        proc.stop()
+    text = proc.log_path.read_text()
+    records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    running = [r for r in records if r["msg"].startswith("Uvicorn running on")]
+    assert running and running[0]["logger"] == "uvicorn.error"
+    for record in records:
+        assert "color_message" not in record, record
+    assert "\x1b" not in text and "\\u001b" not in text

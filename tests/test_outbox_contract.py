@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gateway.outbox import Outbox, OutboxStats, Rejection
+from gateway.outbox import Answer, Outbox, OutboxStats, Rejection
 from gateway.outbox.common import MAX_DUE_AHEAD, PRUNE_CHUNK, REJECTION_PRUNE_CHUNK
 from gateway.outbox.crypto import Cipher, generate_key
 from gateway.outbox.sqlite import SQLiteOutbox
@@ -571,6 +571,50 @@ def test_every_delivery_outcome_is_recorded_per_event(outbox: Outbox, clock: Clo
     assert record.summary.outcome == "delivered"
     assert record.webhook.body == hook(1).body
     assert record.webhook.header("stripe-signature") == hook(1).header("stripe-signature")
+
+
+def test_each_attempt_keeps_the_event_apis_status_and_latency(outbox: Outbox, clock: Clock) -> None:
+    accepted = outbox.accept(hook(1), *evs("s/a.one"))
+    [seq] = claim(outbox)
+    outbox.release([seq], retry_at=clock.now, error="no answer", answer=Answer(0, 10000.0))
+    [seq] = claim(outbox)
+    outbox.dead_letter(seq, "event API: bad data", answer=Answer(400, 12.5))
+    outbox.retry_dead([seq])
+    [seq] = claim(outbox)
+    outbox.ack([seq], answer=Answer(200, 3.25))
+    record = outbox.webhook(accepted.webhook_id)
+    assert record is not None
+    [event] = record.events
+    assert [(a.outcome, a.status, a.latency_ms) for a in event.history] == [
+        ("retry", 0, 10000.0),
+        ("dead", 400, 12.5),
+        ("requeued", None, None),
+        ("delivered", 200, 3.25),
+    ]
+    # without an answer (a caller that sent nothing) the attempt is kept all the same
+    other = outbox.accept(hook(2), *evs("s/b.two"))
+    [seq] = claim(outbox)
+    outbox.ack([seq])
+    record = outbox.webhook(other.webhook_id)
+    assert record is not None
+    assert [(a.outcome, a.status) for a in record.events[0].history] == [("delivered", None)]
+
+
+def test_webhooks_and_rejections_in_a_time_range(outbox: Outbox) -> None:
+    ids = [outbox.accept(hook(n), *evs(f"s/e.n{n}")).webhook_id for n in range(1, 6)]
+    for n in range(1, 6):
+        outbox.record_rejection(refused(n))
+    outbox.flush_rejections()
+    # received_at is T0 + n for both: [T0 + 2, T0 + 4) holds n = 2 and 3, newest first
+    within = outbox.webhooks(since=T0 + 2, until=T0 + 4)
+    assert [w.id for w in within] == [ids[2], ids[1]]
+    assert [w.id for w in outbox.webhooks(since=T0 + 4)] == [ids[4], ids[3]]
+    assert [w.id for w in outbox.webhooks(until=T0 + 2)] == [ids[0]]
+    assert [r.request_id for r in outbox.rejections(since=T0 + 2, until=T0 + 4)] == [
+        "req-3",
+        "req-2",
+    ]
+    assert outbox.webhooks(since=T0 + 10) == [] and outbox.rejections(until=T0) == []
 
 
 def test_webhook_outcomes_filters_and_search(outbox: Outbox) -> None:

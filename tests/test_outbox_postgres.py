@@ -26,6 +26,7 @@ from gateway.outbox.migrate import (
     check_server,
     latest_version,
     migrate,
+    migrations,
     refuse_old_server,
     schema_version,
 )
@@ -96,6 +97,28 @@ def test_an_older_schema_is_refused_when_migrations_are_off(pg_cluster: PgCluste
         pytest.raises(SchemaMismatch, match="run `webhook-gateway outbox migrate`"),
     ):
         check_schema(conn)
+
+
+def test_a_version_1_database_gains_the_event_apis_answers_and_keeps_its_history(
+    pg_cluster: PgCluster,
+) -> None:
+    url = pg_cluster.new_database(schema=False)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(migrations()[0].sql.encode())
+        conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
+        conn.execute(
+            "INSERT INTO attempts (seq, at, outcome, error) VALUES (7, 1.5, 'retry', 'boom')"
+        )
+    assert migrate(url) == (1, latest_version())
+    with psycopg.connect(url) as conn:
+        # the attempt written before the answers were kept is still there, without one
+        assert conn.execute(
+            "SELECT seq, at, outcome, error, status, latency_ms FROM attempts"
+        ).fetchall() == [(7, 1.5, "retry", "boom", None, None)]
+        columns = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'events'"
+        ).fetchall()
+        assert {"delivery_status", "delivery_ms"} <= {c[0] for c in columns}
 
 
 # -- replicas: several PostgresOutbox instances, each on its own connections ----------------

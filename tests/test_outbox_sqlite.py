@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 
 from gateway.config import ConfigError, OutboxConfig
-from gateway.outbox import OutboxUnavailable
+from gateway.outbox import Answer, OutboxUnavailable
 from gateway.outbox.common import PRUNE_CHUNK
 from gateway.outbox.crypto import Cipher, CipherError, blob_key_id, generate_key, key_id
 from gateway.outbox.sqlite import FILE_NAME, MAX_RETRY_HISTORY, SQLiteOutbox
-from gateway.outbox.sqlite_schema import MIN_SQLITE, check_sqlite_version
+from gateway.outbox.sqlite_schema import MIN_SQLITE, SCHEMA_VERSION, check_sqlite_version
 from gateway.webhook import Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -411,7 +411,9 @@ def test_a_version_1_file_is_migrated_and_keeps_every_payload(tmp_path: Path) ->
         [dead] = box.dead_letters()
         assert dead.name == "s/b.one"
         box.accept(hook(1), *one("s/c.one", "c"))  # new events get the next seq
-    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
     columns = {row[1] for row in raw(db, "PRAGMA table_info(events)")}
     assert "payload" not in columns and "lease_token" in columns
     assert raw(db, "SELECT seq FROM event_payloads ORDER BY seq") == [(1,), (2,), (3,)]
@@ -438,7 +440,41 @@ def test_a_version_2_file_gains_lease_tokens_and_its_old_leases_expire(tmp_path:
         [again] = box.claim(max_events=9, max_bytes=10**6, lease_seconds=5, now=131)
         box.ack([again.seq])
         assert box.stats().delivered == 1
-    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
+
+
+def test_a_version_3_file_gains_the_event_apis_answers_and_keeps_its_history(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / FILE_NAME
+    with SQLiteOutbox(db, clock=lambda: 100.0) as box:
+        accepted = box.accept(hook(1), *one("s/a.one", "a"))
+        [event] = box.claim(max_events=9, max_bytes=10**6, lease_seconds=5)
+        box.release([event.seq], retry_at=100.0, error="event API answered 503")
+    conn = sqlite3.connect(db)
+    for table, column in (
+        ("attempts", "status"),
+        ("attempts", "latency_ms"),
+        ("events", "delivery_status"),
+        ("events", "delivery_ms"),
+    ):
+        conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")  # as version 3 wrote them
+    conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with SQLiteOutbox(db, clock=lambda: 101.0) as box:
+        [event] = box.claim(max_events=9, max_bytes=10**6, lease_seconds=5)
+        box.ack([event.seq], answer=Answer(202, 8.0))
+        record = box.webhook(accepted.webhook_id)
+    assert record is not None
+    history = [(a.outcome, a.error, a.status, a.latency_ms) for a in record.events[0].history]
+    assert history == [
+        ("retry", "event API answered 503", None, None),  # written by version 3: no answer
+        ("delivered", None, 202, 8.0),
+    ]
+    assert raw(db, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
 
 
 def test_openers_racing_on_a_new_file_all_succeed(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ Event API stand-in, and a real PostgreSQL (tests/pg.py).
 from __future__ import annotations
 
 import json
+import re
 import time
 import tomllib
 from collections.abc import Iterator
@@ -213,8 +214,14 @@ def test_the_package_and_the_image_carry_the_postgres_client() -> None:
     postgres = extras["optional-dependencies"]["postgres"]
     assert any(dep.startswith("psycopg[binary,pool]") for dep in postgres)
     assert set(postgres) <= set(extras["optional-dependencies"]["test"])
+    # the image installs only the hash-locked requirements: the lock must carry the extra's client
     dockerfile = (root / "Dockerfile").read_text()
-    assert 'pip install --no-cache-dir "./[postgres]"' in dockerfile
+    assert "--require-hashes" in dockerfile and "-r requirements/image.txt" in dockerfile
+    lock = (root / "requirements" / "image.txt").read_text()
+    for name in ("psycopg", "psycopg-binary", "psycopg-pool"):
+        pinned = re.search(rf"^{name}==\S+ \\\n\s+--hash=sha256:[0-9a-f]{{64}}", lock, re.M)
+        assert pinned, f"{name} is not pinned with a hash in requirements/image.txt"
+    assert "psycopg[binary,pool]" in (root / "requirements" / "image.in").read_text()
 
 
 def test_a_replicas_console_shows_every_replicas_webhooks(tmp_path: Path, pg_url: str) -> None:

@@ -7,12 +7,15 @@ app but has no lifespan of its own: the public app starts and stops everything.
 from __future__ import annotations
 
 import asyncio
+import math
+import secrets
 import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jinja2
 from starlette.applications import Starlette
@@ -25,6 +28,7 @@ from starlette.templating import Jinja2Templates
 
 from gateway.console import views
 from gateway.console.auth import WRITE, ConsoleAuth, TokenSet
+from gateway.console.bulk import BULK_SECONDS, Selection, dead_events
 from gateway.console.chart import activity_svg
 from gateway.console.masking import scrub, signature_headers
 from gateway.console.responses import SECURITY_HEADERS, problem, wants_json
@@ -42,7 +46,21 @@ PREFIX = "/console"
 _NOTICES = {
     "replayed": "Replayed through the transform: {n} event(s) queued for delivery.",
     "retried": "{n} dead-lettered event(s) queued for delivery again.",
+    "bulk_retried": "{n} dead-lettered event(s) of {w} webhook(s) queued for delivery again.",
+    "bulk_replayed": (
+        "Replayed {w} quarantined webhook(s) through the transform: {n} event(s) queued for"
+        " delivery; {failed} still fail."
+    ),
+    "bulk_replayed_partly": (
+        "Replayed {w} quarantined webhook(s) through the transform: {n} event(s) queued for"
+        " delivery; {failed} still fail. {left} more were not tried within the time limit:"
+        " replay again."
+    ),
 }
+_FLASH_KEEP = 100  # failure messages waiting for the GET a redirect leads to
+_FORM_MAX = 16 * 1024  # bytes of a bulk action's form (a filter: a few short fields)
+#: the list's filter, carried by its pagination links and its bulk forms
+_FILTER_KEYS = ("q", "status", "source", "from", "to", "range", "limit")
 
 
 def _utc(ts: float | None) -> str:
@@ -77,29 +95,46 @@ def _int_param(request: Request, name: str) -> int:
 class Console:
     """The console's request handlers."""
 
-    def __init__(self, gateway: Gateway, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        gateway: Gateway,
+        clock: Callable[[], float] = time.time,
+        bulk_seconds: float = BULK_SECONDS,
+    ) -> None:
         self.gateway = gateway
+        self.bulk_seconds = bulk_seconds
         self.outbox = gateway.outbox
         self.clock = clock
         self.templates = Jinja2Templates(env=_environment())
         self.signature_headers = {
             name: signature_headers(s.config.options) for name, s in gateway.sources.items()
         }
+        self._flashes: OrderedDict[str, str] = OrderedDict()
+
+    def _flash(self, message: str) -> str:
+        """Keep ``message`` for the page a redirect leads to; the key goes in its URL."""
+        key = secrets.token_urlsafe(12)
+        self._flashes[key] = message
+        while len(self._flashes) > _FLASH_KEEP:
+            self._flashes.popitem(last=False)
+        return key
 
     # -- rendering ---------------------------------------------------------------------
 
     def page(
         self, request: Request, name: str, context: dict[str, Any], status: int = 200
     ) -> Response:
-        done = request.query_params.get("done", "")
-        count = request.query_params.get("n", "0")
-        notice = _NOTICES.get(done, "").format(n=int(count) if count.isdigit() else 0)
+        params = request.query_params
+        counts = {k: params.get(k, "0") for k in ("n", "w", "failed", "left")}
+        notice = _NOTICES.get(params.get("done", ""), "").format(
+            **{k: int(v) if v.isdigit() else 0 for k, v in counts.items()}
+        )
         base = {
             "scope": request.state.console_scope,
             "can_write": request.state.console_scope == WRITE,
             "static": f"{PREFIX}/static",
             "notice": notice,
-            "failure": "",
+            "failure": self._flashes.pop(params.get("flash", ""), ""),
             "now": self.clock(),
         }
         return self.templates.TemplateResponse(
@@ -172,38 +207,89 @@ class Console:
         data.pop("_buckets")
         return json_response(200, data, SECURITY_HEADERS)
 
-    def _list_params(self, request: Request) -> dict[str, Any]:
-        params = request.query_params
+    def _list_params(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """The webhook list's filter and page from a query string (or a bulk form)."""
         status = params.get("status", "")
         if status not in views.STATUSES:
             raise HTTPException(400, f"status must be one of {', '.join(views.STATUSES[1:])}")
-        limit_text = params.get("limit", "100")
-        limit = int(limit_text) if limit_text.isdigit() else 100
+        limit_text = params.get("limit", str(views.PAGE_SIZE))
+        limit = int(limit_text) if limit_text.isdigit() else views.PAGE_SIZE
+        limit = max(1, min(limit, views.MAX_LIMIT))
+        page_text = params.get("page", "1")
+        page = int(page_text) if page_text.isdigit() and int(page_text) > 0 else 1
+        if (page - 1) * limit > views.MAX_OFFSET:
+            raise HTTPException(
+                400, f"page {page} is too deep: narrow the time range (from, to) instead"
+            )
+        preset = params.get("range", "")
+        if preset and preset not in views.RANGES:
+            raise HTTPException(400, f"range must be one of {', '.join(views.RANGES)}")
+        try:
+            since = views.parse_time(params.get("from", "")[:40])
+            until = views.parse_time(params.get("to", "")[:40])
+        except ValueError as exc:
+            raise HTTPException(400, f"from/to: {exc}") from None
+        if preset:
+            since = (until if until is not None else self.clock()) - views.RANGES[preset]
         return {
             "query": params.get("q", "")[:200],
             "status": status,
             "source": params.get("source", "")[:64],
-            "limit": max(1, min(limit, views.MAX_LIMIT)),
+            "limit": limit,
+            "page": page,
+            "since": since,
+            "until": until,
         }
 
+    def _list(self, params: dict[str, Any]) -> tuple[list[views.Row], bool]:
+        return views.list_rows(
+            self.outbox,
+            query=params["query"],
+            status=params["status"],
+            source=params["source"],
+            limit=params["limit"],
+            offset=(params["page"] - 1) * params["limit"],
+            since=params["since"],
+            until=params["until"],
+        )
+
     async def webhooks(self, request: Request) -> Response:
-        params = self._list_params(request)
-        rows = await asyncio.to_thread(views.list_rows, self.outbox, **params)
+        params = self._list_params(request.query_params)
+        rows, more = await asyncio.to_thread(self._list, params)
+        kept = {k: v for k, v in request.query_params.items() if k in _FILTER_KEYS and v}
+        # later pages keep the first page's end, so new arrivals do not shift them
+        anchor = {"to": str(params["until"] if params["until"] is not None else self.clock())}
+        if "range" in kept:
+            anchor = {"from": str(params["since"]), **anchor}
+            kept.pop("range")
+        pinned = {**kept, **anchor}
+        page = params["page"]
         return self.page(
             request,
             "webhooks.html",
             {
                 "rows": rows,
                 **params,
+                "from_value": views.time_input(params["since"]),
+                # a whole second, rounded up: resubmitting the form keeps every row it showed
+                "to_value": views.time_input(
+                    None if params["until"] is None else math.ceil(params["until"])
+                ),
+                "range": request.query_params.get("range", ""),
+                "ranges": list(views.RANGES),
+                "filters": kept,
+                "older": f"?{urlencode({**pinned, 'page': page + 1})}" if more else "",
+                "newer": f"?{urlencode({**pinned, 'page': page - 1})}" if page > 1 else "",
                 "statuses": views.STATUSES,
                 "sources": sorted(self.gateway.sources),
             },
         )
 
     async def api_webhooks(self, request: Request) -> Response:
-        params = self._list_params(request)
-        rows = await asyncio.to_thread(views.list_rows, self.outbox, **params)
-        return json_response(200, {"webhooks": [r.as_json() for r in rows]}, SECURITY_HEADERS)
+        params = self._list_params(request.query_params)
+        rows, more = await asyncio.to_thread(self._list, params)
+        body = {"webhooks": [r.as_json() for r in rows], "page": params["page"], "more": more}
+        return json_response(200, body, SECURITY_HEADERS)
 
     def _webhook_context(self, webhook_id: int) -> dict[str, Any] | None:
         record = self.outbox.webhook(webhook_id)
@@ -217,7 +303,16 @@ class Console:
         events = []
         for event in record.events:
             _, payload = views.pretty_body(event.payload, secrets)
-            events.append({"record": event, "payload": payload})
+            attempts = views.attempt_rows(event.history)
+            delivered = [a for a in attempts if a.attempt.outcome == "delivered"]
+            events.append(
+                {
+                    "record": event,
+                    "payload": payload,
+                    "attempts": attempts,
+                    "delivered_by": delivered[-1] if delivered else None,
+                }
+            )
         return {
             "record": record,
             "w": record.summary,
@@ -243,7 +338,9 @@ class Console:
             return problem(request.scope, 500, f"webhook {webhook_id} cannot be decrypted: {exc}")
         if context is None:
             return problem(request.scope, 404, f"webhook {webhook_id} is not stored (pruned?)")
-        return self.page(request, "webhook.html", {**context, "failure": failure}, status)
+        if failure:
+            context["failure"] = failure
+        return self.page(request, "webhook.html", context, status)
 
     async def webhook(self, request: Request) -> Response:
         return await self._webhook_page(request, _int_param(request, "webhook_id"))
@@ -326,39 +423,50 @@ class Console:
             return problem(
                 request.scope, 409, f"webhook {webhook_id} is not quarantined: nothing to replay"
             )
-        webhook = record.webhook
-        source = self.gateway.sources.get(webhook.source)
-        limit = self.gateway.config.forwarder.max_event_bytes
         try:
-            if source is not None:
-                plan = ReplayPlan(
-                    source.transform,
-                    source.config.event_prefix,
-                    source.config.options,
-                    limit,
-                )
-            else:
-                plan = ReplayPlan(
-                    self.gateway.registry.get(webhook.provider), webhook.provider, None, limit
-                )
-            config = self.gateway.config.gateway
-            result = await replay_async(
-                self.outbox,
-                webhook_id,
-                webhook,
-                plan,
-                strict_names=config.strict_names,
-                timeout=config.transform_timeout,
-            )
+            stored = await self._replay(webhook_id)
+        except LookupError:
+            return problem(request.scope, 409, f"webhook {webhook_id} is no longer quarantined")
         except TransformError as exc:
             message = f"the transform still fails: {scrub(str(exc), self.gateway.secrets)}"
             if wants_json(request.scope):
                 return json_response(422, {"error": message, "status": 422}, SECURITY_HEADERS)
-            return await self._webhook_page(request, webhook_id, failure=message, status=422)
+            query = urlencode({"flash": self._flash(message)})
+            return RedirectResponse(
+                f"{PREFIX}/webhooks/{webhook_id}?{query}", 303, SECURITY_HEADERS
+            )
         except KeyError as exc:
             return problem(request.scope, 409, f"cannot replay webhook {webhook_id}: {exc}")
         self._notify()
-        return self._done(request, webhook_id, "replayed", result.stored)
+        return self._done(request, webhook_id, "replayed", stored)
+
+    async def _replay(self, webhook_id: int) -> int:
+        """Re-run one quarantined webhook; the events it stored. Raises ``TransformError``,
+        ``KeyError`` (no such transform) or ``LookupError`` (no longer quarantined)."""
+        record = await asyncio.to_thread(self.outbox.webhook, webhook_id)
+        if record is None or record.summary.status != "quarantined":
+            raise LookupError(webhook_id)
+        webhook = record.webhook
+        source = self.gateway.sources.get(webhook.source)
+        limit = self.gateway.config.forwarder.max_event_bytes
+        if source is not None:
+            plan = ReplayPlan(
+                source.transform, source.config.event_prefix, source.config.options, limit
+            )
+        else:
+            plan = ReplayPlan(
+                self.gateway.registry.get(webhook.provider), webhook.provider, None, limit
+            )
+        config = self.gateway.config.gateway
+        result = await replay_async(
+            self.outbox,
+            webhook_id,
+            webhook,
+            plan,
+            strict_names=config.strict_names,
+            timeout=config.transform_timeout,
+        )
+        return result.stored
 
     async def retry(self, request: Request) -> Response:
         webhook_id = _int_param(request, "webhook_id")
@@ -380,6 +488,76 @@ class Console:
         count = await asyncio.to_thread(self.outbox.retry_dead, dead)
         self._notify()
         return self._done(request, webhook_id, "retried", count)
+
+    async def _selection(self, request: Request) -> tuple[Selection, dict[str, str]]:
+        """The list filter a bulk form posts, and the list's query string to go back to."""
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > _FORM_MAX:
+                raise HTTPException(413, f"a bulk form is at most {_FORM_MAX} bytes")
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=False))
+        fields = {k: form[k][:200] for k in _FILTER_KEYS if form.get(k)}
+        params = self._list_params(fields)
+        selection = Selection(params["query"], params["source"], params["since"], params["until"])
+        return selection, fields
+
+    def _bulk_done(
+        self,
+        request: Request,
+        fields: dict[str, str],
+        done: str,
+        webhooks: int,
+        events: int,
+        failed: int = 0,
+        left: int = 0,
+    ) -> Response:
+        """JSON for scripts; else a redirect to the same list, saying what was done."""
+        if wants_json(request.scope):
+            body = {
+                "status": done,
+                "webhooks": webhooks,
+                "events": events,
+                "failed": failed,
+                "left": left,
+            }
+            return json_response(200, body, SECURITY_HEADERS)
+        counts = {"w": webhooks, "n": events, "failed": failed, "left": left}
+        notice = f"bulk_{done}" + ("_partly" if left else "")
+        query = urlencode({**fields, "done": notice, **counts})
+        return RedirectResponse(f"{PREFIX}/webhooks?{query}", 303, SECURITY_HEADERS)
+
+    async def bulk_retry(self, request: Request) -> Response:
+        """Send every dead-lettered event of the selected webhooks again."""
+        refused = self._refuse_write(request)
+        if refused is not None:
+            return refused
+        selection, fields = await self._selection(request)
+        webhooks, seqs = await asyncio.to_thread(dead_events, self.outbox, selection)
+        count = await asyncio.to_thread(self.outbox.retry_dead, seqs) if seqs else 0
+        self._notify()
+        return self._bulk_done(request, fields, "retried", webhooks, count)
+
+    async def bulk_replay(self, request: Request) -> Response:
+        """Re-run every selected quarantined webhook through its transform."""
+        refused = self._refuse_write(request)
+        if refused is not None:
+            return refused
+        selection, fields = await self._selection(request)
+        ids = await asyncio.to_thread(selection.webhook_ids, self.outbox, "quarantined")
+        stored = failed = tried = 0
+        deadline = time.monotonic() + self.bulk_seconds
+        for webhook_id in ids:
+            if tried and time.monotonic() > deadline:
+                break  # a browser or a proxy would give up on a longer request
+            tried += 1
+            try:
+                stored += await self._replay(webhook_id)
+            except (TransformError, KeyError, LookupError):
+                failed += 1
+        self._notify()
+        left = len(ids) - tried
+        return self._bulk_done(request, fields, "replayed", tried, stored, failed, left)
 
     async def root(self, request: Request) -> Response:
         return RedirectResponse(PREFIX, 307)
@@ -404,15 +582,20 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return problem(request.scope, exc.status_code, message)
 
 
-def create_console_app(gateway: Gateway, clock: Callable[[], float] = time.time) -> ConsoleAuth:
-    """The console app for ``gateway``, wrapped in its authentication."""
-    console = Console(gateway, clock)
+def create_console_app(
+    gateway: Gateway, clock: Callable[[], float] = time.time, bulk_seconds: float = BULK_SECONDS
+) -> ConsoleAuth:
+    """The console app for ``gateway``, wrapped in its authentication; a bulk replay starts
+    no transform after ``bulk_seconds``."""
+    console = Console(gateway, clock, bulk_seconds)
     routes = [
         Route("/", console.root, methods=["GET"]),
         Route(PREFIX, console.overview, methods=["GET"]),
         Route(f"{PREFIX}/api/overview", console.api_overview, methods=["GET"]),
         Route(f"{PREFIX}/api/webhooks", console.api_webhooks, methods=["GET"]),
         Route(f"{PREFIX}/webhooks", console.webhooks, methods=["GET"]),
+        Route(f"{PREFIX}/webhooks/retry", console.bulk_retry, methods=["POST"]),
+        Route(f"{PREFIX}/webhooks/replay", console.bulk_replay, methods=["POST"]),
         Route(f"{PREFIX}/webhooks/{{webhook_id:int}}", console.webhook, methods=["GET"]),
         Route(f"{PREFIX}/webhooks/{{webhook_id:int}}/replay", console.replay, methods=["POST"]),
         Route(f"{PREFIX}/webhooks/{{webhook_id:int}}/retry", console.retry, methods=["POST"]),

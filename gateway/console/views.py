@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -11,7 +12,7 @@ import orjson
 
 from gateway.console.masking import mask_headers, scrub
 from gateway.console.recording import UNKNOWN
-from gateway.outbox import Outbox, Rejection, SourceCounts, WebhookSummary
+from gateway.outbox import Attempt, Outbox, Rejection, SourceCounts, WebhookSummary
 
 OUTCOMES = ("delivered", "pending", "dead", "quarantined", "filtered")
 STATUSES = ("", *OUTCOMES, "rejected")
@@ -19,7 +20,12 @@ OVERVIEW_WINDOW = 86400.0  # per-source counts cover the last 24 hours
 CHART_WINDOW = 3600.0
 CHART_BUCKET = 60.0
 MAX_LIMIT = 500
+PAGE_SIZE = 50  # rows per page of the webhook list
+MAX_OFFSET = (
+    10_000  # deeper than this, narrow the time range instead (each page reads offset+limit)
+)
 RECENT_REFUSALS = 8  # the overview's "why were requests refused" list
+RANGES = {"15m": 900.0, "1h": 3600.0, "24h": 86400.0, "7d": 7 * 86400.0}  # quick time ranges
 
 
 @dataclass(frozen=True)
@@ -80,21 +86,101 @@ def rejection_row(r: Rejection) -> Row:
     )
 
 
-def list_rows(outbox: Outbox, *, query: str, status: str, source: str, limit: int) -> list[Row]:
-    """The merged list, newest first: webhooks (by outcome) and/or refused requests."""
+def parse_time(text: str) -> float | None:
+    """A time from a query string: unix seconds, or ``YYYY-MM-DDTHH:MM[:SS]`` in UTC (what a
+    ``datetime-local`` input sends); ``None`` when empty. ``ValueError`` names the format."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.removesuffix("Z"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time: use YYYY-MM-DDTHH:MM (UTC) or unix seconds"
+        ) from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def time_input(ts: float | None) -> str:
+    """``ts`` as a ``datetime-local`` input's value (UTC, to the second)."""
+    return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def list_rows(
+    outbox: Outbox,
+    *,
+    query: str,
+    status: str,
+    source: str,
+    limit: int,
+    offset: int = 0,
+    since: float | None = None,
+    until: float | None = None,
+) -> tuple[list[Row], bool]:
+    """One page of the merged list, newest first: webhooks (by outcome) and/or refused
+    requests received in ``[since, until)``; and whether an older page exists."""
     q = query.strip() or None
     src = source or None
+    window = offset + limit + 1  # each list's first rows, enough to merge this page exactly
     rows: list[Row] = []
     if status in ("", *OUTCOMES):
         rows += [
             webhook_row(w)
-            for w in outbox.webhooks(source=src, outcome=status or None, query=q, limit=limit)
+            for w in outbox.webhooks(
+                source=src,
+                outcome=status or None,
+                query=q,
+                limit=window,
+                since=since,
+                until=until,
+            )
         ]
     if status in ("", "rejected"):
         outbox.flush_rejections()
-        rows += [rejection_row(r) for r in outbox.rejections(source=src, query=q, limit=limit)]
+        rows += [
+            rejection_row(r)
+            for r in outbox.rejections(source=src, query=q, limit=window, since=since, until=until)
+        ]
     rows.sort(key=lambda r: r.received_at, reverse=True)
-    return rows[:limit]
+    return rows[offset : offset + limit], len(rows) > offset + limit
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One line of an event's history: ``number`` counts requests to the Event API (a
+    re-queue by an operator is not one, so it has none)."""
+
+    attempt: Attempt
+    number: int | None
+
+    @property
+    def answer(self) -> str:
+        """``202``, ``no answer`` (network error, timeout) or ``""`` when not kept."""
+        status = self.attempt.status
+        return "" if status is None else ("no answer" if status == 0 else str(status))
+
+    @property
+    def latency(self) -> str:
+        ms = self.attempt.latency_ms
+        if ms is None:
+            return ""
+        return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
+
+
+def attempt_rows(history: Sequence[Attempt]) -> list[AttemptRow]:
+    rows: list[AttemptRow] = []
+    number = 0
+    for attempt in history:
+        if attempt.outcome == "requeued":
+            rows.append(AttemptRow(attempt, None))
+        else:
+            number += 1
+            rows.append(AttemptRow(attempt, number))
+    return rows
 
 
 def pretty_body(body: bytes, secrets: Iterable[str], content_type: str = "") -> tuple[str, str]:

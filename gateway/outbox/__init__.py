@@ -109,6 +109,14 @@ class Rejection:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """What the Event API answered the request that decided an attempt's outcome."""
+
+    status: int  # HTTP status; 0 when no answer came (network error, timeout)
+    latency_ms: float  # from sending the request to its answer (or to giving up)
+
+
+@dataclass(frozen=True)
 class Attempt:
     """One recorded outcome of an event: a delivery attempt or an operator's re-queue."""
 
@@ -116,6 +124,8 @@ class Attempt:
     at: float
     outcome: str  # "delivered", "retry" (failed, will retry), "dead", "requeued"
     error: str | None
+    status: int | None = None  # the Event API's answer; None for a re-queue or an old row
+    latency_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -266,15 +276,21 @@ class Outbox(Protocol):
         """
         ...
 
-    def ack(self, seqs: Sequence[int]) -> None:
-        """Mark events this instance holds delivered (a stale holder changes nothing)."""
+    def ack(self, seqs: Sequence[int], *, answer: Answer | None = None) -> None:
+        """Mark events this instance holds delivered (a stale holder changes nothing).
+
+        ``answer`` (here and below) is the Event API's answer to the request, kept with the
+        attempt for the console.
+        """
         ...
 
-    def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
+    def release(
+        self, seqs: Sequence[int], *, retry_at: float, error: str, answer: Answer | None = None
+    ) -> None:
         """Return held events for a retry no earlier than ``retry_at``; counts an attempt."""
         ...
 
-    def dead_letter(self, seq: int, error: str) -> None:
+    def dead_letter(self, seq: int, error: str, *, answer: Answer | None = None) -> None:
         """Move a held event to the dead-letter store with the Event API's error."""
         ...
 
@@ -341,9 +357,16 @@ class Outbox(Protocol):
         ...
 
     def rejections(
-        self, *, source: str | None = None, query: str | None = None, limit: int = 100
+        self,
+        *,
+        source: str | None = None,
+        query: str | None = None,
+        limit: int = 100,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[Rejection]:
-        """Written rejections, newest first; ``query`` matches reason, message or request id."""
+        """Written rejections, newest first; ``query`` matches reason, message or request id;
+        ``since <= received_at < until`` where given."""
         ...
 
     def rejection(self, rejection_id: int) -> Rejection | None:
@@ -357,8 +380,10 @@ class Outbox(Protocol):
         outcome: str | None = None,
         query: str | None = None,
         limit: int = 100,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[WebhookSummary]:
-        """Stored webhooks, newest first.
+        """Stored webhooks, newest first, received in ``[since, until)`` where given.
 
         ``outcome`` is one of :class:`WebhookSummary`'s outcomes; ``query`` matches a
         webhook id exactly, or part of an event id (which carries the provider's event id) or

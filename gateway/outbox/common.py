@@ -18,6 +18,7 @@ from gateway.outbox import (
     ENTRY_STATES,
     PURGE_STATES,
     AcceptResult,
+    Answer,
     Attempt,
     DeadLetter,
     EventRecord,
@@ -105,8 +106,8 @@ def clamp_due(retry_at: float, now: float) -> float:
     return min(retry_at, now + MAX_DUE_AHEAD)
 
 
-#: an attempts-table row to write with a state change: ``(outcome, at, error)``
-History = tuple[str, float, str | None]
+#: an attempts-table row to write with a state change: ``(outcome, at, error, answer)``
+History = tuple[str, float, str | None, Answer | None]
 #: one webhook's events for :func:`plan_events`:
 #: ``(webhook_id, [(stored payload, sealed flags)], plain sizes, event ids, names)``
 EventBatch = tuple[int, list[tuple[bytes, int]], list[int], list[str | None], list[str]]
@@ -393,25 +394,39 @@ def summary(row: Sequence[Any]) -> WebhookSummary:
     )
 
 
+def answer_columns(answer: Answer | None) -> tuple[int | None, float | None]:
+    """``(status, latency_ms)`` to store for ``answer``; NULLs where none was kept."""
+    return (answer.status, answer.latency_ms) if answer else (None, None)
+
+
 def with_delivery(
-    history: list[Attempt], seq: int, state: str, delivered_at: float | None
+    history: list[Attempt],
+    seq: int,
+    state: str,
+    delivered_at: float | None,
+    answer: Answer | None = None,
 ) -> tuple[Attempt, ...]:
-    """An event's recorded attempts, then its delivery (the last outcome an event can have).
+    """An event's recorded attempts, then its delivery (the last outcome an event can have),
+    with the Event API's ``answer`` to the delivering request when it was kept.
 
     Stores written before deliveries were read from ``delivered_at`` hold a ``delivered`` row
     as well: it is the same delivery, shown once.
     """
     if state == "delivered" and delivered_at is not None:
         kept = [a for a in history if a.outcome != "delivered"]
-        return (*kept, Attempt(seq, delivered_at, "delivered", None))
+        return (*kept, Attempt(seq, delivered_at, "delivered", None, *answer_columns(answer)))
     return tuple(history)
 
 
 def event_record(
-    row: Sequence[Any], payload: bytes, history: dict[int, list[Attempt]]
+    row: Sequence[Any],
+    payload: bytes,
+    history: dict[int, list[Attempt]],
+    delivery: Answer | None = None,
 ) -> EventRecord:
     """An :class:`EventRecord` from ``(seq, webhook_id, event_id, name, state, attempts,
-    last_error, created_at, delivered_at, ...)`` and its opened payload."""
+    last_error, created_at, delivered_at, ...)``, its opened payload and the answer to its
+    delivering request."""
     seq, wid, event_id, name, state, attempts, last_error, created_at, delivered_at = row[:9]
     return EventRecord(
         seq=seq,
@@ -424,7 +439,7 @@ def event_record(
         created_at=created_at,
         delivered_at=delivered_at,
         payload=payload,
-        history=with_delivery(history.get(seq, []), seq, state, delivered_at),
+        history=with_delivery(history.get(seq, []), seq, state, delivered_at, delivery),
     )
 
 

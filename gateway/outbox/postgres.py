@@ -36,6 +36,7 @@ from psycopg_pool import ConnectionPool
 from gateway.config import OutboxConfig, resolve_secret
 from gateway.outbox import (
     AcceptResult,
+    Answer,
     OutboxUnavailable,
     common,
 )
@@ -374,17 +375,19 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
                 return []
             return conn.execute(_LEASE, (at + lease_seconds, token, chosen)).fetchall()
 
-    def ack(self, seqs: Sequence[int]) -> None:
+    def ack(self, seqs: Sequence[int], *, answer: Answer | None = None) -> None:
         """Mark events delivered (also after their lease expired, unless another took it)."""
         self._held_update(
-            "UPDATE events SET state = 'delivered', delivered_at = %s, lease_until = NULL,"
-            f" lease_token = NULL {_HELD}",
+            "UPDATE events SET state = 'delivered', delivered_at = %s, delivery_status = %s,"
+            f" delivery_ms = %s, lease_until = NULL, lease_token = NULL {_HELD}",
             seqs,
-            (self.clock(),),
+            (self.clock(), *common.answer_columns(answer)),
             durable=False,  # a lost ack is a resend, which the Event API drops by id
         )
 
-    def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
+    def release(
+        self, seqs: Sequence[int], *, retry_at: float, error: str, answer: Answer | None = None
+    ) -> None:
         """Return leased events for a retry at ``retry_at`` (clamped, see
         :data:`~gateway.outbox.common.MAX_DUE_AHEAD`), counting an attempt."""
         now = self.clock()
@@ -393,7 +396,7 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
             f" last_error = %s, lease_until = NULL, lease_token = NULL {_HELD}",
             seqs,
             (common.clamp_due(retry_at, now), error),
-            history=("retry", now, error),
+            history=("retry", now, error, answer),
         )
 
     def unlease(self, seqs: Sequence[int]) -> None:
@@ -405,14 +408,14 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
             durable=False,
         )
 
-    def dead_letter(self, seq: int, error: str) -> None:
+    def dead_letter(self, seq: int, error: str, *, answer: Answer | None = None) -> None:
         """Dead-letter an event this instance holds; the failed attempt counts."""
         self._held_update(
             "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = %s,"
             f" lease_until = NULL, lease_token = NULL {_HELD}",
             [seq],
             (error,),
-            history=("dead", self.clock(), error),
+            history=("dead", self.clock(), error, answer),
         )
 
     def renew(
@@ -443,7 +446,7 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
                 (now, common.requeue_choice(dead)),
             ).fetchall()
             changed = sorted(row[0] for row in rows)
-            self._record_attempts(conn, changed, ("requeued", now, None))
+            self._record_attempts(conn, changed, ("requeued", now, None, None))
         return len(changed)
 
     def _held_update(
@@ -478,11 +481,11 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
     def _record_attempts(conn: psycopg.Connection[Any], seqs: list[int], history: History) -> None:
         if not seqs:
             return
-        outcome, at, error = history
+        outcome, at, error, answer = history
         conn.execute(
-            "INSERT INTO attempts (seq, at, outcome, error)"
-            " SELECT s, %s, %s, %s FROM unnest(%s::bigint[]) AS s",
-            (at, outcome, error, seqs),
+            "INSERT INTO attempts (seq, at, outcome, error, status, latency_ms)"
+            " SELECT s, %s, %s, %s, %s, %s FROM unnest(%s::bigint[]) AS s",
+            (at, outcome, error, *common.answer_columns(answer), seqs),
         )
         if outcome == "retry":
             # past the cap, each new retry row replaces the oldest one (the count stays)

@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.outbox import (
     ActivityBucket,
+    Answer,
     Attempt,
     DeadLetter,
     OutboxEntry,
@@ -144,10 +145,16 @@ class OutboxReads:
         return common.stats(self._rows(_STATS)[0], at)
 
     def rejections(
-        self, *, source: str | None = None, query: str | None = None, limit: int = 100
+        self,
+        *,
+        source: str | None = None,
+        query: str | None = None,
+        limit: int = 100,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[Rejection]:
-        """Written rejections, newest first."""
-        where = ["1 = 1"]
+        """Written rejections, newest first, received in ``[since, until)`` where given."""
+        where = ["1 = 1", *_received_in("received_at", since, until)]
         if source is not None:
             where.append("source = :source")
         if query:
@@ -161,6 +168,8 @@ class OutboxReads:
             source=source,
             like=common.like(query) if query else None,
             limit=limit,
+            since=since,
+            until=until,
         )
         return [self.codec.rejection_from_row(row) for row in rows]
 
@@ -179,8 +188,10 @@ class OutboxReads:
         webhook_id: int | None = None,
         like: str | None = None,
         limit: int,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[Any]:
-        where = ["1 = 1"]
+        where = ["1 = 1", *_received_in("w.received_at", since, until)]
         if source is not None:
             where.append("w.source = :source")
         if webhook_id is not None:
@@ -191,7 +202,14 @@ class OutboxReads:
         sql = sql.replace("{outcome}", "outcome = :outcome" if outcome else "1 = 1")
         sql = sql.replace("{names}", self.dialect.names)
         return self._rows(
-            sql, source=source, outcome=outcome, id=webhook_id, like=like, limit=limit
+            sql,
+            source=source,
+            outcome=outcome,
+            id=webhook_id,
+            like=like,
+            limit=limit,
+            since=since,
+            until=until,
         )
 
     def webhooks(
@@ -201,6 +219,8 @@ class OutboxReads:
         outcome: str | None = None,
         query: str | None = None,
         limit: int = 100,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[WebhookSummary]:
         """Stored webhooks with their outcome, newest first; see :class:`Outbox`."""
         text = (query or "").strip()
@@ -210,6 +230,8 @@ class OutboxReads:
             webhook_id=int(text) if text.isdigit() and len(text) < 19 else None,
             like=common.like(text) if text else None,
             limit=limit,
+            since=since,
+            until=until,
         )
         return [common.summary(row) for row in rows]
 
@@ -223,19 +245,25 @@ class OutboxReads:
             return None
         events = self._rows(
             "SELECT e.seq, e.webhook_id, e.event_id, e.name, e.state, e.attempts, e.last_error,"
-            " e.created_at, e.delivered_at, p.payload, e.sealed FROM events e"
+            " e.created_at, e.delivered_at, p.payload, e.sealed, e.delivery_status,"
+            " e.delivery_ms FROM events e"
             " JOIN event_payloads p ON p.seq = e.seq WHERE e.webhook_id = :id ORDER BY e.seq",
             id=webhook_id,
         )
         history: dict[int, list[Attempt]] = {}
-        for seq, at, outcome, error in self._rows(
-            "SELECT a.seq, a.at, a.outcome, a.error FROM attempts a JOIN events e"
-            " ON e.seq = a.seq WHERE e.webhook_id = :id ORDER BY a.id",
+        for seq, *attempt in self._rows(
+            "SELECT a.seq, a.at, a.outcome, a.error, a.status, a.latency_ms FROM attempts a"
+            " JOIN events e ON e.seq = a.seq WHERE e.webhook_id = :id ORDER BY a.id",
             id=webhook_id,
         ):
-            history.setdefault(seq, []).append(Attempt(seq, at, outcome, error))
+            history.setdefault(seq, []).append(Attempt(seq, *attempt))
         records = tuple(
-            common.event_record(row, self.codec.unseal(row[9], row[10], "event.payload"), history)
+            common.event_record(
+                row,
+                self.codec.unseal(row[9], row[10], "event.payload"),
+                history,
+                None if row[11] is None else Answer(row[11], row[12]),
+            )
             for row in events
         )
         return WebhookRecord(
@@ -312,3 +340,13 @@ class OutboxReads:
             )
             rows += common.event_entries(state, events)
         return common.oldest_entries(rows, limit)
+
+
+def _received_in(column: str, since: float | None, until: float | None) -> list[str]:
+    """Conditions keeping ``since <= column < until``, for the bounds given."""
+    where = []
+    if since is not None:
+        where.append(f"{column} >= :since")
+    if until is not None:
+        where.append(f"{column} < :until")
+    return where

@@ -30,6 +30,7 @@ from typing import Any, Literal, TypeVar
 from gateway.config import OutboxConfig, resolve_secret
 from gateway.outbox import (
     AcceptResult,
+    Answer,
     OutboxUnavailable,
     common,
 )
@@ -214,18 +215,23 @@ class SQLiteOutbox(SQLiteRetention, SQLiteReads):
             ended=False,
         )
 
-    def ack(self, seqs: Sequence[int]) -> None:
+    def ack(self, seqs: Sequence[int], *, answer: Answer | None = None) -> None:
         """Mark events delivered (also after their lease ran out, unless claimed again)."""
-        # The delivery is history too, read from delivered_at (see _with_delivery): an attempts
-        # row per delivered event would cost every event two more B-tree writes.
+        # The delivery is history too, read from delivered_at and the answer beside it (see
+        # common.with_delivery): an attempts row per delivered event would cost every event two
+        # more B-tree writes.
         self._leased_update(
-            "UPDATE events SET state = 'delivered', delivered_at = ?, lease_until = NULL,"
-            f" lease_token = NULL WHERE {_HELD} RETURNING seq",
+            "UPDATE events SET state = 'delivered', delivered_at = ?, delivery_status = ?,"
+            " delivery_ms = ?, lease_until = NULL, lease_token = NULL"
+            f" WHERE {_HELD} RETURNING seq",
             seqs,
             self.clock(),
+            *common.answer_columns(answer),
         )
 
-    def release(self, seqs: Sequence[int], *, retry_at: float, error: str) -> None:
+    def release(
+        self, seqs: Sequence[int], *, retry_at: float, error: str, answer: Answer | None = None
+    ) -> None:
         """Return leased events for a retry at ``retry_at`` (clamped, see
         :data:`~gateway.outbox.common.MAX_DUE_AHEAD`), counting an attempt."""
         now = self.clock()
@@ -236,7 +242,7 @@ class SQLiteOutbox(SQLiteRetention, SQLiteReads):
             seqs,
             common.clamp_due(retry_at, now),
             error,
-            history=("retry", now, error),
+            history=("retry", now, error, answer),
         )
 
     def unlease(self, seqs: Sequence[int]) -> None:
@@ -247,14 +253,14 @@ class SQLiteOutbox(SQLiteRetention, SQLiteReads):
             seqs,
         )
 
-    def dead_letter(self, seq: int, error: str) -> None:
+    def dead_letter(self, seq: int, error: str, *, answer: Answer | None = None) -> None:
         """Dead-letter a leased event; the failed attempt counts."""
         self._leased_update(
             "UPDATE events SET state = 'dead', attempts = attempts + 1, last_error = ?,"
             f" lease_until = NULL, lease_token = NULL WHERE {_HELD} RETURNING seq",
             [seq],
             error,
-            history=("dead", self.clock(), error),
+            history=("dead", self.clock(), error, answer),
         )
 
     def retry_dead(self, seqs: Sequence[int] | None = None) -> int:
@@ -278,19 +284,19 @@ class SQLiteOutbox(SQLiteRetention, SQLiteReads):
                         (now, *part),
                     )
                 ]
-            self._record_attempts(conn, changed, ("requeued", now, None))
+            self._record_attempts(conn, changed, ("requeued", now, None, None))
             return len(changed)
 
         return self._call(job)
 
     @staticmethod
-    def _record_attempts(
-        conn: sqlite3.Connection, seqs: Sequence[int], history: tuple[str, float, str | None]
-    ) -> None:
-        outcome, at, error = history
+    def _record_attempts(conn: sqlite3.Connection, seqs: Sequence[int], history: History) -> None:
+        outcome, at, error, answer = history
+        status, latency = common.answer_columns(answer)
         conn.executemany(
-            "INSERT INTO attempts (seq, at, outcome, error) VALUES (?, ?, ?, ?)",
-            [(seq, at, outcome, error) for seq in seqs],
+            "INSERT INTO attempts (seq, at, outcome, error, status, latency_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(seq, at, outcome, error, status, latency) for seq in seqs],
         )
         if outcome != "retry":
             return

@@ -19,7 +19,7 @@ from gateway.outbox.base import check_keys
 from gateway.outbox.crypto import Cipher
 from gateway.outbox.sqlite_read import SQLITE
 
-SCHEMA_VERSION = 3  # 2: event payloads in their own table; 3: lease owner tokens
+SCHEMA_VERSION = 4  # 2: payloads in their own table; 3: lease owner tokens; 4: API answers
 MIN_SQLITE = (3, 35, 0)  # RETURNING (release, dead_letter, prune ...)
 SYNCHRONOUS: dict[str, str] = {"power_loss": "FULL", "process_crash": "NORMAL"}
 
@@ -58,7 +58,9 @@ CREATE TABLE IF NOT EXISTS events (
     lease_token TEXT,
     last_error TEXT,
     created_at REAL NOT NULL,
-    delivered_at REAL
+    delivered_at REAL,
+    delivery_status INTEGER,
+    delivery_ms REAL
 );
 CREATE INDEX IF NOT EXISTS events_pending ON events (seq, next_attempt_at, attempts)
     WHERE state = 'pending';
@@ -89,7 +91,9 @@ CREATE TABLE IF NOT EXISTS attempts (
     seq INTEGER NOT NULL,
     at REAL NOT NULL,
     outcome TEXT NOT NULL,
-    error TEXT
+    error TEXT,
+    status INTEGER,
+    latency_ms REAL
 );
 CREATE INDEX IF NOT EXISTS attempts_seq ON attempts (seq);
 CREATE TABLE IF NOT EXISTS rejections (
@@ -245,6 +249,8 @@ def _initialize(conn: sqlite3.Connection, spec: FileSpec) -> None:
             _migrate_to_2(conn)
         if version < 3:
             _migrate_to_3(conn)
+        if version < 4:
+            _migrate_to_4(conn)
         check_keys(conn, spec.cipher, spec.clock(), SQLITE)
         conn.execute("COMMIT")
     except BaseException:
@@ -284,3 +290,19 @@ def _migrate_to_3(conn: sqlite3.Connection) -> None:
     if "lease_token" not in columns:
         conn.execute("ALTER TABLE events ADD COLUMN lease_token TEXT")
     conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+
+
+def _migrate_to_4(conn: sqlite3.Connection) -> None:
+    """Version 4 keeps the Event API's answer (HTTP status, latency) to each attempt: in
+    ``attempts`` for failed ones, beside ``delivered_at`` for the delivery. Older rows have
+    none."""
+    added = {
+        "events": ("delivery_status INTEGER", "delivery_ms REAL"),
+        "attempts": ("status INTEGER", "latency_ms REAL"),
+    }
+    for table, columns in added.items():
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for column in columns:
+            if column.split()[0] not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    conn.execute("UPDATE meta SET value = '4' WHERE key = 'schema_version'")
