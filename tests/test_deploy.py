@@ -909,17 +909,15 @@ def test_the_console_is_wired_in_off_and_reached_by_port_forward(
 
 
 def test_pod_boots_from_its_configmaps_and_passes_its_probes(
-    deployment: Deployment, tmp_path: Path
+    deployment: Deployment, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """The gateway as the pod would run it: its config, its transforms, its probe paths, and
     a Secret holding only the keys the manifests require."""
     config = deployment.config(tmp_path)
     env = deployment.kubelet_env(deployment.minimal_secret())
     if deployment.backend == "postgres":
-        url = os.environ.get("GATEWAY_TEST_POSTGRES_URL")
-        if not url:
-            pytest.skip("booting the PostgreSQL overlay needs GATEWAY_TEST_POSTGRES_URL")
-        env["GATEWAY_DATABASE_URL"] = url
+        # the test session's PostgreSQL (tests/pg.py: started here, or GATEWAY_TEST_POSTGRES_URL)
+        env["GATEWAY_DATABASE_URL"] = request.getfixturevalue("pg_url")
     transforms = tmp_path / "transforms"
     transforms.mkdir()
     for name, text in deployment.transforms(config).items():
