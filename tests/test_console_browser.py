@@ -1,8 +1,8 @@
 """``webhook-gateway serve`` with its console, driven end to end by headless Chromium.
 
 The browser test needs Debian's ``chromium`` at /usr/bin/chromium and the ``playwright``
-package (``.ci/run`` installs the browser); it skips with the reason otherwise. Playwright only
-drives the system browser: no browser download is ever needed.
+package (``.ci/run`` installs the browser); it skips with the reason otherwise (fails under
+``CI=true``). Playwright only drives the system browser: no browser download is ever needed.
 """
 
 from __future__ import annotations
@@ -148,15 +148,17 @@ def test_serve_refuses_to_start_an_open_console(tmp_path: Path, api: EventApiSta
 
 @pytest.fixture
 def chromium() -> None:
-    """Skip (with the reason) unless Playwright and the system Chromium are installed."""
+    """Skip (with the reason) unless Playwright and the system Chromium are installed; under
+    ``CI=true`` a missing browser fails instead, so CI never passes without the browser test."""
+    missing = None
     if importlib.util.find_spec("playwright") is None:
-        pytest.skip(
-            "browser test: the playwright package is not installed (pip install playwright)"
-        )
-    if not Path(CHROMIUM).exists():
-        pytest.skip(
-            f"browser test: no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run does)"
-        )
+        missing = "browser test: the playwright package is not installed (pip install playwright)"
+    elif not Path(CHROMIUM).exists():
+        missing = f"browser test: no Chromium at {CHROMIUM} (apt-get install chromium; .ci/run)"
+    if missing is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(missing)
+        pytest.skip(missing)
 
 
 def test_an_operator_finds_a_dead_letter_and_replays_it_in_the_browser(
