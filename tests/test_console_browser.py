@@ -146,6 +146,10 @@ def test_serve_refuses_to_start_an_open_console(tmp_path: Path, api: EventApiSta
     assert "console.enabled is true but no token is configured" in proc.log_path.read_text()
 
 
+# a loaded 2-core machine can take longer than Playwright's 30 s default to serve a page
+PAGE_TIMEOUT_MS = 90_000
+
+
 @pytest.fixture
 def chromium() -> None:
     """Skip (with the reason) unless Playwright and the system Chromium are installed; under
@@ -181,6 +185,7 @@ def test_an_operator_finds_a_dead_letter_and_replays_it_in_the_browser(
                 http_credentials={"username": "operator", "password": WRITE_TOKEN}
             )
             page = context.new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
             page.on("dialog", lambda dialog: dialog.accept())  # the replay confirmation
 
             page.goto(f"{served.console}/console")
@@ -245,6 +250,7 @@ def test_an_operator_finds_a_dead_letter_and_replays_it_in_the_browser(
             reader = browser.new_context(
                 http_credentials={"username": "viewer", "password": READ_TOKEN}
             ).new_page()
+            reader.set_default_timeout(PAGE_TIMEOUT_MS)
             reader.goto(page.url.split("?")[0])
             assert reader.locator("#scope").inner_text() == "read access"
             assert reader.locator("button.retry, #retry-all, #replay").count() == 0
@@ -308,6 +314,7 @@ def test_an_operator_pages_filters_and_acts_on_a_selection_in_the_browser(
                 viewport={"width": 1280, "height": 900},
             )
             page = context.new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
             page.on("dialog", lambda dialog: dialog.accept())
 
             # the chart fills its box, and no label sits on a bar
@@ -408,6 +415,7 @@ def test_an_operator_pages_filters_and_acts_on_a_selection_in_the_browser(
                 viewport=PHONE,
                 device_scale_factor=1,
             ).new_page()
+            phone.set_default_timeout(PAGE_TIMEOUT_MS)
             for path in ("/console", "/console/webhooks", "/console/webhooks/1"):
                 phone.goto(f"{served.console}{path}")
                 _fits(phone, PHONE["width"])
