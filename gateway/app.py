@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from gateway.config import Config, ConfigError
+from gateway.config import Config, ConfigError, resolve_secret
 from gateway.console.masking import signature_headers
 from gateway.console.recording import RejectionRecorder, housekeep
 from gateway.eventapi import EventApiClient, EventApiTarget, resolve_target
@@ -35,6 +35,9 @@ READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 WEBHOOK_PATH = "/webhooks/{source}"
 _WEBHOOK_PREFIX = "/webhooks/"
+#: GET reaches the receiver, which refuses it (405) unless the source's provider declares GET
+#: handshakes (Meta's hub.challenge, Dropbox, Okta, X's CRC)
+_WEBHOOK_METHODS = ("POST", "HEAD", "GET")
 
 
 @dataclass
@@ -66,8 +69,18 @@ def build_sources(
         except KeyError as exc:
             raise ConfigError(f"{where}.provider: {exc.args[0]}") from None
         resolved = sc.resolved_secrets(environ) if sc.secrets else []
+        options = dict(sc.options)
+        for key in provider_cls.secret_options:
+            value = options.get(key)
+            if isinstance(value, str) and value.partition(":")[0] in ("env", "file", "inline"):
+                try:
+                    options[key] = resolve_secret(value, environ)[0]
+                except ConfigError as exc:
+                    raise ConfigError(f"{where}.options.{key}: {exc}") from None
+            if isinstance(options.get(key), str):
+                secrets.append(options[key])
         try:
-            provider = provider_cls(resolved, sc.tolerance, sc.options)
+            provider = provider_cls(resolved, sc.tolerance, options)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: {exc}") from None
         transform_name = sc.transform or sc.provider
@@ -169,13 +182,14 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 class GatewayApp(Starlette):
-    """The gateway's Starlette app, with a direct path for ``POST``/``HEAD /webhooks/{source}``.
+    """The gateway's Starlette app, with a direct path for ``/webhooks/{source}``.
 
-    Webhook requests, nearly all of the traffic, go straight to the :class:`Receiver` instead
-    of through Starlette's middleware and router; everything else (probes, metrics, other
-    methods, malformed paths) takes the normal route, with the same answers as before. An
-    unexpected exception while handling a webhook is logged and answered with the gateway's
-    JSON 500 (``reason: internal_error``) and counted; the worker goes on.
+    Webhook requests (``POST``, ``HEAD`` and handshake ``GET``), nearly all of the traffic, go
+    straight to the :class:`Receiver` instead of through Starlette's middleware and router;
+    everything else (probes, metrics, other methods, malformed paths) takes the normal route,
+    with the same answers as before. An unexpected exception while handling a webhook is
+    logged and answered with the gateway's JSON 500 (``reason: internal_error``) and counted;
+    the worker goes on.
     """
 
     receiver: Receiver | None = None
@@ -184,7 +198,7 @@ class GatewayApp(Starlette):
         receiver = self.receiver
         if receiver is not None and scope["type"] == "http":
             path: str = scope["path"]
-            if path.startswith(_WEBHOOK_PREFIX) and scope["method"] in ("POST", "HEAD"):
+            if path.startswith(_WEBHOOK_PREFIX) and scope["method"] in _WEBHOOK_METHODS:
                 name = path[len(_WEBHOOK_PREFIX) :]
                 if name and "/" not in name:
                     scope["app"] = self
@@ -280,7 +294,7 @@ def create_app(gateway: Gateway) -> Starlette:
                 handler.flush()
 
     routes = [
-        Route(WEBHOOK_PATH, receiver.receive, methods=["POST", "HEAD"]),
+        Route(WEBHOOK_PATH, receiver.receive, methods=list(_WEBHOOK_METHODS)),
         Route(HEALTH_PATH, health.healthz, methods=["GET"]),
         Route(READY_PATH, health.readyz, methods=["GET"]),
         Route(METRICS_PATH, health.metrics, methods=["GET"]),

@@ -368,6 +368,13 @@ def cmd_quarantine(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         outbox.close()
 
 
+def cmd_providers(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    """``webhook-gateway providers`` (gateway/providers/listing.py)."""
+    from gateway.providers.listing import cmd_providers as run
+
+    return run(args, env)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for ``webhook-gateway``."""
     parser = argparse.ArgumentParser(prog="webhook-gateway", description=__doc__)
@@ -392,6 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default=None)
     add("check", "validate the configuration, secrets and transforms, then exit")
     add("transforms", "list registered transforms and where each came from")
+    providers = sub.add_parser("providers", help="list the providers and how each is enabled")
+    providers.add_argument("-o", "--output", choices=("table", "json", "markdown"), default="table")
     preview = add("preview", "run a source's transform on a payload file, without verification")
     preview.add_argument("source")
     preview.add_argument("payload_file")
@@ -451,6 +460,7 @@ COMMANDS = {
     "preview": cmd_preview,
     "outbox": cmd_outbox,
     "quarantine": cmd_quarantine,
+    "providers": cmd_providers,
 }
 
 

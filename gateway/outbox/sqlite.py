@@ -299,7 +299,7 @@ class _Batchable:
 class _AcceptCall(_Batchable):
     """Store one webhook and its events: the receive path's write."""
 
-    __slots__ = ("event_ids", "names", "outbox", "payloads", "row", "sizes")
+    __slots__ = ("body_key", "event_ids", "names", "outbox", "payloads", "row", "sizes")
 
     def __init__(
         self,
@@ -309,7 +309,9 @@ class _AcceptCall(_Batchable):
         sizes: list[int],
         event_ids: list[str | None],
         names: list[str],
+        body_key: str | None = None,
     ) -> None:
+        self.body_key = body_key  # a verified body's digest: see Outbox.accept
         self.outbox = outbox
         self.row = row  # the webhooks row's columns after its id
         self.payloads = payloads  # as stored (compressed, encrypted), with each row's flags
@@ -653,9 +655,11 @@ class SQLiteOutbox:
         events: Sequence[bytes],
         event_ids: Sequence[str | None],
         names: Sequence[str],
+        *,
+        body_key: str | None = None,
     ) -> AcceptResult:
         """Store a webhook and its events in one transaction; see :class:`Outbox`."""
-        return self._call(self._accept_job(webhook, events, event_ids, names))
+        return self._call(self._accept_job(webhook, events, event_ids, names, body_key))
 
     async def accept_async(
         self,
@@ -663,9 +667,11 @@ class SQLiteOutbox:
         events: Sequence[bytes],
         event_ids: Sequence[str | None],
         names: Sequence[str],
+        *,
+        body_key: str | None = None,
     ) -> AcceptResult:
         """:meth:`accept` without blocking the loop; concurrent calls share one commit."""
-        job = self._accept_job(webhook, events, event_ids, names)
+        job = self._accept_job(webhook, events, event_ids, names, body_key)
         return await self._writer.submit_async(job)
 
     def quarantine(self, webhook: Webhook, error: str, detail: str) -> int:
@@ -1407,6 +1413,7 @@ class SQLiteOutbox:
         events: Sequence[bytes],
         event_ids: Sequence[str | None],
         names: Sequence[str],
+        body_key: str | None = None,
     ) -> Callable[[sqlite3.Connection], AcceptResult]:
         payloads, ids, labels = self._checked(events, event_ids, names)
         # sealing and serialising happen in the caller's thread, not the writer's
@@ -1417,6 +1424,7 @@ class SQLiteOutbox:
             [len(payload) for payload in payloads],
             ids,
             labels,
+            body_key,
         )
 
     def _quarantine_job(
@@ -1480,6 +1488,7 @@ class SQLiteOutbox:
                 (webhook_id, call.payloads, call.sizes, call.event_ids, call.names)
                 for webhook_id, call in zip(ids, calls, strict=True)
             ],
+            [call.body_key for call in calls],
         )
         return [AcceptResult(wid, *count) for wid, count in zip(ids, counts, strict=True)]
 
@@ -1489,6 +1498,7 @@ class SQLiteOutbox:
         batches: Sequence[
             tuple[int, list[tuple[bytes, int]], list[int], list[str | None], list[str]]
         ],
+        body_keys: Sequence[str | None] = (),
     ) -> list[tuple[int, int]]:
         """Insert each webhook's events; ``(stored, duplicates)`` per webhook.
 
@@ -1496,20 +1506,30 @@ class SQLiteOutbox:
 
         An event id accepted within the dedup window (and not dead-lettered since), or earlier
         in ``batches``, is a duplicate and is not stored, as if the webhooks came one by one.
+        A webhook whose body key (``body_keys``, parallel to ``batches``) was seen so is a
+        duplicate whole; its key is kept in ``dedup`` beside the event ids.
         """
         now = self.clock()
         dedup = self.dedup_window > 0
+        keys = list(body_keys) or [None] * len(batches)
         seen: set[str] = set()
         if dedup:
             wanted = [eid for batch in batches for eid in batch[3] if eid is not None]
+            wanted.extend(key for key in keys if key is not None)
             seen = self._seen_many(conn, wanted, now)
         seq = conn.execute(_LAST_EVENT_SEQ).fetchone()[0]
         event_rows: list[Any] = []
         payload_rows: list[Any] = []
         dedup_rows: list[Any] = []
         counts: list[tuple[int, int]] = []
-        for webhook_id, payloads, sizes, event_ids, names in batches:
+        for (webhook_id, payloads, sizes, event_ids, names), key in zip(batches, keys, strict=True):
             stored = duplicates = 0
+            if dedup and key is not None:
+                if key in seen:
+                    counts.append((0, len(payloads)))
+                    continue
+                seen.add(key)
+            first = seq + 1
             for (payload, sealed), size, event_id, name in zip(
                 payloads, sizes, event_ids, names, strict=True
             ):
@@ -1525,6 +1545,9 @@ class SQLiteOutbox:
                 )
                 payload_rows.append((seq, payload))
                 stored += 1
+            if dedup and key is not None:
+                # the key follows the first stored event; seq 0 (none) keeps it seen
+                dedup_rows.append((key, now, first if stored else 0))
             counts.append((stored, duplicates))
         _insert_rows(conn, "events", _EVENT_COLUMNS, event_rows)
         _insert_rows(conn, "event_payloads", "seq, payload", payload_rows)
