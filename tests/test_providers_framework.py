@@ -28,7 +28,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from gateway.config import Config, GatewayConfig, SourceConfig, config_from_env
+from gateway.config import (
+    Config,
+    ConsoleConfig,
+    ConsoleToken,
+    GatewayConfig,
+    OutboxConfig,
+    SourceConfig,
+    config_from_env,
+)
+from gateway.outbox.sqlite import SQLiteOutbox
 from gateway.providers import (
     Inbound,
     MalformedSignature,
@@ -324,6 +333,9 @@ def test_get_handshake_answered_only_with_the_verify_token_and_never_stored(tmp_
     ]  # fmt: skip
     config = Config(gateway=GatewayConfig(data_dir=str(tmp_path)), sources=sources)
     config.forwarder.enabled = False
+    config.console = ConsoleConfig(
+        enabled=True, port=0, tokens=[ConsoleToken(secret="inline:console-read")]
+    )
     env = {"META_VERIFY_TOKEN": "vt-123"}
     with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
         query = {
@@ -343,6 +355,17 @@ def test_get_handshake_answered_only_with_the_verify_token_and_never_stored(tmp_
         metrics = client.get("/metrics").text
         assert re.search(r'handshakes_total\{provider="meta",source="meta"\} 1\.0', metrics)
         assert 'reason="method_not_allowed"' in metrics
+    outbox = SQLiteOutbox.open(str(tmp_path), OutboxConfig(), {})
+    try:
+        recorded = {(r.reason, r.status, r.message) for r in outbox.rejections(source="meta")}
+    finally:
+        outbox.close()
+    assert ("handshake", 200, "Meta subscribe check: hub.challenge echoed") in recorded
+    assert (
+        "signature_mismatch",
+        401,
+        "hub.verify_token does not match the configured verify token",
+    ) in recorded
 
 
 # -- body-digest dedup (13.12) ------------------------------------------------------------------
