@@ -293,6 +293,7 @@ BUILTIN_PROVIDER_MODULES: list[str] = [
     "gateway.providers.generic_hmac",
     "gateway.providers.gitlab",
     "gateway.providers.meta",
+    "gateway.providers.twilio",
 ]
 
 __all__ = [
