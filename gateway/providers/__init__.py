@@ -294,6 +294,8 @@ BUILTIN_PROVIDER_MODULES: list[str] = [
     "gateway.providers.gitlab",
     "gateway.providers.meta",
     "gateway.providers.twilio",
+    "gateway.providers.hubspot",
+    "gateway.providers.sendgrid",
 ]
 
 __all__ = [

@@ -370,6 +370,8 @@ class HmacProvider(Provider):
     dedup_summary = "`id_header` / `id_path`; body digest unless a timestamp is signed"
     preset: ClassVar[Mapping[str, Any]] = {}
     user_options: ClassVar[tuple[str, ...] | None] = None  # None: every option
+    #: the body is a JSON array of event objects (HubSpot, SendGrid): one event per item
+    array_body: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -579,6 +581,11 @@ class HmacProvider(Provider):
         return payload
 
     def check_payload(self, webhook: Webhook) -> None:
+        if self.array_body:
+            items = webhook.json
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise PayloadError("body must be a JSON array of objects")
+            return
         self.payload(webhook)
 
     def delivery_id(self, webhook: Webhook) -> str | None:
