@@ -296,6 +296,7 @@ BUILTIN_PROVIDER_MODULES: list[str] = [
     "gateway.providers.twilio",
     "gateway.providers.hubspot",
     "gateway.providers.sendgrid",
+    "gateway.providers.docusign",
 ]
 
 __all__ = [
