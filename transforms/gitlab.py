@@ -3,7 +3,8 @@
 - ``name``: ``"gitlab/" + object_kind`` (``push``, ``tag_push``, ``merge_request``, ``issue``,
   ``note``, ``pipeline``, ``build``, ...) plus ``"." + object_attributes.action`` when there is
   one (``gitlab/merge_request.open``, ``gitlab/issue.close``); else ``X-Gitlab-Event`` in
-  snake case (``Push Hook`` -> ``gitlab/push_hook``) when the payload has no ``object_kind``.
+  snake case (``Push Hook`` -> ``gitlab/push_hook``) when the payload has no ``object_kind``;
+  system hooks' ``event_name`` with its first ``_`` as the dot (``gitlab/project.create``).
 - ``id``: ``"gitlab-" + Idempotency-Key`` (kept on retries), else ``X-Gitlab-Event-UUID``.
 - ``ts``: ``object_attributes.updated_at`` (GitLab writes ISO-8601 or ``2024-01-02 03:04:05
   UTC``), else the receive time.
@@ -41,7 +42,10 @@ def gitlab(webhook: Webhook) -> Event:
     payload = webhook.json
     if not isinstance(payload, dict):
         raise ValueError("a GitLab payload is a JSON object")
-    kind = payload.get("object_kind") or payload.get("event_name")
+    kind = payload.get("object_kind")
+    system = payload.get("event_name")
+    if not kind and isinstance(system, str) and system:
+        kind = system.replace("_", ".", 1)  # system hooks: project_create -> project.create
     if not isinstance(kind, str) or not kind:
         header = webhook.header("x-gitlab-event") or ""
         kind = _SNAKE.sub("_", header.lower()).strip("_")
