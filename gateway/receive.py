@@ -313,7 +313,17 @@ class Receiver:
                 body=body,
             )
         delivery_id = provider.delivery_id(webhook)
-        reply = provider.handshake(webhook)
+        try:
+            reply = provider.handshake(webhook)
+        except (VerificationError, PayloadError) as exc:
+            status, reason, message = (
+                (exc.status_code, exc.code, exc.reason)
+                if isinstance(exc, VerificationError)
+                else (400, "invalid_payload", str(exc))
+            )
+            return self._reject(
+                status, reason, message, source, request_id, started, headers=headers, body=body
+            )
         if reply is not None:
             return self._handshake(reply, headers, body, source, request_id, started, delivery_id)
         if self.log_bodies and self.log.isEnabledFor(logging.DEBUG):

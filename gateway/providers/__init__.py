@@ -297,6 +297,7 @@ BUILTIN_PROVIDER_MODULES: list[str] = [
     "gateway.providers.hubspot",
     "gateway.providers.sendgrid",
     "gateway.providers.docusign",
+    "gateway.providers.zoom",
 ]
 
 __all__ = [
