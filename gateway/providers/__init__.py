@@ -298,6 +298,7 @@ BUILTIN_PROVIDER_MODULES: list[str] = [
     "gateway.providers.sendgrid",
     "gateway.providers.docusign",
     "gateway.providers.zoom",
+    "gateway.providers.svix_senders",
 ]
 
 __all__ = [
