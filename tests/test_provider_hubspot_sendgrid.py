@@ -218,3 +218,10 @@ def test_sendgrid_one_event_per_item_over_a_real_socket(tmp_path: Path) -> None:
         "sendgrid/email.processed", "sendgrid-rbtnWrG1DVDGGGFHFyun0A==", 1714557600000
     )  # fmt: skip
     assert delivered.name == "sendgrid/email.delivered"
+
+
+def test_hubspot_needs_its_public_url() -> None:
+    with pytest.raises(ValueError, match=r"hubspot option .*set url.*HUBSPOT_WEBHOOK_URL"):
+        get_provider("hubspot")([SECRET], 300, {})
+    with pytest.raises(ValueError, match="unknown option 'header'"):
+        get_provider("hubspot")([SECRET], 300, {"url": URL, "header": "x"})

@@ -386,9 +386,17 @@ class HmacProvider(Provider):
                 allowed = ", ".join(self.user_options) or "none"
                 raise ValueError(f"{self.name}: unknown option {extra[0]!r} (allowed: {allowed})")
         super().__init__(secrets, tolerance, {**self.preset, **given})
-        self.scheme = HmacScheme.from_options(
-            {k: v for k, v in self.options.items() if k not in self.secret_options}
-        )
+        try:
+            self.scheme = HmacScheme.from_options(
+                {k: v for k, v in self.options.items() if k not in self.secret_options}
+            )
+        except ValueError as exc:
+            if self.name == "hmac":
+                raise
+            hint = f" ({self.env_options['url']})" if "url" in self.env_options else ""
+            raise ValueError(
+                str(exc).replace("hmac option", f"{self.name} option") + hint
+            ) from None
         scheme = self.scheme
         self._digest_size = ALGORITHMS[scheme.algorithm]().digest_size
         self._keys: list[bytes] = []
