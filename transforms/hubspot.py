@@ -10,9 +10,10 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from gateway import Event, Webhook, transform
-from transforms.hmac import _ms
+from transforms.hmac import per_item
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 
@@ -22,24 +23,14 @@ def snake(text: str) -> str:
     return _CAMEL.sub("_", text).lower().replace("-", "_")
 
 
+def _name(item: dict[str, Any]) -> str:
+    kind = item.get("subscriptionType")
+    if not isinstance(kind, str) or "." not in kind:
+        raise ValueError("each HubSpot item has a subscriptionType like contact.creation")
+    return "hubspot/" + snake(kind)
+
+
 @transform("hubspot")
 def hubspot(webhook: Webhook) -> list[Event]:
     """One HubSpot batch -> one event per item."""
-    items = webhook.json
-    if not isinstance(items, list):
-        raise ValueError("a HubSpot body is a JSON array")
-    events = []
-    for item in items:
-        kind = item.get("subscriptionType") if isinstance(item, dict) else None
-        if not isinstance(kind, str) or "." not in kind:
-            raise ValueError("each HubSpot item has a subscriptionType like contact.creation")
-        event_id = item.get("eventId")
-        events.append(
-            Event(
-                name="hubspot/" + snake(kind),
-                id=f"hubspot-{event_id}" if event_id is not None else None,
-                ts=_ms(item.get("occurredAt")) or webhook.received_at_ms or None,
-                data=item,
-            )
-        )
-    return events
+    return per_item(webhook, "hubspot", _name, "eventId", "occurredAt")

@@ -106,6 +106,13 @@ def echo_value(value: str | None, what: str) -> str:
     return value
 
 
+def joined_key(*parts: object) -> str | None:
+    """``a-b-c`` from non-empty string or integer parts (a composite dedup id), else ``None``."""
+    if not all(isinstance(p, str | int) and not isinstance(p, bool) and p != "" for p in parts):
+        return None
+    return "-".join(str(p) for p in parts)
+
+
 def text_reply(text: str, note: str, status: int = 200) -> Reply:
     """A ``text/plain`` reply (challenge echoes)."""
     return Reply(status, text.encode(), {"content-type": "text/plain; charset=utf-8"}, note)
@@ -315,6 +322,7 @@ __all__ = [
     "check_timestamp",
     "echo_value",
     "get_provider",
+    "joined_key",
     "provider_names",
     "register_provider",
     "text_reply",

@@ -19,6 +19,7 @@ from gateway.providers import (
     Provider,
     SignatureMismatch,
     any_signature_matches,
+    joined_key,
     register_provider,
 )
 from gateway.providers.schemes import decode_signature, hmac_digests
@@ -34,10 +35,7 @@ def delivery_key(payload: object) -> str | None:
         return None
     data = payload.get("data")
     envelope = data.get("envelopeId") if isinstance(data, dict) else None
-    parts = (envelope, payload.get("event"), payload.get("generatedDateTime"))
-    if not all(isinstance(p, str) and p for p in parts):
-        return None
-    return "-".join(str(p) for p in parts)
+    return joined_key(envelope, payload.get("event"), payload.get("generatedDateTime"))
 
 
 @register_provider

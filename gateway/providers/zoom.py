@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from typing import Any, ClassVar
 
-from gateway.providers import Reply, echo_value, register_provider
+from gateway.providers import Reply, echo_value, joined_key, register_provider
 from gateway.providers.generic_hmac import HmacProvider
 from gateway.webhook import PayloadError, Webhook
 
@@ -28,10 +28,7 @@ def event_key(payload: Any) -> str | None:
     inner = payload.get("payload")
     obj = inner.get("object") if isinstance(inner, dict) else None
     ident = (obj.get("uuid") or obj.get("id")) if isinstance(obj, dict) else None
-    parts = [payload.get("event"), payload.get("event_ts"), ident]
-    if not all(isinstance(p, str | int) and not isinstance(p, bool) and p != "" for p in parts):
-        return None
-    return "-".join(str(p) for p in parts)
+    return joined_key(payload.get("event"), payload.get("event_ts"), ident)
 
 
 @register_provider
