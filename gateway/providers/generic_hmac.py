@@ -582,9 +582,6 @@ class HmacProvider(Provider):
             headers[scheme.header] = signature
             if scheme.timestamp_header is not None:
                 headers[scheme.timestamp_header] = stamp
-        headers["content-type"] = (
-            "application/json" if scheme.format == "json" else "application/x-www-form-urlencoded"
-        )
         return headers
 
     def payload(self, webhook: Webhook) -> dict[str, Any]:
