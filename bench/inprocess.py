@@ -162,7 +162,9 @@ def run_variant(variant: str, count: int, size: int, concurrency: int) -> dict[s
         gateway = build_gateway(make_config(tmp, variant, sink.url if sink else None), {})
         if variant == "no-outbox":
 
-            async def accept_async(webhook: Any, events: Any, ids: Any, names: Any) -> Any:
+            async def accept_async(
+                webhook: Any, events: Any, ids: Any, names: Any, body_key: Any = None
+            ) -> Any:
                 return AcceptResult(0, len(events), 0)
 
             gateway.outbox.accept_async = accept_async  # type: ignore[method-assign]

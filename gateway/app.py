@@ -19,7 +19,7 @@ from starlette.types import Receive, Scope, Send
 
 from gateway.backfill.reconciler import Reconciler, plans_for
 from gateway.backfill.runner import credentials
-from gateway.config import Config, ConfigError, SourceConfig
+from gateway.config import Config, ConfigError, SourceConfig, resolve_secret
 from gateway.console.masking import signature_headers
 from gateway.console.recording import RejectionRecorder, housekeep
 from gateway.eventapi import EventApiClient, EventApiTarget, resolve_target
@@ -37,6 +37,9 @@ READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
 WEBHOOK_PATH = "/webhooks/{source}"
 _WEBHOOK_PREFIX = "/webhooks/"
+#: GET reaches the receiver, which refuses it (405) unless the source's provider declares GET
+#: handshakes (Meta's hub.challenge, Dropbox, Okta, X's CRC)
+_WEBHOOK_METHODS = ("POST", "HEAD", "GET")
 
 
 @dataclass
@@ -85,7 +88,8 @@ def build_source(
 def build_provider(
     index: int, sc: SourceConfig, environ: Mapping[str, str]
 ) -> tuple[Provider, list[str]]:
-    """A source's provider with its resolved secrets; ConfigError names the source and key.
+    """A source's provider with its resolved secrets (those of its secret options too, for
+    redaction); ConfigError names the source and key.
 
     A secret the provider says is of the wrong kind (an API key where a signing secret belongs)
     is refused here, before it could only ever answer 401.
@@ -103,10 +107,22 @@ def build_provider(
         problem = provider_cls.secret_problem(secret)
         if problem is not None:
             raise ConfigError(f"{where}.secrets: secret #{n} {problem}")
+    options = dict(sc.options)
+    option_secrets: list[str] = []
+    for key in provider_cls.secret_options:
+        value = options.get(key)
+        if isinstance(value, str) and value.partition(":")[0] in ("env", "file", "inline"):
+            try:
+                options[key] = resolve_secret(value, environ)[0]
+            except ConfigError as exc:
+                raise ConfigError(f"{where}.options.{key}: {exc}") from None
+        if isinstance(options.get(key), str):
+            option_secrets.append(options[key])
     try:
-        return provider_cls(resolved, sc.tolerance, sc.options), resolved
+        provider = provider_cls(resolved, sc.tolerance, options)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    return provider, [*resolved, *option_secrets]
 
 
 def build_gateway(
@@ -205,14 +221,15 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 class GatewayApp(Starlette):
-    """The gateway's Starlette app, with a direct path for ``POST``/``HEAD /webhooks/{source}``.
+    """The gateway's Starlette app, with a direct path for ``/webhooks/{source}``.
 
-    Webhook requests (with or without one trailing slash), nearly all of the traffic, go
-    straight to the :class:`Receiver` instead of through Starlette's middleware and router;
-    everything else (probes, metrics, other methods, malformed paths) takes the normal route,
-    with the same answers as before (never a redirect: it would be built from ``Host``). An
-    unexpected exception while handling a webhook is logged and answered with the gateway's
-    JSON 500 (``reason: internal_error``) and counted; the worker goes on.
+    Webhook requests (``POST``, ``HEAD`` and handshake ``GET``, with or without one trailing
+    slash), nearly all of the traffic, go straight to the :class:`Receiver` instead of through
+    Starlette's middleware and router; everything else (probes, metrics, other methods,
+    malformed paths) takes the normal route, with the same answers as before (never a redirect:
+    it would be built from ``Host``). An unexpected exception while handling a webhook is logged
+    and answered with the gateway's JSON 500 (``reason: internal_error``) and counted; the
+    worker goes on.
     """
 
     receiver: Receiver | None = None
@@ -221,7 +238,7 @@ class GatewayApp(Starlette):
         receiver = self.receiver
         if receiver is not None and scope["type"] == "http":
             path: str = scope["path"]
-            if path.startswith(_WEBHOOK_PREFIX) and scope["method"] in ("POST", "HEAD"):
+            if path.startswith(_WEBHOOK_PREFIX) and scope["method"] in _WEBHOOK_METHODS:
                 # one trailing slash is the same endpoint: served here, never redirected
                 name = path[len(_WEBHOOK_PREFIX) :].removesuffix("/")
                 if name and "/" not in name:
@@ -344,7 +361,7 @@ def create_app(gateway: Gateway) -> Starlette:
                 handler.flush()
 
     routes = [
-        Route(WEBHOOK_PATH, receiver.receive, methods=["POST", "HEAD"]),
+        Route(WEBHOOK_PATH, receiver.receive, methods=list(_WEBHOOK_METHODS)),
         Route(HEALTH_PATH, health.healthz, methods=["GET"]),
         Route(READY_PATH, health.readyz, methods=["GET"]),
         Route(METRICS_PATH, health.metrics, methods=["GET"]),

@@ -13,7 +13,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TypeAlias
 
 from gateway.cli_output import add_output_option
-from gateway.commands import check, outbox, preview, quarantine, send, serve, transforms
+from gateway.commands import (
+    check,
+    outbox,
+    preview,
+    providers,
+    quarantine,
+    send,
+    serve,
+    transforms,
+)
 from gateway.config import ConfigError
 
 DEFAULT_HOST = serve.DEFAULT_HOST
@@ -134,6 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
         ["webhook-gateway transforms", "webhook-gateway transforms -o json"],
         output=True,
     )
+    p = _add(
+        sub,
+        "providers",
+        "list the providers: verification, handshake, dedup id and the variable enabling each",
+        [
+            "webhook-gateway providers",
+            "webhook-gateway providers -o json",
+            "webhook-gateway providers -o markdown",
+        ],
+    )
+    providers.add_arguments(p)
 
     p = _add(
         sub,
@@ -365,6 +385,7 @@ COMMANDS: dict[str, Handler] = {
     "quarantine": quarantine.run,
     "send": send.run,
     "backfill": _backfill,
+    "providers": providers.run,
 }
 
 

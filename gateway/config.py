@@ -24,7 +24,9 @@ DEFAULT_BODY_LIMIT = DEFAULT_MAX_EVENT_BYTES
 DEFAULT_CONSOLE_HOST = "127.0.0.1"
 DEFAULT_CONSOLE_PORT = 8081
 
-#: zero-config mode: environment variable -> (source name, provider)
+#: zero-config mode's original variables -> (source name, provider); every named provider is
+#: enabled by its own variable (``Provider.secret_variable``: ``<NAME>_WEBHOOK_SECRET`` unless
+#: it declares another), see :func:`zero_config_variables`
 ENV_SOURCES: dict[str, tuple[str, str]] = {
     "STRIPE_WEBHOOK_SECRET": ("stripe", "stripe"),
     "SLACK_SIGNING_SECRET": ("slack", "slack"),
@@ -352,14 +354,44 @@ def _anchor_paths(gateway: GatewayConfig, base: Path) -> None:
         gateway.transforms_dir = str(base / gateway.transforms_dir)
 
 
+def zero_config_variables() -> dict[str, tuple[str, ...]]:
+    """Provider name -> the variables that enable it, first wins: its declared variable, then
+    the generic ``<NAME>_WEBHOOK_SECRET`` when that differs (``SLACK_WEBHOOK_SECRET`` works too).
+    """
+    from gateway.providers import get_provider, provider_names
+
+    out: dict[str, tuple[str, ...]] = {}
+    first = [name for name, _ in ENV_SOURCES.values()]  # the original order, then by name
+    for name in sorted(
+        provider_names(), key=lambda n: (n not in first, first.index(n) if n in first else 0, n)
+    ):
+        declared = get_provider(name).secret_variable()
+        if declared is None:
+            continue
+        generic = f"{name.upper()}_WEBHOOK_SECRET"
+        out[name] = (declared,) if declared == generic else (declared, generic)
+    return out
+
+
+def _env_source(name: str, variable: str, env: Mapping[str, str]) -> SourceConfig:
+    from gateway.providers import get_provider
+
+    options = {
+        option: env[var].strip()
+        for option, var in get_provider(name).env_options.items()
+        if env.get(var, "").strip()
+    }
+    return SourceConfig(name=name, provider=name, secrets=[f"env:{variable}"], options=options)
+
+
 def config_from_env(environ: Mapping[str, str] | None = None) -> Config:
     """Zero-config mode: each provider secret variable that is set enables its source."""
     env = os.environ if environ is None else environ
-    sources = [
-        SourceConfig(name=name, provider=provider, secrets=[f"env:{var}"])
-        for var, (name, provider) in ENV_SOURCES.items()
-        if env.get(var, "").strip()
-    ]
+    sources = []
+    for name, variables in zero_config_variables().items():
+        variable = next((v for v in variables if env.get(v, "").strip()), None)
+        if variable is not None:
+            sources.append(_env_source(name, variable, env))
     gateway = GatewayConfig(data_dir=env.get("GATEWAY_DATA_DIR") or DEFAULT_DATA_DIR)
     if env.get("GATEWAY_TRANSFORMS_DIR"):
         gateway.transforms_dir = env["GATEWAY_TRANSFORMS_DIR"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import random
@@ -27,7 +28,7 @@ from gateway.logs import get_logger, log_fields
 from gateway.metrics import UNKNOWN_SOURCE, Metrics
 from gateway.outbox import Outbox, OutboxUnavailable, Rejection
 from gateway.plugins import TransformError, TransformFunc
-from gateway.providers import Provider, Reply, VerificationError
+from gateway.providers import Inbound, Provider, Reply, VerificationError
 from gateway.transform_runner import check_sizes, run_transform, run_transform_bounded
 from gateway.webhook import PayloadError, Webhook, normalize_headers
 
@@ -60,6 +61,15 @@ def request_id_of(headers: Mapping[str, str]) -> str:
 #: the status logged for a client that hung up before its body arrived (nginx's choice); the
 #: client never sees it
 CLIENT_CLOSED_REQUEST = 499
+
+
+def body_key(webhook: Webhook) -> str:
+    """The dedup key of a verified body: its source and SHA-256 (see docs/providers-more.md).
+
+    For providers that sign no timestamp, a captured signed body could otherwise be replayed
+    as new events under fresh, unsigned delivery ids and names.
+    """
+    return f"body:{webhook.source}:{hashlib.sha256(webhook.body).hexdigest()}"
 
 
 class BodyTooLarge(Exception):
@@ -210,7 +220,7 @@ class Receiver:
         return Response(b"", 200 if name in self.sources else 404)
 
     async def receive(self, request: Request) -> Response:
-        """Handle ``POST``/``HEAD /webhooks/{source}``."""
+        """Handle ``POST``/``HEAD`` (and a provider's handshake ``GET``) ``/webhooks/{source}``."""
         if request.method == "HEAD":
             return await self.head(request)
         started = time.perf_counter()
@@ -236,6 +246,12 @@ class Receiver:
                 provider="",
             )
         provider = source.provider
+        method = request.method
+        if method != "POST" and method not in provider.handshake_methods:
+            self.metrics.rejected.labels(name, provider.name, "method_not_allowed").inc()
+            response = error_response(405, f"method {method} not allowed", name)
+            response.headers["allow"] = ", ".join(["POST", "HEAD", *provider.handshake_methods])
+            return self._done(response, request_id, source, "method_not_allowed", started)
         counters = self._counters(source)
         counters.received.inc()
         if not self.accepting:
@@ -278,18 +294,26 @@ class Receiver:
                 request_id,
                 started,
             )
-        early = provider.pre_verify_reply(body, headers)
-        if early is not None:
-            self.metrics.handshakes.labels(name, provider.name).inc()
-            return self._done(reply_response(early), request_id, source, "handshake", started)
-
+        inbound = Inbound(
+            method,
+            body,
+            headers,
+            request.scope["path"],
+            request.scope["query_string"].decode("latin-1"),
+            MappingProxyType(dict(request.query_params))
+            if request.scope["query_string"]
+            else _NO_QUERY,
+        )
         t0 = time.perf_counter()
         try:
-            if len(body) >= VERIFY_INLINE_BYTES:
+            early = provider.challenge(inbound)
+            if early is None and method != "POST":
+                raise PayloadError(f"a {method} request to this source must be a handshake")
+            if early is None and len(body) >= VERIFY_INLINE_BYTES:
                 loop = asyncio.get_running_loop()
-                await loop.run_in_executor(_verifier, provider.verify, body, headers)
-            else:
-                provider.verify(body, headers)
+                await loop.run_in_executor(_verifier, provider.verify_request, inbound)
+            elif early is None:
+                provider.verify_request(inbound)
         except VerificationError as exc:
             counters.verification.observe(time.perf_counter() - t0)
             return self._reject(
@@ -302,6 +326,12 @@ class Receiver:
                 headers=headers,
                 body=body,
             )
+        except PayloadError as exc:
+            return self._reject(
+                400, "bad_request", str(exc), source, request_id, started, headers=headers
+            )
+        if early is not None:
+            return self._handshake(early, headers, body, source, request_id, started, None)
         counters.verification.observe(time.perf_counter() - t0)
 
         webhook = Webhook(
@@ -309,9 +339,7 @@ class Receiver:
             provider=provider.name,
             body=body,
             headers=headers,
-            query=MappingProxyType(dict(request.query_params))
-            if request.scope["query_string"]
-            else _NO_QUERY,
+            query=inbound.query,
             received_at=received_at,
             options=source.options,
             prefix=source.config.event_prefix,
@@ -330,17 +358,19 @@ class Receiver:
                 body=body,
             )
         delivery_id = provider.delivery_id(webhook)
-        reply = provider.handshake(webhook)
-        if reply is not None:
-            self.metrics.handshakes.labels(name, provider.name).inc()
-            return self._done(
-                reply_response(reply),
-                request_id,
-                source,
-                "handshake",
-                started,
-                provider_event_id=delivery_id,
+        try:
+            reply = provider.handshake(webhook)
+        except (VerificationError, PayloadError) as exc:
+            status, reason, message = (
+                (exc.status_code, exc.code, exc.reason)
+                if isinstance(exc, VerificationError)
+                else (400, "invalid_payload", str(exc))
             )
+            return self._reject(
+                status, reason, message, source, request_id, started, headers=headers, body=body
+            )
+        if reply is not None:
+            return self._handshake(reply, headers, body, source, request_id, started, delivery_id)
         if self.log_bodies and self.log.isEnabledFor(logging.DEBUG):
             self.log.debug(
                 "webhook body",
@@ -351,6 +381,37 @@ class Receiver:
                 },
             )
         return await self._store(webhook, source, request_id, started, delivery_id)
+
+    def _handshake(
+        self,
+        reply: Reply,
+        headers: Mapping[str, str],
+        body: bytes,
+        source: Source,
+        request_id: str,
+        started: float,
+        delivery_id: str | None,
+    ) -> Response:
+        """Answer a handshake: counted, shown in the console, never stored as an event."""
+        self.metrics.handshakes.labels(source.name, source.provider.name).inc()
+        self._record(
+            headers,
+            request_id,
+            source.name,
+            source.provider.name,
+            reply.status,
+            "handshake",
+            reply.note,
+            body,
+        )
+        return self._done(
+            reply_response(reply),
+            request_id,
+            source,
+            "handshake",
+            started,
+            provider_event_id=delivery_id,
+        )
 
     async def _store(
         self,
@@ -419,6 +480,7 @@ class Receiver:
                 outcome.payloads,
                 [e.id for e in outcome.events],
                 [e.name for e in outcome.events],
+                body_key=body_key(webhook) if source.provider.body_dedup() else None,
             )
         except OutboxUnavailable as exc:
             return self._reject(

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from gateway.outbox import Answer, Outbox, OutboxStats, Rejection
+from gateway.outbox import AcceptResult, Answer, Outbox, OutboxStats, Rejection
 from gateway.outbox.common import MAX_DUE_AHEAD, PRUNE_CHUNK, REJECTION_PRUNE_CHUNK
 from gateway.outbox.crypto import Cipher, generate_key
 from gateway.outbox.sqlite import SQLiteOutbox
@@ -391,6 +391,41 @@ def test_a_delivered_id_is_still_a_duplicate(outbox: Outbox) -> None:
     outbox.accept(hook(1), *evs("s/a.b"))
     outbox.ack(claim(outbox))
     assert outbox.accept(hook(2), *evs("s/a.b")).duplicates == 1
+
+
+def test_a_body_key_makes_a_replayed_body_a_duplicate_whole(outbox: Outbox, clock: Clock) -> None:
+    """Different event ids (from unsigned headers), the same verified body: a duplicate."""
+    assert outbox.accept(hook(1), *evs("s/a.b"), body_key="body:s:aa").stored == 1
+    payloads, ids, names = evs("s/c.d", "s/e.f")
+    again = outbox.accept(hook(2), payloads, [f"new-{i}" for i in ids], names, body_key="body:s:aa")
+    assert (again.stored, again.duplicates) == (0, 2)
+    other = outbox.accept(hook(3), *evs("s/g.h"), body_key="body:s:bb")
+    assert (other.stored, other.duplicates) == (1, 0)
+    assert outbox.accept(hook(4), [], [], [], body_key="body:s:cc").stored == 0
+    assert outbox.accept(hook(5), *evs("s/x.y"), body_key="body:s:cc").duplicates == 1
+    clock.now += WINDOW + 1
+    assert outbox.accept(hook(6), *evs("s/i.j"), body_key="body:s:aa").stored == 1
+
+
+def test_a_body_key_is_honoured_by_accept_async_within_one_commit(outbox: Outbox) -> None:
+    async def both() -> list[AcceptResult]:
+        return await asyncio.gather(
+            outbox.accept_async(hook(1), *evs("s/a.b"), body_key="body:s:k"),
+            outbox.accept_async(hook(2), *evs("s/c.d"), body_key="body:s:k"),
+        )
+
+    first, second = asyncio.run(both())
+    assert sorted([(first.stored, first.duplicates), (second.stored, second.duplicates)]) == [
+        (0, 1),
+        (1, 0),
+    ]
+
+
+def test_a_dead_lettered_body_may_arrive_again(outbox: Outbox) -> None:
+    outbox.accept(hook(1), *evs("s/a.b"), body_key="body:s:k")
+    [seq] = claim(outbox)
+    outbox.dead_letter(seq, "bad")
+    assert outbox.accept(hook(2), *evs("s/c.d"), body_key="body:s:k").stored == 1
 
 
 def test_quarantine_keeps_the_webhook_and_resolving_queues_its_events(outbox: Outbox) -> None:

@@ -273,6 +273,48 @@ def test_a_dead_lettered_id_is_not_a_duplicate_for_another_instance(
     assert b.accept(hook(3), payload, ["id-1-s/a.one"], ["s/a.one"]).stored == 1
 
 
+def test_concurrent_replays_of_one_body_store_it_once(
+    instances: Callable[[int], list[Outbox]],
+) -> None:
+    """A body key is claimed across instances: each body's events are stored by one of them,
+    whatever fresh event ids the replays carry (the PostgreSQL dedup upsert, SQLite's lock)."""
+    boxes = instances(3)
+    start = threading.Barrier(len(boxes))
+    results: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def send(i: int, box: Outbox) -> None:
+        start.wait()
+        for n in range(20):
+            payloads = [b'{"name":"s/a.b"}', b'{"name":"s/c.d"}']
+            ids = [f"replica-{i}-{n}-a", f"replica-{i}-{n}-b"]
+            result = box.accept(hook(n), payloads, ids, ["s/a.b", "s/c.d"], body_key=f"body:s:{n}")
+            with lock:
+                results.append((result.stored, result.duplicates))
+
+    threads = [threading.Thread(target=send, args=(i, box)) for i, box in enumerate(boxes)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(set(results)) == [(0, 2), (2, 0)]
+    assert sum(stored for stored, _ in results) == 40
+    assert boxes[0].stats().pending == 40
+
+
+def test_a_body_whose_first_event_died_may_arrive_at_another_instance(
+    instances: Callable[[int], list[Outbox]],
+) -> None:
+    a, b = instances(2)
+    payload = [b'{"name":"s/a.one","data":{}}']
+    first = a.accept(hook(1), payload, ["x-1"], ["s/a.one"], body_key="body:s:k")
+    assert first.stored == 1
+    assert b.accept(hook(2), payload, ["x-2"], ["s/a.one"], body_key="body:s:k").duplicates == 1
+    [seq] = claim(a)
+    a.dead_letter(seq, "event API: bad data")
+    assert b.accept(hook(3), payload, ["x-3"], ["s/a.one"], body_key="body:s:k").stored == 1
+
+
 # -- in separate processes ---------------------------------------------------------------------
 
 _PRELUDE = f"""

@@ -477,16 +477,37 @@ def test_shopify_payload_and_delivery_ids() -> None:
     headers = shopify_headers(body, "s")
     webhook = Webhook(source="shopify", provider="shopify", body=body, headers=headers)
     provider.check_payload(webhook)
-    assert provider.delivery_id(webhook) == "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
-    del headers["x-shopify-webhook-id"]
+    assert provider.delivery_id(webhook) == "98880550-7158-44d4-b7cd-2c97c8a091b5"
+    del headers["x-shopify-event-id"]
     fallback = Webhook(source="shopify", provider="shopify", body=body, headers=headers)
-    assert provider.delivery_id(fallback) == "98880550-7158-44d4-b7cd-2c97c8a091b5"
+    assert provider.delivery_id(fallback) == "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
     no_topic = Webhook(source="shopify", provider="shopify", body=body, headers={})
     with pytest.raises(PayloadError, match="X-Shopify-Topic"):
         provider.check_payload(no_topic)
     array = Webhook(source="s", provider="shopify", body=b"[]", headers={"x-shopify-topic": "a/b"})
     with pytest.raises(PayloadError):
         provider.check_payload(array)
+
+
+def test_shopify_newer_header_set_verifies_names_and_dedups() -> None:
+    """Shopify's ``shopify-*`` headers (no ``X-`` prefix) work alone, as the ``X-Shopify-*``."""
+    body = fixture("more/shopify/orders.create.json")
+    legacy = shopify_headers(body, "shpss_key")
+    headers = {k.removeprefix("x-"): v for k, v in legacy.items()}
+    assert "shopify-hmac-sha256" in headers and "x-shopify-hmac-sha256" not in headers
+    provider = make("shopify", "shpss_key")
+    provider.verify(body, headers, now=NOW)
+    webhook = Webhook(source="shopify", provider="shopify", body=body, headers=headers)
+    provider.check_payload(webhook)
+    assert provider.delivery_id(webhook) == legacy["x-shopify-event-id"]
+    registry = load_registry()
+    [event] = [registry.get("shopify")(webhook)]
+    assert event.name == "shopify/orders.create"
+    assert event.id == "shopify-" + legacy["x-shopify-event-id"]
+    headers["shopify-hmac-sha256"] = shopify_headers(body + b" ", "shpss_key")[
+        "x-shopify-hmac-sha256"
+    ]
+    assert isinstance(refused(provider, body, headers), SignatureMismatch)
 
 
 # -- Generic HMAC ------------------------------------------------------------------------------

@@ -66,8 +66,11 @@ def signed_requests(which: int) -> list[tuple[str, bytes, dict[str, str]]]:
     note = json.loads(fixture("intercom/conversation.user.created.json"))
     note["id"] = f"notif_env_{which}"
     note_body = json.dumps(note).encode()
-    push = fixture("more/github/push.json")
-    order = fixture("more/shopify/orders.create.json")
+    # a second genuine delivery has its own body: an identical one is a replay (body digest)
+    push = fixture("more/github/push.json").replace(b"{", b'{"delivery": %d, ' % which, 1)
+    order = fixture("more/shopify/orders.create.json").replace(
+        b"{", b'{"delivery": %d, ' % which, 1
+    )
     contact = fixture("more/standard/contact.created.json")
     return [
         ("stripe", stripe_body, stripe_headers(stripe_body, secret["STRIPE_WEBHOOK_SECRET"])),

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from gateway import providers
 from gateway.config import Config, ForwarderConfig, GatewayConfig, SourceConfig
-from gateway.providers import register_provider
 from gateway.providers.standard import (
     MAX_SIGNATURE_ENTRIES,
     StandardWebhooksProvider,
@@ -29,7 +30,6 @@ from tests.test_metrics_catalogue import value
 from tests.test_providers_more import ed25519_pair, v1a
 
 
-@register_provider
 class ThreadRecordingStandard(StandardWebhooksProvider):
     """The real Standard Webhooks verifier, noting which thread each verification ran on."""
 
@@ -72,6 +72,13 @@ def post(
         "content-type": "application/json",
     }
     return httpx.post(f"{url}/webhooks/clerk", content=body, headers=headers, timeout=timeout)
+
+
+@pytest.fixture(autouse=True)
+def _registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recording provider is registered for this module's tests only: a registration left
+    behind would show in every later provider listing (``webhook-gateway providers``)."""
+    monkeypatch.setitem(providers._REGISTRY, ThreadRecordingStandard.name, ThreadRecordingStandard)
 
 
 def test_only_the_first_entries_are_considered() -> None:

@@ -110,7 +110,7 @@ def test_shopify_orders_create() -> None:
     body = fixture("more/shopify/orders.create.json")
     [event] = run("shopify", body, shopify_headers())
     assert event.name == "shopify/orders.create"
-    assert event.id == "shopify-b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
+    assert event.id == "shopify-98880550-7158-44d4-b7cd-2c97c8a091b5"  # X-Shopify-Event-Id
     assert event.ts == 1721228113123  # nanoseconds truncated to ms
     assert event.v == "2024-07"
     assert event.data == {**json.loads(body), "shop_domain": "jsmith.myshopify.com"}
@@ -122,11 +122,11 @@ def test_shopify_fallbacks() -> None:
     body = fixture("more/shopify/orders.create.json")
     headers = shopify_headers(
         "app/uninstalled",
-        **{"X-Shopify-Webhook-Id": None, "X-Shopify-Triggered-At": None},
+        **{"X-Shopify-Event-Id": None, "X-Shopify-Triggered-At": None},
     )
     [event] = run("shopify", body, headers)
     assert event.name == "shopify/app.uninstalled"
-    assert event.id == "shopify-98880550-7158-44d4-b7cd-2c97c8a091b5"
+    assert event.id == "shopify-b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"  # X-Shopify-Webhook-Id
     assert event.ts == RECEIVED_MS
     for bad in ("yesterday", "2024-07-17T14:55:13", "1900-01-01T00:00:00Z"):
         [late] = run("shopify", body, shopify_headers(**{"X-Shopify-Triggered-At": bad}))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -110,6 +110,28 @@ def hmac_event(webhook: Webhook, options: Mapping[str, Any]) -> Event:
         ts=ts or webhook.received_at_ms or None,
         data=payload,
     )
+
+
+def per_item(
+    webhook: Webhook,
+    provider: str,
+    name_of: Callable[[dict[str, Any]], str],
+    id_key: str,
+    ts_key: str,
+) -> list[Event]:
+    """One event per item: ``name_of(item)``, id ``<provider>-<item[id_key]>``, ts from ts_key."""
+    items = webhook.json
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ValueError(f"a {provider} body is a JSON array of objects")
+    return [
+        Event(
+            name=name_of(item),
+            id=f"{provider}-{item[id_key]}" if item.get(id_key) not in (None, "") else None,
+            ts=_ms(item.get(ts_key)) or webhook.received_at_ms or None,
+            data=item,
+        )
+        for item in items
+    ]
 
 
 @transform("hmac")

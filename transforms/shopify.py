@@ -2,8 +2,10 @@
 
 - ``name``: ``"shopify/" + X-Shopify-Topic`` with ``/`` -> ``.`` (``orders/create`` ->
   ``shopify/orders.create``).
-- ``id``: ``"shopify-" + X-Shopify-Webhook-Id`` (kept on retries), else
-  ``"shopify-" + X-Shopify-Event-Id``.
+- ``id``: ``"shopify-" + X-Shopify-Event-Id`` (kept on retries), else
+  ``"shopify-" + X-Shopify-Webhook-Id``.
+
+Each ``X-Shopify-*`` header may come as Shopify's newer ``shopify-*`` name instead.
 - ``ts``: ``X-Shopify-Triggered-At`` (ISO-8601) in ms when present and valid, else the receive
   time.
 - ``v``: ``X-Shopify-API-Version`` (``2024-07``), as Stripe events carry their API version.
@@ -17,6 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from gateway import Event, Webhook, transform
+from gateway.providers.shopify import shopify_header
 
 
 def _iso_ms(value: str | None) -> int | None:
@@ -34,22 +37,25 @@ def _iso_ms(value: str | None) -> int | None:
 @transform("shopify")
 def shopify(webhook: Webhook) -> Event:
     """One Shopify webhook -> one event."""
-    topic = webhook.header("x-shopify-topic")
+    headers = webhook.headers
+    topic = shopify_header(headers, "x-shopify-topic")
     if not topic:
         raise ValueError("a Shopify webhook has an X-Shopify-Topic header")
     payload = webhook.json
     if not isinstance(payload, dict):
         raise ValueError("a Shopify payload is a JSON object")
     data = dict(payload)
-    shop = webhook.header("x-shopify-shop-domain")
+    shop = shopify_header(headers, "x-shopify-shop-domain")
     if shop:
         data.setdefault("shop_domain", shop)
-    delivery = webhook.header("x-shopify-webhook-id") or webhook.header("x-shopify-event-id")
-    triggered = _iso_ms(webhook.header("x-shopify-triggered-at"))
+    delivery = shopify_header(headers, "x-shopify-event-id") or shopify_header(
+        headers, "x-shopify-webhook-id"
+    )
+    triggered = _iso_ms(shopify_header(headers, "x-shopify-triggered-at"))
     return Event(
         name="shopify/" + topic.replace("/", "."),
         id=f"shopify-{delivery}" if delivery else None,
         ts=triggered or webhook.received_at_ms or None,
-        v=webhook.header("x-shopify-api-version") or None,
+        v=shopify_header(headers, "x-shopify-api-version"),
         data=data,
     )

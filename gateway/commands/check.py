@@ -68,7 +68,8 @@ def problems(
     if not config.sources:
         found.append(
             "no sources configured: declare [[sources]] in the config file, or set "
-            "STRIPE_WEBHOOK_SECRET, SLACK_SIGNING_SECRET, INTERCOM_CLIENT_SECRET, ..."
+            "a provider's secret variable (STRIPE_WEBHOOK_SECRET, <NAME>_WEBHOOK_SECRET; "
+            "'webhook-gateway providers' lists them)"
         )
     registry: Any = None
     try:

@@ -185,6 +185,11 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     add_event = EVENT_HEADERS.get(source.provider)
     if add_event is not None:
         headers.update(add_event(args.event or event))
+    # a provider's signature headers need not name the body's type: say it as senders do
+    json_body = body.lstrip()[:1] in (b"{", b"[")
+    headers.setdefault(
+        "content-type", "application/json" if json_body else "application/x-www-form-urlencoded"
+    )
     headers.update(parse_headers(args.header))
     print(f"POST {url} ({source.provider}, {event}, {len(body)} bytes)")
     try:

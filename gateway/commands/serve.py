@@ -31,8 +31,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     log = configure_logging(level, gateway.secrets)
     if not gateway.sources:
         log.warning(
-            "no sources configured: set STRIPE_WEBHOOK_SECRET, SLACK_SIGNING_SECRET or "
-            "INTERCOM_CLIENT_SECRET, or pass --config"
+            "no sources configured: set a provider's secret variable (STRIPE_WEBHOOK_SECRET, "
+            "<NAME>_WEBHOOK_SECRET; 'webhook-gateway providers' lists them), or pass --config"
         )
     app = create_app(gateway)
     _freeze_startup_heap()

@@ -207,12 +207,17 @@ class Outbox(Protocol):
         events: Sequence[bytes],
         event_ids: Sequence[str | None],
         names: Sequence[str],
+        *,
+        body_key: str | None = None,
     ) -> AcceptResult:
         """Durably store a verified webhook and its serialized events, atomically.
 
         Returns only after the write is durable at the configured level. An event whose id was
-        accepted (and not dead-lettered) within the dedup window is skipped and counted.
-        Raises :class:`OutboxUnavailable` when nothing could be written.
+        accepted (and not dead-lettered) within the dedup window is skipped and counted. With a
+        ``body_key`` (a digest of the verified body), a webhook whose key was accepted within
+        the window (and whose first event was not dead-lettered since) is a duplicate whole:
+        every event of it is skipped and counted. Raises :class:`OutboxUnavailable` when nothing
+        could be written.
         """
         ...
 
@@ -222,6 +227,8 @@ class Outbox(Protocol):
         events: Sequence[bytes],
         event_ids: Sequence[str | None],
         names: Sequence[str],
+        *,
+        body_key: str | None = None,
     ) -> AcceptResult:
         """:meth:`accept` for the event loop; concurrent calls share one commit (group commit)."""
         ...

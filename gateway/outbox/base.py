@@ -88,8 +88,12 @@ class WriterOutbox(Generic[C]):
         """Store the webhooks of ``calls`` and their events: a few statements for all."""
         raise NotImplementedError
 
-    def _store_events(self, conn: C, batches: Sequence[EventBatch]) -> list[tuple[int, int]]:
-        """Insert each webhook's events after the dedup rule; ``(stored, duplicates)`` each."""
+    def _store_events(
+        self, conn: C, batches: Sequence[EventBatch], body_keys: Sequence[str | None] = ()
+    ) -> list[tuple[int, int]]:
+        """Insert each webhook's events after the dedup rule (``body_keys`` parallel to
+        ``batches``; see :func:`gateway.outbox.common.plan_events`); ``(stored, duplicates)``
+        each."""
         raise NotImplementedError
 
     def _claim_events(
@@ -143,13 +147,15 @@ class WriterOutbox(Generic[C]):
         events: Sequence[bytes],
         event_ids: Sequence[str | None],
         names: Sequence[str],
+        *,
+        body_key: str | None = None,
     ) -> AcceptResult:
         """Store a webhook and its events in one transaction; see :class:`Outbox`.
 
         On a full volume the oldest refused requests and delivered events give way (see
         :meth:`make_room`) and the webhook is tried once more before it is refused.
         """
-        job = self._accept_job(webhook, events, event_ids, names)
+        job = self._accept_job(webhook, events, event_ids, names, body_key)
         result: AcceptResult
         try:
             result = self._call(job)
@@ -166,9 +172,11 @@ class WriterOutbox(Generic[C]):
         events: Sequence[bytes],
         event_ids: Sequence[str | None],
         names: Sequence[str],
+        *,
+        body_key: str | None = None,
     ) -> AcceptResult:
         """:meth:`accept` without blocking the loop; concurrent calls share one commit."""
-        job = self._accept_job(webhook, events, event_ids, names)
+        job = self._accept_job(webhook, events, event_ids, names, body_key)
         result: AcceptResult
         try:
             result = await self._writer.submit_async(job)
@@ -274,6 +282,7 @@ class WriterOutbox(Generic[C]):
         events: Sequence[bytes],
         event_ids: Sequence[str | None],
         names: Sequence[str],
+        body_key: str | None = None,
     ) -> AcceptCall:
         payloads, ids, labels = common.checked(events, event_ids, names)
         # sealing and serialising happen in the caller's thread, not the writer's
@@ -284,6 +293,7 @@ class WriterOutbox(Generic[C]):
             [len(payload) for payload in payloads],
             ids,
             labels,
+            body_key,
         )
 
     def _quarantine_job(self, webhook: Webhook, error: str, detail: str) -> Callable[[C], int]:

@@ -188,7 +188,7 @@ class AcceptCall(Batchable):
     ``store`` writes a run of such calls at once (the backend's multi-row insert).
     """
 
-    __slots__ = ("event_ids", "names", "payloads", "row", "sizes", "store")
+    __slots__ = ("body_key", "event_ids", "names", "payloads", "row", "sizes", "store")
 
     def __init__(
         self,
@@ -198,8 +198,10 @@ class AcceptCall(Batchable):
         sizes: list[int],
         event_ids: list[str | None],
         names: list[str],
+        body_key: str | None = None,
     ) -> None:
         self.store = store
+        self.body_key = body_key  # a verified body's digest: see Outbox.accept
         self.row = row  # the webhooks row's columns after its id (RowCodec.webhook_row)
         self.payloads = payloads  # as stored (compressed, encrypted), with each row's flags
         self.sizes = sizes  # of the plain payloads
@@ -251,7 +253,7 @@ def is_full(exc: BaseException) -> bool:
 class EventPlan:
     """The rows a group of accepts inserts, after the dedup rule; see :func:`plan_events`."""
 
-    __slots__ = ("counts", "dedup_rows", "event_rows", "payload_rows")
+    __slots__ = ("counts", "dedup_rows", "event_rows", "key_rows", "payload_rows")
 
     def __init__(self) -> None:
         #: ``(seq, webhook_id, event_id, name, size, sealed, next_attempt_at, created_at,
@@ -260,23 +262,42 @@ class EventPlan:
         self.payload_rows: list[tuple[int, bytes]] = []  # (seq, payload)
         self.dedup_rows: list[tuple[str, float, int]] = []  # (event_id, first_seen, seq)
         self.counts: list[tuple[int, int]] = []  # (stored, duplicates) per webhook
+        #: ``(body_key, first_seen, seq, batch index)`` of each webhook stored under a body key:
+        #: the key follows the webhook's first stored event (seq 0: none, and it stays seen)
+        self.key_rows: list[tuple[str, float, int, int]] = []
 
 
 EVENT_COLUMNS = "seq, webhook_id, event_id, name, size, sealed, next_attempt_at, created_at, state"
 
 
 def plan_events(
-    batches: Sequence[EventBatch], seen: set[str], seqs: Iterator[int], now: float, dedup: bool
+    batches: Sequence[EventBatch],
+    seen: set[str],
+    seqs: Iterator[int],
+    now: float,
+    dedup: bool,
+    body_keys: Sequence[str | None] = (),
 ) -> EventPlan:
     """Which events of ``batches`` to store, with the seqs they get from ``seqs``.
 
     The dedup rule: an event id in ``seen`` (accepted within the dedup window and not
     dead-lettered since; the backend's query) or earlier in ``batches`` is a duplicate and
     is not stored, as if the webhooks came one by one. Events without an id always count.
+    A webhook whose body key (``body_keys``, parallel to ``batches``) is so seen is a
+    duplicate whole: none of its events is stored.
     """
     plan = EventPlan()
     seen = set(seen)
-    for webhook_id, payloads, sizes, event_ids, names in batches:
+    keys = list(body_keys) or [None] * len(batches)
+    for index, ((webhook_id, payloads, sizes, event_ids, names), key) in enumerate(
+        zip(batches, keys, strict=True)
+    ):
+        if dedup and key is not None:
+            if key in seen:
+                plan.counts.append((0, len(payloads)))
+                continue
+            seen.add(key)
+        first = 0
         stored = duplicates = 0
         for (payload, sealed), size, event_id, name in zip(
             payloads, sizes, event_ids, names, strict=True
@@ -285,6 +306,7 @@ def plan_events(
                 duplicates += 1
                 continue
             seq = next(seqs)
+            first = first or seq
             if dedup and event_id is not None:
                 seen.add(event_id)
                 plan.dedup_rows.append((event_id, now, seq))
@@ -293,13 +315,16 @@ def plan_events(
             )
             plan.payload_rows.append((seq, payload))
             stored += 1
+        if dedup and key is not None:
+            plan.key_rows.append((key, now, first, index))
         plan.counts.append((stored, duplicates))
     return plan
 
 
-def wanted_ids(batches: Sequence[EventBatch]) -> list[str]:
-    """The event ids of ``batches`` to look up in the dedup table."""
-    return [eid for batch in batches for eid in batch[3] if eid is not None]
+def wanted_ids(batches: Sequence[EventBatch], body_keys: Sequence[str | None] = ()) -> list[str]:
+    """The event ids and body keys of ``batches`` to look up in the dedup table."""
+    ids = [eid for batch in batches for eid in batch[3] if eid is not None]
+    return ids + [key for key in body_keys if key is not None]
 
 
 class Leases:

@@ -280,6 +280,7 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
                 (webhook_id, call.payloads, call.sizes, call.event_ids, call.names)
                 for webhook_id, call in zip(ids, calls, strict=True)
             ],
+            [call.body_key for call in calls],
         )
         return [AcceptResult(wid, *count) for wid, count in zip(ids, counts, strict=True)]
 
@@ -292,29 +293,40 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
         ).fetchall()
         return sorted(row[0] for row in rows)
 
-    def _store_events(self, conn: Session, batches: Sequence[EventBatch]) -> list[tuple[int, int]]:
+    def _store_events(
+        self, conn: Session, batches: Sequence[EventBatch], body_keys: Sequence[str | None] = ()
+    ) -> list[tuple[int, int]]:
         """Insert each webhook's events; ``(stored, duplicates)`` per webhook.
 
-        Every event gets a seq first (one webhook's events in order); the ids are then claimed
-        in ``dedup`` in one statement, and events whose id another webhook holds are dropped
-        (their seqs stay unused).
+        Every event gets a seq first (one webhook's events in order). Body keys are claimed in
+        ``dedup`` first: a webhook whose key another webhook holds (here or in another replica)
+        is a duplicate whole. Then the remaining events' ids are claimed in one statement, and
+        events whose id another webhook holds are dropped (their seqs stay unused).
         """
         now = self.clock()
         dedup = self.dedup_window > 0
         total = sum(len(batch[1]) for batch in batches)
         seqs = iter(self._next_values(conn, "event_seqs", total))
-        plan = common.plan_events(batches, set(), seqs, now, dedup)
+        plan = common.plan_events(batches, set(), seqs, now, dedup, body_keys)
         counts = plan.counts
         event_rows = plan.event_rows
-        if plan.dedup_rows:
-            ids, firsts, dedup_seqs = _columns(plan.dedup_rows, 3)
-            fresh = {
-                row[0]
-                for row in conn.execute(
-                    _DEDUP, (ids, firsts, dedup_seqs, now - self.dedup_window)
-                ).fetchall()
-            }
-            if len(fresh) < len(ids):
+        dedup_rows = plan.dedup_rows
+        window_start = now - self.dedup_window
+        claimed = plan.key_rows
+        if plan.key_rows:
+            fresh_keys = self._claim_dedup(conn, [row[:3] for row in plan.key_rows], window_start)
+            replayed = {index for key, _, _, index in plan.key_rows if key not in fresh_keys}
+            claimed = [row for row in plan.key_rows if row[0] in fresh_keys]
+            if replayed:
+                for index in replayed:
+                    counts[index] = (0, len(batches[index][1]))
+                gone = {batches[index][0] for index in replayed}
+                dropped = {row[0] for row in event_rows if row[1] in gone}
+                event_rows = [row for row in event_rows if row[1] not in gone]
+                dedup_rows = [row for row in dedup_rows if row[2] not in dropped]
+        if dedup_rows:
+            fresh = self._claim_dedup(conn, dedup_rows, window_start)
+            if len(fresh) < len(dedup_rows):
                 position = {batch[0]: i for i, batch in enumerate(batches)}
                 kept = []
                 for row in event_rows:
@@ -324,6 +336,7 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
                         stored, duplicates = counts[position[row[1]]]
                         counts[position[row[1]]] = (stored - 1, duplicates + 1)
                 event_rows = kept
+                self._follow_first_events(conn, claimed, batches, event_rows)
         if event_rows:
             stored_seqs = {row[0] for row in event_rows}
             payloads = [row for row in plan.payload_rows if row[0] in stored_seqs]
@@ -349,6 +362,43 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
         with self._transaction() as conn:
             args = {"name": name, "holder": holder, "until": at + seconds, "at": at}
             return conn.execute(_TAKE_LEASE, args).fetchone() is not None
+
+    @staticmethod
+    def _claim_dedup(
+        conn: Session, rows: Sequence[tuple[str, float, int]], window_start: float
+    ) -> set[str]:
+        """Upsert ``(id, first_seen, seq)`` rows into ``dedup``; the ids now held by them."""
+        ids, firsts, seqs = _columns(rows, 3)
+        return {
+            row[0] for row in conn.execute(_DEDUP, (ids, firsts, seqs, window_start)).fetchall()
+        }
+
+    @staticmethod
+    def _follow_first_events(
+        conn: Session,
+        claimed: Sequence[tuple[str, float, int, int]],
+        batches: Sequence[EventBatch],
+        event_rows: Sequence[tuple[Any, ...]],
+    ) -> None:
+        """Point each body key this group claimed (``EventPlan.key_rows``) at its webhook's
+        first event still stored (0: none, and the key stays held)."""
+        if not claimed:
+            return
+        first: dict[int, int] = {}
+        for row in event_rows:
+            first.setdefault(row[1], row[0])
+        moved = [
+            (key, first.get(batches[index][0], 0))
+            for key, _, seq, index in claimed
+            if first.get(batches[index][0], 0) != seq
+        ]
+        if moved:
+            keys, seqs = _columns(moved, 2)
+            conn.execute(
+                "UPDATE dedup SET seq = m.seq FROM unnest(%s::text[], %s::bigint[]) AS m(key, seq)"
+                " WHERE dedup.event_id = m.key",
+                (keys, seqs),
+            )
 
     def _prune_dedup(self, conn: psycopg.Connection[Any]) -> None:
         conn.execute(

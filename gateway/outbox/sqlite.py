@@ -416,26 +416,34 @@ class SQLiteOutbox(SQLiteRetention, SQLiteReads):
                 (webhook_id, call.payloads, call.sizes, call.event_ids, call.names)
                 for webhook_id, call in zip(ids, calls, strict=True)
             ],
+            [call.body_key for call in calls],
         )
         return [AcceptResult(wid, *count) for wid, count in zip(ids, counts, strict=True)]
 
     def _store_events(
-        self, conn: sqlite3.Connection, batches: Sequence[EventBatch]
+        self,
+        conn: sqlite3.Connection,
+        batches: Sequence[EventBatch],
+        body_keys: Sequence[str | None] = (),
     ) -> list[tuple[int, int]]:
         """Insert each webhook's events; ``(stored, duplicates)`` per webhook.
 
         Each payload comes as stored (see :meth:`RowCodec.seal_payload`) with its row's flags;
-        duplicates follow :func:`gateway.outbox.common.plan_events`. Seqs follow the largest
-        ever used, as ids in :meth:`_accept_many`.
+        duplicates follow :func:`gateway.outbox.common.plan_events` (a body key is kept in
+        ``dedup`` beside the event ids). Seqs follow the largest ever used, as ids in
+        :meth:`_accept_many`.
         """
         now = self.clock()
         dedup = self.dedup_window > 0
-        seen = self._seen_many(conn, common.wanted_ids(batches), now) if dedup else set()
+        wanted = common.wanted_ids(batches, body_keys)
+        seen = self._seen_many(conn, wanted, now) if dedup else set()
         last = conn.execute(_LAST_EVENT_SEQ).fetchone()[0]
-        plan = common.plan_events(batches, seen, itertools.count(last + 1), now, dedup)
+        seqs = itertools.count(last + 1)
+        plan = common.plan_events(batches, seen, seqs, now, dedup, body_keys)
+        dedup_rows = plan.dedup_rows + [row[:3] for row in plan.key_rows]
         _insert_rows(conn, "events", EVENT_COLUMNS, plan.event_rows)
         _insert_rows(conn, "event_payloads", "seq, payload", plan.payload_rows)
-        _insert_rows(conn, "dedup", "event_id, first_seen, seq", plan.dedup_rows, replace=True)
+        _insert_rows(conn, "dedup", "event_id, first_seen, seq", dedup_rows, replace=True)
         before, self._accepts = self._accepts, self._accepts + len(batches)
         if dedup and before // DEDUP_PRUNE_EVERY != self._accepts // DEDUP_PRUNE_EVERY:
             self._prune_dedup(conn)

@@ -73,9 +73,52 @@ class Reply:
     status: int = 200
     body: Any = None  # JSON-serializable value, ``bytes`` or ``None`` for an empty body
     headers: Mapping[str, str] = field(default_factory=dict)
+    note: str = "handshake answered"  # what the console and the log show
 
 
-def check_timestamp(timestamp: int, tolerance: int | None, now: float | None = None) -> None:
+@dataclass(frozen=True)
+class Inbound:
+    """The request as a provider may need it: method, path and query besides bytes and headers.
+
+    ``path`` is the path the gateway received (``/webhooks/name``), ``query_string`` the raw query.
+    """
+
+    method: str
+    body: bytes
+    headers: Mapping[str, str]
+    path: str = ""
+    query_string: str = ""
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+MAX_ECHO = 1024  # longest challenge value echoed back to a sender
+
+
+def echo_value(value: str | None, what: str) -> str:
+    """A challenge value safe to echo: printable ASCII, at most :data:`MAX_ECHO` characters.
+
+    :class:`MalformedSignature` otherwise: a handshake echo must not reflect arbitrary bytes.
+    """
+    if not value:
+        raise MissingSignature(f"{what} is missing")
+    if len(value) > MAX_ECHO or not (value.isascii() and value.isprintable()):
+        raise MalformedSignature(f"{what} is not printable ASCII of at most {MAX_ECHO} characters")
+    return value
+
+
+def joined_key(*parts: object) -> str | None:
+    """``a-b-c`` from non-empty string or integer parts (a composite dedup id), else ``None``."""
+    if not all(isinstance(p, str | int) and not isinstance(p, bool) and p != "" for p in parts):
+        return None
+    return "-".join(str(p) for p in parts)
+
+
+def text_reply(text: str, note: str, status: int = 200) -> Reply:
+    """A ``text/plain`` reply (challenge echoes)."""
+    return Reply(status, text.encode(), {"content-type": "text/plain; charset=utf-8"}, note)
+
+
+def check_timestamp(timestamp: float, tolerance: int | None, now: float | None = None) -> None:
     """Raise :class:`TimestampOutOfTolerance` unless ``timestamp`` is within ``tolerance`` of now.
 
     Both directions are bounded: a timestamp from the future is as suspect as an old one.
@@ -107,11 +150,39 @@ def any_signature_matches(expected: Sequence[bytes | str], received: Sequence[by
 
 
 class Provider(ABC):
-    """Verifies one sender's requests. Subclass, set ``name``, implement :meth:`verify`."""
+    """Verifies one sender's requests. Subclass, set ``name``, implement :meth:`verify`.
+
+    The class attributes below describe the provider for ``webhook-gateway providers``, the
+    docs table and zero-config mode (see PROVIDERS_HOWTO.md).
+    """
 
     name: ClassVar[str]
     #: what the body must parse as once verified: "json", "form" (Slack) or "bytes" (anything)
     body_kind: ClassVar[str] = "json"
+    #: one line: how a request is verified
+    verification: ClassVar[str] = ""
+    #: one line: the handshakes answered ("none" when there are none)
+    handshake_summary: ClassVar[str] = "none"
+    #: one line: where the dedup id comes from
+    dedup_summary: ClassVar[str] = "none"
+    #: each request carries a signed timestamp checked against the tolerance (bounds replays);
+    #: providers without one also dedup on a digest of the verified body
+    signs_timestamp: ClassVar[bool] = False
+    #: the zero-config variable; ``None`` means ``<NAME>_WEBHOOK_SECRET``; "" means no zero-config
+    env_var: ClassVar[str | None] = None
+    #: more zero-config variables: option -> variable (``verify_token`` -> META_VERIFY_TOKEN)
+    env_options: ClassVar[Mapping[str, str]] = {}
+    #: options holding secrets: may be secret references (``env:NAME``), redacted from logs
+    secret_options: ClassVar[tuple[str, ...]] = ()
+    #: methods besides POST and HEAD the receive route accepts for this provider's handshakes
+    handshake_methods: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def secret_variable(cls) -> str | None:
+        """The variable that enables ``/webhooks/<name>`` in zero-config mode, or ``None``."""
+        if cls.env_var == "":
+            return None
+        return cls.env_var or f"{cls.name.upper()}_WEBHOOK_SECRET"
 
     def __init__(
         self,
@@ -129,28 +200,28 @@ class Provider(ABC):
     def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
         """Return if the request is authentic, else raise a :class:`VerificationError`."""
 
+    def verify_request(self, request: Inbound, *, now: float | None = None) -> None:
+        """:meth:`verify` with the method, path and query (schemes that sign them override)."""
+        self.verify(request.body, request.headers, now=now)
+
     def pre_verify_reply(self, body: bytes, headers: Mapping[str, str]) -> Reply | None:
         """A reply owed before verification (Slack's ``ssl_check``); ``None`` to continue."""
         return None
 
-    def handshake(self, webhook: Webhook) -> Reply | None:
-        """A reply to a verified handshake (a challenge, a ping) that is not a webhook to store."""
+    def challenge(self, request: Inbound, *, now: float | None = None) -> Reply | None:
+        """Answer an unsigned handshake (a GET challenge), before :meth:`verify_request`.
+
+        Raise a :class:`VerificationError` to refuse it. A request whose method is in
+        ``handshake_methods`` and gets ``None`` here is refused as a bad request. Providers whose
+        handshake is signed answer it in :meth:`handshake`, after verification.
+        """
+        if request.method == "POST":
+            return self.pre_verify_reply(request.body, request.headers)
         return None
 
-    def check_payload(self, webhook: Webhook) -> None:
-        """Raise :class:`gateway.webhook.PayloadError` if the body is not of ``body_kind``."""
-        if self.body_kind == "json":
-            payload = webhook.json
-            if not isinstance(payload, dict):
-                from gateway.webhook import PayloadError
-
-                raise PayloadError("body must be a JSON object")
-        elif self.body_kind == "form":
-            _ = webhook.form
-
-    def delivery_id(self, webhook: Webhook) -> str | None:
-        """The sender's id for this delivery or event (for logs and dedup), if it has one."""
-        return None
+    def body_dedup(self) -> bool:
+        """Dedup also on a digest of the verified body: when no signed timestamp bounds replays."""
+        return not self.signs_timestamp
 
     def sign(
         self,
@@ -170,6 +241,25 @@ class Provider(ABC):
     @classmethod
     def secret_problem(cls, secret: str) -> str | None:
         """What is wrong with ``secret``'s format for this provider, or ``None``."""
+        return None
+
+    def handshake(self, webhook: Webhook) -> Reply | None:
+        """A reply to a verified handshake (a challenge, a ping) that is not a webhook to store."""
+        return None
+
+    def check_payload(self, webhook: Webhook) -> None:
+        """Raise :class:`gateway.webhook.PayloadError` if the body is not of ``body_kind``."""
+        if self.body_kind == "json":
+            payload = webhook.json
+            if not isinstance(payload, dict):
+                from gateway.webhook import PayloadError
+
+                raise PayloadError("body must be a JSON object")
+        elif self.body_kind == "form":
+            _ = webhook.form
+
+    def delivery_id(self, webhook: Webhook) -> str | None:
+        """The sender's id for this delivery or event (for logs and dedup), if it has one."""
         return None
 
 
@@ -213,10 +303,19 @@ BUILTIN_PROVIDER_MODULES: list[str] = [
     "gateway.providers.github",
     "gateway.providers.shopify",
     "gateway.providers.generic_hmac",
+    "gateway.providers.gitlab",
+    "gateway.providers.meta",
+    "gateway.providers.twilio",
+    "gateway.providers.hubspot",
+    "gateway.providers.sendgrid",
+    "gateway.providers.docusign",
+    "gateway.providers.zoom",
+    "gateway.providers.svix_senders",
 ]
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "Inbound",
     "MalformedSignature",
     "MissingSignature",
     "Provider",
@@ -226,8 +325,11 @@ __all__ = [
     "VerificationError",
     "any_signature_matches",
     "check_timestamp",
+    "echo_value",
     "get_provider",
+    "joined_key",
     "provider_names",
     "register_provider",
     "signing_time",
+    "text_reply",
 ]

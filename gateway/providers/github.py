@@ -73,6 +73,9 @@ class GitHubProvider(Provider):
 
     name = "github"
     body_kind = "bytes"  # JSON or form-encoded: checked by check_payload
+    verification = "`X-Hub-Signature-256: sha256=<hex>` HMAC-SHA256 of the body"
+    handshake_summary = "`ping` -> 200"
+    dedup_summary = "`X-GitHub-Delivery`"
 
     def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
         header = headers.get(HEADER, "").strip()

@@ -61,6 +61,10 @@ class IntercomProvider(Provider):
 
     name = "intercom"
     body_kind = "json"
+    verification = "`X-Hub-Signature: sha1=<hex>` HMAC-SHA1 of the body"
+    handshake_summary = "`ping` -> 200"
+    dedup_summary = "notification `id`"
+    env_var = "INTERCOM_CLIENT_SECRET"
 
     def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
         header = headers.get(HEADER, "").strip()

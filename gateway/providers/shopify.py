@@ -1,8 +1,12 @@
 """Shopify: ``X-Shopify-Hmac-Sha256: <base64>``, HMAC-SHA256 of the raw body.
 
 The key is the app's client secret (or the secret shown with a webhook made in the store admin).
-Shopify signs no timestamp and none of its other headers, so replays are bounded only by
-deduplication on ``X-Shopify-Webhook-Id``. ``X-Shopify-Topic`` names the event.
+Shopify now also sends a ``shopify-*`` header set (``shopify-hmac-sha256``, ``shopify-topic``,
+``shopify-event-id``, ...) beside the ``X-Shopify-*`` one: either is read, the ``X-Shopify-*``
+value first. Shopify signs no timestamp and none of its other headers: the dedup id
+(``X-Shopify-Event-Id``, kept on retries and across subscriptions) is unsigned, so the receiver
+also dedups on a digest of the verified body within the dedup window. ``X-Shopify-Topic`` names
+the event.
 """
 
 from __future__ import annotations
@@ -26,6 +30,13 @@ HEADER = "x-shopify-hmac-sha256"
 TOPIC_HEADER = "x-shopify-topic"
 WEBHOOK_ID_HEADER = "x-shopify-webhook-id"
 EVENT_ID_HEADER = "x-shopify-event-id"
+
+
+def shopify_header(headers: Mapping[str, str], name: str) -> str | None:
+    """``X-Shopify-<name>`` or Shopify's newer ``shopify-<name>``, given the ``x-`` name."""
+    return headers.get(name) or headers.get(name.removeprefix("x-")) or None
+
+
 _DIGEST_SIZE = hashlib.sha256().digest_size
 
 
@@ -62,9 +73,12 @@ class ShopifyProvider(Provider):
 
     name = "shopify"
     body_kind = "json"
+    verification = "`X-Shopify-Hmac-Sha256` / `shopify-hmac-sha256`: base64 HMAC-SHA256 of the body"
+    handshake_summary = "none"
+    dedup_summary = "`X-Shopify-Event-Id` / `shopify-event-id`"
 
     def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
-        header = headers.get(HEADER, "").strip()
+        header = (shopify_header(headers, HEADER) or "").strip()
         if not header:
             raise MissingSignature("X-Shopify-Hmac-Sha256 header is missing")
         received = parse_header(header)
@@ -92,10 +106,13 @@ class ShopifyProvider(Provider):
 
     def check_payload(self, webhook: Webhook) -> None:
         """``X-Shopify-Topic`` must be present and the body a JSON object."""
-        if not webhook.header(TOPIC_HEADER):
-            raise PayloadError("X-Shopify-Topic header is missing")
+        if not shopify_header(webhook.headers, TOPIC_HEADER):
+            raise PayloadError("X-Shopify-Topic (or shopify-topic) header is missing")
         super().check_payload(webhook)
 
     def delivery_id(self, webhook: Webhook) -> str | None:
-        """``X-Shopify-Webhook-Id`` (kept on retries), else ``X-Shopify-Event-Id``."""
-        return webhook.header(WEBHOOK_ID_HEADER) or webhook.header(EVENT_ID_HEADER) or None
+        """``X-Shopify-Event-Id`` / ``shopify-event-id`` (one event, whatever the subscription),
+        else the webhook id."""
+        return shopify_header(webhook.headers, EVENT_ID_HEADER) or shopify_header(
+            webhook.headers, WEBHOOK_ID_HEADER
+        )

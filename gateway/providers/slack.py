@@ -84,6 +84,11 @@ class SlackProvider(Provider):
 
     name = "slack"
     body_kind = "bytes"
+    verification = "`X-Slack-Signature: v0=<hex>` HMAC-SHA256 of `v0:{ts}:{body}`"
+    handshake_summary = "`url_verification` challenge, `ssl_check`"
+    dedup_summary = "`event_id` (Events API)"
+    signs_timestamp = True
+    env_var = "SLACK_SIGNING_SECRET"
 
     def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
         timestamp = headers.get(TIMESTAMP_HEADER, "").strip()

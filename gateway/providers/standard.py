@@ -134,6 +134,13 @@ class StandardWebhooksProvider(Provider):
 
     name = "standard"
     body_kind = "json"
+    verification = (
+        "`webhook-signature: v1,<base64>` HMAC-SHA256 or `v1a` ed25519 of `{id}.{ts}.{body}`"
+    )
+    handshake_summary = "none"
+    dedup_summary = "`webhook-id` / `svix-id`"
+    signs_timestamp = True
+    env_var = "STANDARD_WEBHOOKS_SECRET"
 
     def __init__(
         self,

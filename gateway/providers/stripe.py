@@ -108,6 +108,10 @@ class StripeProvider(Provider):
 
     name = "stripe"
     body_kind = "json"
+    verification = "`Stripe-Signature: t=...,v1=<hex>` HMAC-SHA256 of `{t}.{body}` (stripe package)"
+    handshake_summary = "none"
+    dedup_summary = "payload `id` (`evt_...`)"
+    signs_timestamp = True
 
     def __init__(
         self,
