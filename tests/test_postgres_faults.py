@@ -178,6 +178,7 @@ def test_killed_and_scaled_down_replicas_lose_no_acknowledged_webhook(
     sent = {f"stripe-{i}" for i in ids}
     with event_api() as api, replicas(tmp_path, 3, pg_url, api.url) as gateways:
         api.down = True  # the Event API is failing: everything stays in the shared outbox
+        api.delay = 1.0  # and slow: a replica is often killed mid-request, holding its leases
         killed, scaled_down, survivor = gateways
         load = Load([g.url for g in gateways], ids).start()
         wait_until(lambda: load.acked_count() >= len(ids) // 4, "a quarter acknowledged")
@@ -191,7 +192,7 @@ def test_killed_and_scaled_down_replicas_lose_no_acknowledged_webhook(
         assert survivor.proc.poll() is None
         assert api.events == []  # nothing delivered while the API was down
 
-        api.down = False  # only the survivor is left to deliver
+        api.down, api.delay = False, 0.0  # only the survivor is left to deliver
         counted = assert_delivered(api, load.acked, sent)
         assert survivor.proc.poll() is None
     duplicates = {i: n for i, n in counted.items() if n > 1}
