@@ -1,0 +1,237 @@
+"""Faults with real processes on one PostgreSQL outbox: replicas that die, a database that restarts.
+
+``webhook-gateway serve`` processes over loopback, no load balancer (the test spreads signed
+Stripe webhooks over them and, like a provider, retries a refused or unanswered webhook on
+another replica), the Event API stand-in, and the real PostgreSQL of tests/pg.py. Every id that
+got a 2xx must reach the stand-in at least once (at-least-once, docs/outbox.md); no id that was
+never sent may appear.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.eventapi_standin import EventApiStandIn, event_api
+from tests.helpers import STRIPE_SECRET, fixture
+from tests.pg import PgCluster
+from tests.server import GatewayProcess
+from tests.signing import stripe_headers
+
+LEASE_SECONDS = 3  # a killed replica's claims become due again this soon
+TIMEOUT = 180.0  # generous: a loaded 2-core machine
+
+
+def gateway_config(directory: Path, api_url: str) -> Path:
+    """A config file: one Stripe source, the postgres outbox, short leases and backoff."""
+    path = directory / "gateway.toml"
+    path.write_text(
+        f"""
+[gateway]
+data_dir = "{directory / "data"}"
+
+[[sources]]
+name = "stripe"
+provider = "stripe"
+secrets = ["env:STRIPE_WEBHOOK_SECRET"]
+
+[inngest]
+event_key = "env:INNGEST_EVENT_KEY"
+base_url = "{api_url}"
+
+[outbox]
+backend = "postgres"
+url = "env:GATEWAY_DATABASE_URL"
+connect_timeout = 2
+statement_timeout = 5
+
+[forwarder]
+lease_seconds = {LEASE_SECONDS}
+backoff_base = 0.1
+backoff_max = 1
+idle_poll = 0.5
+shutdown_deadline = 2
+"""
+    )
+    return path
+
+
+@contextmanager
+def replicas(
+    tmp_path: Path, count: int, database_url: str, api_url: str
+) -> Iterator[list[GatewayProcess]]:
+    """``count`` gateway processes on one database, each on its own port; stopped afterwards."""
+    config = gateway_config(tmp_path, api_url)
+    env = {
+        "STRIPE_WEBHOOK_SECRET": STRIPE_SECRET,
+        "GATEWAY_DATABASE_URL": database_url,
+        "INNGEST_EVENT_KEY": "pg-fault-key",
+        "GATEWAY_CONFIG": str(config),
+    }
+    gateways = [GatewayProcess([], env, tmp_path / f"gw{i}.log") for i in range(count)]
+    try:
+        for gateway in gateways:
+            gateway.wait_ready(timeout=TIMEOUT)
+        yield gateways
+    finally:
+        for gateway in gateways:
+            gateway.stop()
+
+
+def signed_webhook(event_id: str) -> tuple[bytes, dict[str, str]]:
+    template = json.loads(fixture("stripe/customer.created.json"))
+    template["id"] = event_id
+    body = json.dumps(template).encode()
+    return body, stripe_headers(body, STRIPE_SECRET)
+
+
+class Load:
+    """Senders that spread webhooks over the replicas and record every answer.
+
+    Each webhook goes to the next replica in turn; a 503 or a connection failure is retried on
+    the next one after a short pause (what a provider does, sooner), until a 2xx or ``TIMEOUT``.
+    """
+
+    def __init__(self, urls: Sequence[str], ids: Sequence[str], senders: int = 3) -> None:
+        self.urls = list(urls)
+        self.ids = list(ids)
+        self.lock = threading.Lock()
+        self.acked: set[str] = set()
+        self.statuses: Counter[int] = Counter()  # 0: no answer (refused, reset, timed out)
+        self.unexpected: list[tuple[str, int, str]] = []
+        self._turn = itertools.count()
+        self._threads = [
+            threading.Thread(target=self._send, args=(self.ids[i::senders],), daemon=True)
+            for i in range(senders)
+        ]
+
+    def start(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def join(self) -> None:
+        for thread in self._threads:
+            thread.join(TIMEOUT + 60)
+            assert not thread.is_alive(), "a sender did not finish"
+
+    def acked_count(self) -> int:
+        with self.lock:
+            return len(self.acked)
+
+    def _send(self, ids: list[str]) -> None:
+        with httpx.Client(timeout=httpx.Timeout(30.0, connect=5.0)) as client:
+            for event_id in ids:
+                self._deliver(client, event_id)
+
+    def _deliver(self, client: httpx.Client, event_id: str) -> None:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            url = self.urls[next(self._turn) % len(self.urls)]
+            body, headers = signed_webhook(event_id)
+            try:
+                status = client.post(f"{url}/webhooks/stripe", content=body, headers=headers)
+            except httpx.HTTPError:
+                code, text = 0, ""
+            else:
+                code, text = status.status_code, status.text
+            with self.lock:
+                self.statuses[code] += 1
+                if 200 <= code < 300:
+                    self.acked.add(f"stripe-{event_id}")
+                    return
+                if code not in (0, 503):
+                    self.unexpected.append((event_id, code, text))
+            time.sleep(0.05)
+
+
+def wait_until(predicate: Callable[[], bool], what: str, timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def assert_delivered(api: EventApiStandIn, acked: set[str], sent: set[str]) -> Counter[str]:
+    """Every acknowledged id reached the stand-in; nothing that was never sent did."""
+    wait_until(lambda: acked <= set(api.event_ids()), "every acknowledged id at the stand-in")
+    counted = Counter(str(i) for i in api.event_ids())
+    assert set(counted) <= sent, set(counted) - sent
+    assert all(counted[i] >= 1 for i in acked)
+    return counted
+
+
+def test_killed_and_scaled_down_replicas_lose_no_acknowledged_webhook(
+    tmp_path: Path, pg_url: str
+) -> None:
+    ids = [f"evt_fleet_{i}" for i in range(240)]
+    sent = {f"stripe-{i}" for i in ids}
+    with event_api() as api, replicas(tmp_path, 3, pg_url, api.url) as gateways:
+        api.down = True  # the Event API is failing: everything stays in the shared outbox
+        api.delay = 1.0  # and slow: a replica is often killed mid-request, holding its leases
+        killed, scaled_down, survivor = gateways
+        load = Load([g.url for g in gateways], ids).start()
+        wait_until(lambda: load.acked_count() >= len(ids) // 4, "a quarter acknowledged")
+        assert killed.stop(signal.SIGKILL) == -signal.SIGKILL  # mid-load, holding leases
+        wait_until(lambda: load.acked_count() >= len(ids) // 2, "half acknowledged")
+        # a scale-down: SIGTERM, gone for good (uvicorn re-raises the signal after a clean stop)
+        assert scaled_down.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+        load.join()
+        assert load.unexpected == []
+        assert load.acked == sent  # the survivor answered what the others could not
+        assert survivor.proc.poll() is None
+        assert api.events == []  # nothing delivered while the API was down
+
+        api.down, api.delay = False, 0.0  # only the survivor is left to deliver
+        counted = assert_delivered(api, load.acked, sent)
+        assert survivor.proc.poll() is None
+    duplicates = {i: n for i, n in counted.items() if n > 1}
+    # at-least-once: a duplicate is the same event sent again, never a different one
+    for event_id in duplicates:
+        payloads = {json.dumps(e, sort_keys=True) for e in api.events if e.get("id") == event_id}
+        assert len(payloads) == 1, event_id
+
+
+def test_a_database_restart_under_load_answers_503_and_loses_nothing(
+    tmp_path: Path, pg_cluster: PgCluster
+) -> None:
+    if pg_cluster.directory is None:
+        pytest.skip("the server is not this test run's own (GATEWAY_TEST_POSTGRES_URL)")
+    database_url = pg_cluster.new_database()
+    ids = [f"evt_restart_{i}" for i in range(240)]
+    sent = {f"stripe-{i}" for i in ids}
+    try:
+        with event_api() as api, replicas(tmp_path, 2, database_url, api.url) as gateways:
+            load = Load([g.url for g in gateways], ids, senders=2).start()
+            try:
+                wait_until(lambda: load.acked_count() >= len(ids) // 4, "a quarter acknowledged")
+                pg_cluster.stop()
+                # while the database is down the replicas refuse, never acknowledge
+                acked_before = load.acked_count()
+                wait_until(lambda: load.statuses[503] >= 5, "503s while the database is down")
+                for gateway in gateways:
+                    assert httpx.get(f"{gateway.url}/readyz", timeout=30).status_code == 503
+                refused_while_down = load.statuses[503]
+                acked_while_down = load.acked_count() - acked_before
+            finally:
+                pg_cluster.start()
+            load.join()
+            assert load.unexpected == []
+            assert refused_while_down >= 5 and acked_while_down <= 2  # answers already committed
+            assert load.acked == sent  # the same processes accept again after the restart
+            assert_delivered(api, load.acked, sent)
+            for gateway in gateways:
+                assert gateway.proc.poll() is None  # recovered without a restart
+                assert httpx.get(f"{gateway.url}/readyz", timeout=30).status_code == 200
+    finally:
+        pg_cluster.drop_database(database_url)
