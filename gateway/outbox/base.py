@@ -96,6 +96,20 @@ class WriterOutbox(Generic[C]):
         each."""
         raise NotImplementedError
 
+    def _store_accepted(
+        self, conn: C, ids: Sequence[int], calls: Sequence[AcceptCall]
+    ) -> list[AcceptResult]:
+        """The events of ``calls``, whose webhooks the backend stored as ``ids``."""
+        counts = self._store_events(
+            conn,
+            [
+                (webhook_id, call.payloads, call.sizes, call.event_ids, call.names)
+                for webhook_id, call in zip(ids, calls, strict=True)
+            ],
+            [call.body_key for call in calls],
+        )
+        return [AcceptResult(wid, *count) for wid, count in zip(ids, counts, strict=True)]
+
     def _claim_events(
         self, at: float, max_events: int, max_bytes: int, lease_seconds: float, token: str
     ) -> list[tuple[Any, ...]]:

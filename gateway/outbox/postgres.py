@@ -274,15 +274,7 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
         ids = self._next_values(conn, "webhook_ids", len(calls))
         rows = [(webhook_id, *call.row) for webhook_id, call in zip(ids, calls, strict=True)]
         conn.execute(_INSERT_WEBHOOKS, _columns(rows, 11))
-        counts = self._store_events(
-            conn,
-            [
-                (webhook_id, call.payloads, call.sizes, call.event_ids, call.names)
-                for webhook_id, call in zip(ids, calls, strict=True)
-            ],
-            [call.body_key for call in calls],
-        )
-        return [AcceptResult(wid, *count) for wid, count in zip(ids, counts, strict=True)]
+        return self._store_accepted(conn, ids, calls)
 
     @staticmethod
     def _next_values(conn: Session, sequence: str, n: int) -> list[int]:

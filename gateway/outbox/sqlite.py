@@ -410,15 +410,7 @@ class SQLiteOutbox(SQLiteRetention, SQLiteReads):
         ids = range(last + 1, last + 1 + len(calls))
         rows = [(webhook_id, *call.row) for webhook_id, call in zip(ids, calls, strict=True)]
         _insert_rows(conn, "webhooks", f"id, {WEBHOOK_INSERT_COLUMNS}", rows)
-        counts = self._store_events(
-            conn,
-            [
-                (webhook_id, call.payloads, call.sizes, call.event_ids, call.names)
-                for webhook_id, call in zip(ids, calls, strict=True)
-            ],
-            [call.body_key for call in calls],
-        )
-        return [AcceptResult(wid, *count) for wid, count in zip(ids, counts, strict=True)]
+        return self._store_accepted(conn, ids, calls)
 
     def _store_events(
         self,
