@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -29,26 +29,6 @@ SAMPLE_SUFFIXES = (".json", ".form")
 #: body fields that carry the sender's dedup id (Stripe ``evt_``, Intercom ``notif_``, Slack
 #: ``event_id`` and ``trigger_id``): a sample gets fresh ones on each send
 ID_FIELDS = ("id", "event_id", "trigger_id")
-
-
-def _github(event: str) -> dict[str, str]:
-    return {"x-github-event": event.split(".")[0], "x-github-delivery": str(uuid.uuid4())}
-
-
-def _shopify(event: str) -> dict[str, str]:
-    return {
-        "x-shopify-topic": event.replace(".", "/", 1),
-        "x-shopify-webhook-id": str(uuid.uuid4()),
-    }
-
-
-#: providers whose sender names the event (and the delivery) in headers beside the signature;
-#: the event comes from ``--event``, the sample type or the file name (``orders.create`` is
-#: Shopify's ``orders/create``, ``pull_request.opened`` GitHub's ``pull_request``)
-EVENT_HEADERS: dict[str, Callable[[str], dict[str, str]]] = {
-    "github": _github,
-    "shopify": _shopify,
-}
 
 
 def _sample_dir(provider: str) -> Traversable:
@@ -182,9 +162,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         headers = provider.sign(body, url=url)
     except NotImplementedError as exc:
         raise ConfigError(f"send: {exc}") from None
-    add_event = EVENT_HEADERS.get(source.provider)
-    if add_event is not None:
-        headers.update(add_event(args.event or event))
+    headers.update(provider.event_headers(args.event or event))
     # a provider's signature headers need not name the body's type: say it as senders do
     json_body = body.lstrip()[:1] in (b"{", b"[")
     headers.setdefault(

@@ -238,6 +238,11 @@ class Provider(ABC):
             f"{self.name}: the gateway cannot sign requests for this provider"
         )
 
+    def event_headers(self, event: str) -> dict[str, str]:
+        """Headers besides the signature that name ``event`` (and a fresh delivery id) as the
+        sender sends them, for ``webhook-gateway send``; ``{}`` when the body names it."""
+        return {}
+
     @classmethod
     def secret_problem(cls, secret: str) -> str | None:
         """What is wrong with ``secret``'s format for this provider, or ``None``."""
@@ -295,23 +300,19 @@ def _load_builtins() -> None:
         importlib.import_module(module)
 
 
-BUILTIN_PROVIDER_MODULES: list[str] = [
-    "gateway.providers.stripe",
-    "gateway.providers.slack",
-    "gateway.providers.intercom",
-    "gateway.providers.standard",
-    "gateway.providers.github",
-    "gateway.providers.shopify",
-    "gateway.providers.generic_hmac",
-    "gateway.providers.gitlab",
-    "gateway.providers.meta",
-    "gateway.providers.twilio",
-    "gateway.providers.hubspot",
-    "gateway.providers.sendgrid",
-    "gateway.providers.docusign",
-    "gateway.providers.zoom",
-    "gateway.providers.svix_senders",
-]
+def _builtin_modules() -> list[str]:
+    """Every module of this package: each built-in provider registers itself when imported."""
+    import pkgutil
+
+    return [
+        f"{__name__}.{info.name}"
+        for info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name)
+        if not info.name.startswith("_")
+    ]
+
+
+#: the built-in provider modules: a new ``gateway/providers/<name>.py`` is found by itself
+BUILTIN_PROVIDER_MODULES: list[str] = _builtin_modules()
 
 __all__ = [
     "DEFAULT_TOLERANCE",

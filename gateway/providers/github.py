@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -85,6 +86,10 @@ class GitHubProvider(Provider):
         expected = [sign(secret, body).removeprefix(PREFIX) for secret in self.secrets]
         if not any_signature_matches(expected, received):
             raise SignatureMismatch("X-Hub-Signature-256 does not match any configured secret")
+
+    def event_headers(self, event: str) -> dict[str, str]:
+        """``pull_request.opened`` is GitHub's ``pull_request`` event, its action in the body."""
+        return {"x-github-event": event.split(".")[0], "x-github-delivery": str(uuid.uuid4())}
 
     def sign(
         self,

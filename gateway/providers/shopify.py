@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import uuid
 from collections.abc import Mapping
 
 from gateway.providers import (
@@ -85,6 +86,13 @@ class ShopifyProvider(Provider):
         expected = [digest(secret, body) for secret in self.secrets]
         if not any_signature_matches(expected, received):
             raise SignatureMismatch("X-Shopify-Hmac-Sha256 does not match any configured secret")
+
+    def event_headers(self, event: str) -> dict[str, str]:
+        """``orders.create`` is Shopify's ``orders/create`` topic."""
+        return {
+            "x-shopify-topic": event.replace(".", "/", 1),
+            "x-shopify-webhook-id": str(uuid.uuid4()),
+        }
 
     def sign(
         self,
