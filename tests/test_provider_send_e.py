@@ -17,6 +17,7 @@ from tests.server import run_gateway
 #: provider -> (secret, sample, event name)
 CASES = {
     "sentry": ("7f1bb3d4a2e34c5d9e8f0a1b2c3d4e5f", "issue.created", "sentry/issue.created"),
+    "pagerduty": ("cGFnZXJkdXR5LXNlY3JldA==", "incident.triggered", "pagerduty/incident.triggered"),
     "zendesk": ("HRkRd4BeOAoUkfZr-mhauJT64rvBASlJRoI=", "ticket.created", "zendesk/ticket.created"),
 }
 

@@ -10,17 +10,9 @@
 
 from __future__ import annotations
 
-import re
-
 from gateway import Event, Webhook, transform
+from transforms._naming import snake
 from transforms.hmac import _ms
-
-_SNAKE = re.compile(r"[^a-z0-9]+")
-
-
-def snake(text: str) -> str:
-    """``Event Alert`` / ``event-alert`` -> ``event_alert``."""
-    return _SNAKE.sub("_", text.lower()).strip("_")
 
 
 @transform("sentry")

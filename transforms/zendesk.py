@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from gateway import Event, Webhook, transform
 from gateway.providers.zendesk import EVENT_TYPE_PREFIX, zendesk_id
+from transforms._naming import dotted
 from transforms.hmac import _ms
-from transforms.sentry import snake
 
 
 @transform("zendesk")
@@ -27,10 +27,10 @@ def zendesk(webhook: Webhook) -> Event:
         raise ValueError("a Zendesk payload is a JSON object")
     kind = payload.get("type")
     if isinstance(kind, str) and kind.startswith(EVENT_TYPE_PREFIX):
-        parts = [snake(p) for p in kind.removeprefix(EVENT_TYPE_PREFIX).split(".")]
-        if not all(parts) or len(parts) < 2:
+        noun_verb = dotted(kind.removeprefix(EVENT_TYPE_PREFIX))
+        if noun_verb is None:
             raise ValueError(f"Zendesk event type {kind!r} is not noun.verb")
-        name = "zendesk/" + ".".join(parts)
+        name = "zendesk/" + noun_verb
     else:
         name = "zendesk/webhook.invoked"
     key = zendesk_id(webhook)
