@@ -16,6 +16,11 @@ from tests.server import run_gateway
 
 #: provider -> (secret, sample, event name)
 CASES = {
+    "bitbucket": (
+        "Zq8vN3kR7tW1yB4eH6jM9pS2",
+        "pullrequest.created",
+        "bitbucket/pullrequest.created",
+    ),
     "sentry": ("7f1bb3d4a2e34c5d9e8f0a1b2c3d4e5f", "issue.created", "sentry/issue.created"),
     "pagerduty": ("cGFnZXJkdXR5LXNlY3JldA==", "incident.triggered", "pagerduty/incident.triggered"),
     "zendesk": ("HRkRd4BeOAoUkfZr-mhauJT64rvBASlJRoI=", "ticket.created", "zendesk/ticket.created"),
