@@ -10,25 +10,32 @@ from gateway.providers.generic_hmac import lookup
 from transforms.hmac import _ms
 
 
+def _get(payload: object, path: str) -> object:
+    try:
+        return lookup(payload, path)
+    except KeyError:
+        return None
+
+
 def typed_event(
     webhook: Webhook,
     provider: str,
     *,
     name_of: Callable[[str], str],
-    ts_path: str,
+    ts_paths: tuple[str, ...],
     type_key: str = "type",
     id_key: str = "id",
 ) -> Event:
-    """The event of a JSON object body; ``ValueError`` (quarantine) without a type string."""
+    """The event of a JSON object body; ``ValueError`` (quarantine) without a type string.
+
+    ``ts`` is the first of ``ts_paths`` that holds a usable time, else the receive time.
+    """
     payload = webhook.json
     kind = payload.get(type_key) if isinstance(payload, dict) else None
     if not isinstance(kind, str) or not kind:
         raise ValueError(f"a {provider} webhook is a JSON object with a {type_key} string")
     ident = payload.get(id_key)
-    try:
-        ts = _ms(lookup(payload, ts_path))
-    except KeyError:
-        ts = None
+    ts = next(filter(None, (_ms(_get(payload, path)) for path in ts_paths)), None)
     return Event(
         name=f"{provider}/{name_of(kind)}",
         id=f"{provider}-{ident}" if isinstance(ident, str) and ident else None,

@@ -15,4 +15,4 @@ from transforms._typed import typed_event
 @transform("mux")
 def mux(webhook: Webhook) -> Event:
     """One Mux webhook -> one event."""
-    return typed_event(webhook, "mux", name_of=str.lower, ts_path="created_at")
+    return typed_event(webhook, "mux", name_of=str.lower, ts_paths=("created_at",))

@@ -20,4 +20,4 @@ def _name(kind: str) -> str:
 @transform("vercel")
 def vercel(webhook: Webhook) -> Event:
     """One Vercel webhook -> one event."""
-    return typed_event(webhook, "vercel", name_of=_name, ts_path="createdAt")
+    return typed_event(webhook, "vercel", name_of=_name, ts_paths=("createdAt",))
