@@ -119,6 +119,8 @@ def test_malformed_or_missing_parts() -> None:
     assert refused(SAMPLE, {}) is MissingSignature
     assert refused(SAMPLE, {"linear-signature": "sha256=xyz"}) is MalformedSignature
     assert linear().secret_problem(SECRET) is None
+    problem = linear().secret_problem("lin_api_0123456789abcdef")
+    assert problem is not None and "API key" in problem
     assert not linear().body_dedup()  # the signed timestamp bounds replays
 
 

@@ -47,6 +47,16 @@ class LinearProvider(HmacProvider):
     }
     user_options = ()
 
+    @classmethod
+    def secret_problem(cls, secret: str) -> str | None:
+        """A personal API key (``lin_api_``) or an OAuth token (``lin_oauth_``) is not it."""
+        if secret.startswith(("lin_api_", "lin_oauth_")):
+            return (
+                "is a Linear API key or OAuth token, not the webhook's signing secret "
+                "(Settings > API > Webhooks > the webhook)"
+            )
+        return super().secret_problem(secret)
+
     def body_dedup(self) -> bool:
         return False  # the signed webhookTimestamp bounds replays
 
