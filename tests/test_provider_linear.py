@@ -114,6 +114,9 @@ def test_malformed_or_missing_parts() -> None:
     assert refused(no_ts, linear().sign(no_ts)) is MissingSignature
     text_ts = body_at(None).replace(b"{", b'{"webhookTimestamp": "1714557600456", ', 1)
     assert refused(text_ts, linear().sign(text_ts)) is MalformedSignature
+    for odd in (b"true", b"1" + b"0" * 400, b"1e400"):
+        weird = body_at(None).replace(b"{", b'{"webhookTimestamp": ' + odd + b", ", 1)
+        assert refused(weird, linear().sign(weird)) is MalformedSignature
     assert refused(b"[1]", linear().sign(b"[1]")) is MissingSignature
     assert refused(b"not json", linear().sign(b"not json")) is MalformedSignature
     assert refused(SAMPLE, {}) is MissingSignature

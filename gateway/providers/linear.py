@@ -11,6 +11,7 @@ The signature check is the generic HMAC preset; only the in-body timestamp is Li
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import uuid
@@ -71,14 +72,14 @@ class LinearProvider(HmacProvider):
         stamp = payload.get(TIMESTAMP_FIELD) if isinstance(payload, dict) else None
         if stamp is None:
             raise MissingSignature(f"the body has no {TIMESTAMP_FIELD} (Unix ms)")
-        if (
-            isinstance(stamp, bool)
-            or not isinstance(stamp, int | float)
-            or not math.isfinite(stamp)
-        ):
+        ms: float | None = None
+        if isinstance(stamp, int | float) and not isinstance(stamp, bool):
+            with contextlib.suppress(OverflowError):  # an integer beyond any float
+                ms = float(stamp)
+        if ms is None or not math.isfinite(ms):
             raise MalformedSignature(f"{TIMESTAMP_FIELD} is not a number of milliseconds")
         window = min(self.tolerance, WINDOW) if self.tolerance else None
-        check_timestamp(stamp / 1000, window, now)
+        check_timestamp(ms / 1000, window, now)
 
     def event_headers(self, event: str) -> dict[str, str]:
         """``issue_label.create`` is sent with ``Linear-Event: IssueLabel``."""
