@@ -10,6 +10,7 @@ from ``--event``, else from the sample type or the payload file's name.
 from __future__ import annotations
 
 import argparse
+import time
 import uuid
 from collections.abc import Mapping
 from importlib import resources
@@ -29,6 +30,8 @@ SAMPLE_SUFFIXES = (".json", ".form")
 #: body fields that carry the sender's dedup id (Stripe ``evt_``, Intercom ``notif_``, Slack
 #: ``event_id`` and ``trigger_id``): a sample gets fresh ones on each send
 ID_FIELDS = ("id", "event_id", "trigger_id")
+#: signed timestamps inside the body (Linear's ``webhookTimestamp``, Unix ms): set to now
+MS_TIME_FIELDS = ("webhookTimestamp",)
 
 
 def _sample_dir(provider: str) -> Traversable:
@@ -67,13 +70,18 @@ def _refresh(payload: dict[str, Any]) -> bool:
             head, sep, _ = value.rpartition("_")
             payload[key] = f"{head}{sep}{uuid.uuid4().hex}"
             changed = True
+    for key in MS_TIME_FIELDS:
+        if isinstance(payload.get(key), int | float) and not isinstance(payload[key], bool):
+            payload[key] = int(time.time() * 1000)
+            changed = True
     return changed
 
 
 def fresh_ids(body: bytes) -> bytes:
     """A sample with new values in its id fields, so that no send is dropped as a duplicate.
 
-    JSON: the top-level fields (``evt_1OA9vC...`` becomes ``evt_<32 hex>``). A form: its
+    JSON: the top-level fields (``evt_1OA9vC...`` becomes ``evt_<32 hex>``; a signed
+    ``webhookTimestamp`` becomes now, or the sender's replay window would refuse it). A form: its
     fields, and those of the JSON object in its ``payload`` field (Slack interactions).
     """
     if body.lstrip()[:1] == b"{":

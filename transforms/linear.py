@@ -1,0 +1,35 @@
+"""Linear webhooks become ``linear/<type>.<action>`` events.
+
+- ``name``: ``"linear/" + type + "." + action`` in snake case (``Issue``/``create`` ->
+  ``linear/issue.create``, ``IssueLabel``/``update`` -> ``linear/issue_label.update``,
+  ``AppUserNotification``/``issueMention`` -> ``linear/app_user_notification.issue_mention``).
+- ``id``: ``"linear-" + Linear-Delivery`` (one per delivery, kept on Linear's retries).
+- ``ts``: ``createdAt`` (when the change happened), else ``webhookTimestamp`` (ms).
+- ``data``: the body.
+"""
+
+from __future__ import annotations
+
+from gateway import Event, Webhook, transform
+from transforms.hmac import _ms
+from transforms.hubspot import snake
+
+
+@transform("linear")
+def linear(webhook: Webhook) -> Event:
+    """One Linear webhook -> one event."""
+    payload = webhook.json
+    kind = payload.get("type") if isinstance(payload, dict) else None
+    action = payload.get("action") if isinstance(payload, dict) else None
+    if not (isinstance(kind, str) and kind and isinstance(action, str) and action):
+        raise ValueError("a Linear webhook has a type (Issue) and an action (create)")
+    delivery = webhook.header("linear-delivery")
+    return Event(
+        name=f"linear/{snake(kind)}.{snake(action)}",
+        id=f"linear-{delivery}" if delivery else None,
+        ts=_ms(payload.get("createdAt"))
+        or _ms(payload.get("webhookTimestamp"))
+        or webhook.received_at_ms
+        or None,
+        data=payload,
+    )
