@@ -97,3 +97,13 @@ def test_refusals_leak_no_secret() -> None:
     with pytest.raises(VerificationError) as info:
         get_provider("clerk")([SECRET], 300, {}).verify(CLERK, {}, now=NOW)
     assert SECRET not in info.value.reason
+
+
+def test_each_sender_has_its_own_variable_and_the_standard_one_enables_only_standard() -> None:
+    """``STANDARD_WEBHOOKS_SECRET`` alone must not open ``/webhooks/clerk``, ``/webhooks/openai``..."""
+    only_standard = config_from_env({"STANDARD_WEBHOOKS_SECRET": SECRET})
+    assert [source.name for source in only_standard.sources] == ["standard"]
+    for name in ("clerk", "resend", "openai", "replicate"):
+        variable = f"{name.upper()}_WEBHOOK_SECRET"
+        assert get_provider(name).secret_variable() == variable
+        assert [source.name for source in config_from_env({variable: SECRET}).sources] == [name]

@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -140,7 +140,7 @@ class StandardWebhooksProvider(Provider):
     handshake_summary = "none"
     dedup_summary = "`webhook-id` / `svix-id`"
     signs_timestamp = True
-    env_var = "STANDARD_WEBHOOKS_SECRET"
+    env_var: ClassVar[str | None] = "STANDARD_WEBHOOKS_SECRET"
 
     def __init__(
         self,

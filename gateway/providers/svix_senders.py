@@ -16,6 +16,8 @@ from gateway.providers.standard import SECRET_PREFIX, StandardWebhooksProvider, 
 class SvixSender(StandardWebhooksProvider):
     """A sender that signs with Svix: the signing secret must be a ``whsec_`` value."""
 
+    env_var = None  # <NAME>_WEBHOOK_SECRET; STANDARD_WEBHOOKS_SECRET is only for standard
+
     verification = (
         "`svix-signature: v1,<base64>` HMAC-SHA256 of `{svix-id}.{svix-timestamp}.{body}`"
     )
