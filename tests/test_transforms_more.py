@@ -392,3 +392,11 @@ def test_hmac_builtin_reads_the_source_options_from_the_webhook() -> None:
         "typeform/form_response",
         "typeform-01EK4R5PFZZP6C8H14RTP4YW6C",
     )
+
+
+def test_hmac_time_beyond_a_float_falls_back_to_the_receive_time() -> None:
+    """A 400-digit ``ts_path`` integer is no time: the event keeps the receive time."""
+    body = b'{"type": "invoice.paid", "at": 1' + b"0" * 400 + b"}"
+    webhook = Webhook(source="acme", provider="hmac", body=body, received_at=RECEIVED)
+    event = hmac_event(webhook, {"header": "X-Sig", "ts_path": "at"})
+    assert (event.name, event.ts) == ("acme/invoice.paid", RECEIVED_MS)

@@ -76,7 +76,10 @@ def _ms(value: Any) -> int | None:
         if moment.tzinfo is not None:
             ms = int(moment.timestamp() * 1000)
     elif isinstance(value, str | int | float) and not isinstance(value, bool):
-        number = float(value)
+        try:
+            number = float(value)
+        except (OverflowError, ValueError):  # an integer beyond a float, or text that is none
+            return None
         if math.isfinite(number):
             ms = int(number if number >= _MS_THRESHOLD else number * 1000)
     return ms if ms is not None and _MIN_TS_MS <= ms <= _MAX_TS_MS else None
