@@ -16,6 +16,7 @@ from tests.server import run_gateway
 #: source -> (secret, sample, expected event names)
 CASES: dict[str, tuple[str, str, list[str]]] = {
     "twitch": ("s3cRe7-eventsub-0123", "channel.follow", ["twitch/channel.follow"]),
+    "okta": ("okta-hook-9f8e7d6c5b4a", "user.session.start", ["okta/user.session.start"]),
     "x": ("kAcSOqF21Fu85e7zjz7ZN2U4ZRhfV3WpwPAoE3Z7kBw7x9Bbyz", "tweet.create", ["x/tweet.create"]),
 }
 
