@@ -504,8 +504,9 @@ class Receiver:
             "duplicates": result.duplicates,
             "request_id": request_id,
         }
+        reply = source.provider.accepted_reply(webhook)
         return self._done(
-            json_response(200, body),
+            json_response(200, body) if reply is None else reply_response(reply),
             request_id,
             source,
             "accepted",

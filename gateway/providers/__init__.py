@@ -252,6 +252,11 @@ class Provider(ABC):
         """A reply to a verified handshake (a challenge, a ping) that is not a webhook to store."""
         return None
 
+    def accepted_reply(self, webhook: Webhook) -> Reply | None:
+        """The answer to a stored webhook when its sender expects a particular one (Discord's
+        204, a deferred interaction response); ``None`` for the gateway's JSON receipt."""
+        return None
+
     def check_payload(self, webhook: Webhook) -> None:
         """Raise :class:`gateway.webhook.PayloadError` if the body is not of ``body_kind``."""
         if self.body_kind == "json":
