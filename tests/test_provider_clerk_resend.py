@@ -100,7 +100,7 @@ def test_refusals_leak_no_secret() -> None:
 
 
 def test_each_sender_has_its_own_variable_and_the_standard_one_enables_only_standard() -> None:
-    """``STANDARD_WEBHOOKS_SECRET`` alone must not open ``/webhooks/clerk``, ``/webhooks/openai``..."""
+    """``STANDARD_WEBHOOKS_SECRET`` alone must not open ``/webhooks/clerk`` and the others."""
     only_standard = config_from_env({"STANDARD_WEBHOOKS_SECRET": SECRET})
     assert [source.name for source in only_standard.sources] == ["standard"]
     for name in ("clerk", "resend", "openai", "replicate"):
