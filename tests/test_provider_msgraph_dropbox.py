@@ -1,0 +1,174 @@
+"""``msgraph`` (validationToken echo, clientState in each item) and ``dropbox`` (GET challenge,
+``X-Dropbox-Signature``).
+
+Microsoft Graph signs nothing (the ``clientState`` secret travels in the body), so there is no
+library to sign with: the requests are built as
+https://learn.microsoft.com/graph/change-notifications-delivery-webhooks describes them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+import gateway
+from gateway.config import Config, ConsoleConfig, ConsoleToken, OutboxConfig, config_from_env
+from gateway.outbox.sqlite import SQLiteOutbox
+from gateway.providers import (
+    MalformedSignature,
+    MissingSignature,
+    Provider,
+    SignatureMismatch,
+    VerificationError,
+    get_provider,
+)
+from gateway.webhook import Webhook
+from tests.server import run_gateway
+from transforms.msgraph import msgraph as msgraph_transform
+
+SAMPLES = Path(gateway.__file__).parent / "samples"
+GRAPH = (SAMPLES / "msgraph" / "message.created.json").read_bytes()
+CLIENT_STATE = "SecretClientState"  # the sample's clientState, as in Microsoft's example
+NOW = 1_714_557_600
+#: Graph's validation token as its docs and Q&A show it: spaces and colons, URL-encoded
+VALIDATION = "Validation: Testing client application reachability for subscription Request-Id: 522a8e7e-096a-494c-aaf1-ac0dcfca45b7"  # noqa: E501
+
+
+def refused(provider: Provider, body: bytes, headers: dict[str, str] | None = None) -> type:
+    with pytest.raises(VerificationError) as info:
+        provider.verify(body, headers or {}, now=NOW)
+    for secret in provider.secrets:
+        assert secret not in info.value.reason
+    return type(info.value)
+
+
+def handshakes(data_dir: Path, source: str) -> set[tuple[str, int, str]]:
+    """The (reason, status, message) rows the gateway recorded for ``source``."""
+    outbox = SQLiteOutbox.open(str(data_dir), OutboxConfig(), {})
+    try:
+        return {(r.reason, r.status, r.message) for r in outbox.rejections(source=source)}
+    finally:
+        outbox.close()
+
+
+def recording(config: Config) -> Config:
+    """``config`` with the console on, so that refusals and handshakes are recorded."""
+    config.forwarder.enabled = False
+    config.console = ConsoleConfig(
+        enabled=True, port=0, tokens=[ConsoleToken(secret="inline:console-read")]
+    )
+    return config
+
+
+def graph_body(*items: dict[str, Any]) -> bytes:
+    return json.dumps({"value": list(items)}).encode()
+
+
+# -- Microsoft Graph ----------------------------------------------------------------------------
+
+
+def test_msgraph_client_state_checked_in_every_item() -> None:
+    provider = get_provider("msgraph")(["rotated-out", CLIENT_STATE], 300, {})
+    provider.verify(GRAPH, {}, now=NOW)
+    item = json.loads(GRAPH)["value"][0]
+    lifecycle = {"subscriptionId": "7f10", "clientState": CLIENT_STATE,
+                 "lifecycleEvent": "reauthorizationRequired", "tenantId": "84bd"}  # fmt: skip
+    provider.verify(graph_body(item, lifecycle), {}, now=NOW)
+    # the key: another subscription's clientState
+    assert refused(get_provider("msgraph")(["other"], 300, {}), GRAPH) is SignatureMismatch
+    # the "signature": one forged item beside a genuine one refuses the whole request
+    forged = {**item, "clientState": "SecretClientStatf"}
+    assert refused(provider, graph_body(item, forged)) is SignatureMismatch
+    assert refused(provider, graph_body({**item, "clientState": "x" * 300})) is SignatureMismatch
+    missing = {k: v for k, v in item.items() if k != "clientState"}
+    assert refused(provider, graph_body(item, missing)) is MissingSignature
+    assert refused(provider, graph_body({**item, "clientState": 7})) is MissingSignature
+    # the body: nothing to authenticate
+    assert refused(provider, b"not json") is MalformedSignature
+    assert refused(provider, b'{"value": []}') is MalformedSignature
+    assert refused(provider, b'{"value": ["x"]}') is MalformedSignature
+    assert refused(provider, b"[]") is MalformedSignature
+
+
+def test_msgraph_sign_and_secret_format() -> None:
+    provider = get_provider("msgraph")([CLIENT_STATE], 300, {})
+    assert provider.sign(GRAPH) == {"content-type": "application/json"}
+    with pytest.raises(NotImplementedError, match="clientState"):
+        get_provider("msgraph")(["mine"], 300, {}).sign(GRAPH)
+    cls = get_provider("msgraph")
+    assert cls.secret_problem(CLIENT_STATE) is None
+    assert "at most 255" in str(cls.secret_problem("x" * 256))
+
+
+def test_msgraph_one_event_per_item() -> None:
+    webhook = Webhook(source="msgraph", provider="msgraph", body=GRAPH, received_at=NOW)
+    [event] = msgraph_transform(webhook)
+    assert (event.name, event.id, event.ts) == (
+        "msgraph/message.created", "msgraph-lsgTZMr9KwAAA", NOW * 1000
+    )  # fmt: skip
+    assert event.data["resourceData"]["id"] == "AAMkAGUwNjQ4ZjIxAAA="
+    drive = {"subscriptionId": "s-1", "clientState": CLIENT_STATE, "changeType": "updated",
+             "resource": "drives/b!AbC/root", "tenantId": "t"}  # fmt: skip
+    chat = {"subscriptionId": "s-2", "clientState": CLIENT_STATE, "changeType": "created",
+            "resource": "chats('19:abc')/messages('1612289765949')",
+            "resourceData": {"@odata.type": "#microsoft.graph.chatMessage"}}  # fmt: skip
+    events = [{"subscriptionId": "s-3", "clientState": CLIENT_STATE, "changeType": "deleted",
+               "resource": "/me/events/AAkALgAAAAAAHYQDEapmEc2byACqAC"}]  # fmt: skip
+    removed = {"subscriptionId": "s-4", "clientState": CLIENT_STATE,
+               "lifecycleEvent": "subscriptionRemoved"}  # fmt: skip
+    missed = {**removed, "lifecycleEvent": "missed"}
+    reauth = {**removed, "lifecycleEvent": "reauthorizationRequired"}
+    body = graph_body(drive, chat, *events, removed, missed, reauth)
+    out = msgraph_transform(Webhook(source="msgraph", provider="msgraph", body=body))
+    assert [e.name for e in out] == [
+        "msgraph/root.updated",
+        "msgraph/chat_message.created",
+        "msgraph/events.deleted",
+        "msgraph/subscription.removed",
+        "msgraph/subscription.missed",
+        "msgraph/subscription.reauthorization_required",
+    ]
+    # no id from Graph: subscription, change and a digest of the item, stable on a resend
+    assert out[0].id is not None and out[0].id.startswith("msgraph-s-1-updated-")
+    again = msgraph_transform(Webhook(source="msgraph", provider="msgraph", body=body))
+    assert [e.id for e in again] == [e.id for e in out]
+    assert len({e.id for e in out}) == len(out)
+    with pytest.raises(ValueError, match="changeType or a lifecycleEvent"):
+        msgraph_transform(Webhook(source="msgraph", provider="msgraph",
+                                  body=graph_body({"clientState": CLIENT_STATE})))  # fmt: skip
+
+
+def test_msgraph_zero_config_validation_then_notifications(tmp_path: Path) -> None:
+    env = {"MSGRAPH_WEBHOOK_SECRET": f"old-state,{CLIENT_STATE}", "GATEWAY_DATA_DIR": str(tmp_path)}
+    config = recording(config_from_env(env))
+    assert [s.provider for s in config.sources] == ["msgraph"]
+    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+        # Graph URL-encodes the token; the answer is the decoded token as text/plain
+        answer = client.post(
+            "/webhooks/msgraph",
+            params={"validationToken": VALIDATION},
+            headers={"content-type": "text/plain; charset=utf-8"},
+        )
+        assert (answer.status_code, answer.text) == (200, VALIDATION)
+        assert answer.headers["content-type"].startswith("text/plain")
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        evil = client.post("/webhooks/msgraph", params={"validationToken": "<b>\n</b>"})
+        assert evil.status_code == 401 and evil.json()["reason"] == "malformed_signature"
+        empty = client.post("/webhooks/msgraph", params={"validationToken": ""})
+        assert empty.status_code == 401 and empty.json()["reason"] == "missing_signature"
+        posted = client.post("/webhooks/msgraph", content=GRAPH,
+                             headers={"content-type": "application/json"})  # fmt: skip
+        assert (posted.status_code, posted.json()["events"]) == (200, 1)
+        again = client.post("/webhooks/msgraph", content=GRAPH)
+        assert again.json()["duplicates"] == 1
+        forged = GRAPH.replace(CLIENT_STATE.encode(), b"guessed")
+        assert client.post("/webhooks/msgraph", content=forged).status_code == 401
+        metrics = client.get("/metrics").text
+        assert 'handshakes_total{provider="msgraph",source="msgraph"} 1.0' in metrics
+        assert 'events_accepted_total{source="msgraph"} 1.0' in metrics
+    recorded = handshakes(tmp_path, "msgraph")
+    assert ("handshake", 200, "Microsoft Graph subscription validation: token echoed") in recorded
