@@ -1,5 +1,5 @@
 """``msgraph`` (validationToken echo, clientState in each item) and ``dropbox`` (GET challenge,
-``X-Dropbox-Signature``).
+``X-Dropbox-Signature``, checked by Dropbox's documented recipe: see the Dropbox section).
 
 Microsoft Graph signs nothing (the ``clientState`` secret travels in the body), so there is no
 library to sign with: the requests are built as
@@ -8,6 +8,8 @@ https://learn.microsoft.com/graph/change-notifications-delivery-webhooks describ
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from gateway.providers import (
 )
 from gateway.webhook import Webhook
 from tests.server import run_gateway
+from transforms.dropbox import dropbox as dropbox_transform
 from transforms.msgraph import msgraph as msgraph_transform
 
 SAMPLES = Path(gateway.__file__).parent / "samples"
@@ -172,3 +175,74 @@ def test_msgraph_zero_config_validation_then_notifications(tmp_path: Path) -> No
         assert 'events_accepted_total{source="msgraph"} 1.0' in metrics
     recorded = handshakes(tmp_path, "msgraph")
     assert ("handshake", 200, "Microsoft Graph subscription validation: token echoed") in recorded
+
+
+# -- Dropbox ------------------------------------------------------------------------------------
+# Dropbox's Python SDK has no webhook verifier; the recipe is its reference
+# (https://www.dropbox.com/developers/reference/webhooks) and sample app (dropbox/mdwebhook):
+# hmac.new(APP_SECRET, request.data, sha256).hexdigest() == X-Dropbox-Signature.
+
+DROPBOX = (SAMPLES / "dropbox" / "list_folder.changed.json").read_bytes()
+APP_SECRET = "mz8xkq0v1hdj3ps"
+
+
+def dropbox_headers(body: bytes, secret: str = APP_SECRET) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"x-dropbox-signature": digest, "content-type": "application/json"}
+
+
+def test_dropbox_signature_broken_one_way_at_a_time() -> None:
+    provider = get_provider("dropbox")(["old-secret", APP_SECRET], 300, {})
+    provider.verify(DROPBOX, dropbox_headers(DROPBOX))
+    assert get_provider("dropbox")([APP_SECRET]).sign(DROPBOX) == {
+        "x-dropbox-signature": dropbox_headers(DROPBOX)["x-dropbox-signature"]
+    }
+    assert refused(provider, DROPBOX + b"\n", dropbox_headers(DROPBOX)) is SignatureMismatch
+    assert refused(provider, DROPBOX, dropbox_headers(DROPBOX, "other")) is SignatureMismatch
+    zeros = {"x-dropbox-signature": "0" * 64}
+    assert refused(provider, DROPBOX, zeros) is SignatureMismatch  # signature
+    assert refused(provider, DROPBOX, {"x-dropbox-signature": "sha256=ab"}) is MalformedSignature
+    assert refused(provider, DROPBOX, {}) is MissingSignature
+    assert provider.body_dedup()  # no timestamp: body-digest dedup
+    with pytest.raises(ValueError, match="unknown option 'header'"):
+        get_provider("dropbox")([APP_SECRET], 300, {"header": "X-Other"})
+
+
+def test_dropbox_transform() -> None:
+    webhook = Webhook(source="dropbox", provider="dropbox", body=DROPBOX, received_at=NOW)
+    event = dropbox_transform(webhook)
+    assert event.name == "dropbox/list_folder.changed"
+    assert event.id == "dropbox-" + hashlib.sha256(DROPBOX).hexdigest()[:32]
+    assert event.ts == NOW * 1000
+    assert event.data["list_folder"]["accounts"][0] == "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc"
+    legacy = Webhook(source="dropbox", provider="dropbox", body=b'{"delta":{"users":[1]}}')
+    assert dropbox_transform(legacy).name == "dropbox/delta.changed"
+    with pytest.raises(ValueError, match="not a name"):
+        dropbox_transform(Webhook(source="d", provider="dropbox", body=b'{"a b": 1}'))
+
+
+def test_dropbox_zero_config_challenge_then_notifications(tmp_path: Path) -> None:
+    env = {"DROPBOX_WEBHOOK_SECRET": APP_SECRET, "GATEWAY_DATA_DIR": str(tmp_path)}
+    config = recording(config_from_env(env))
+    assert [s.provider for s in config.sources] == ["dropbox"]
+    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+        answer = client.get("/webhooks/dropbox", params={"challenge": "abc123XYZ"})
+        assert (answer.status_code, answer.text) == (200, "abc123XYZ")
+        assert answer.headers["content-type"].startswith("text/plain")
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        evil = client.get("/webhooks/dropbox", params={"challenge": "<script>\n"})
+        assert evil.status_code == 401 and evil.json()["reason"] == "malformed_signature"
+        assert client.get("/webhooks/dropbox").status_code == 401  # no challenge
+        posted = client.post("/webhooks/dropbox", content=DROPBOX, headers=dropbox_headers(DROPBOX))
+        assert (posted.status_code, posted.json()["events"]) == (200, 1)
+        replayed = client.post(
+            "/webhooks/dropbox", content=DROPBOX, headers=dropbox_headers(DROPBOX)
+        )
+        assert replayed.json()["duplicates"] == 1
+        unsigned = client.post("/webhooks/dropbox", content=DROPBOX)
+        assert unsigned.status_code == 401
+        metrics = client.get("/metrics").text
+        assert 'handshakes_total{provider="dropbox",source="dropbox"} 1.0' in metrics
+        assert 'events_accepted_total{source="dropbox"} 1.0' in metrics
+    recorded = handshakes(tmp_path, "dropbox")
+    assert ("handshake", 200, "Dropbox webhook verification: challenge echoed") in recorded
