@@ -18,17 +18,15 @@ import httpx
 import pytest
 
 import gateway
-from gateway.config import Config, ConsoleConfig, ConsoleToken, OutboxConfig, config_from_env
-from gateway.outbox.sqlite import SQLiteOutbox
+from gateway.config import config_from_env
 from gateway.providers import (
     MalformedSignature,
     MissingSignature,
-    Provider,
     SignatureMismatch,
-    VerificationError,
     get_provider,
 )
 from gateway.webhook import Webhook
+from tests.provider_support import handshakes, recording, refused
 from tests.server import run_gateway
 from transforms.dropbox import dropbox as dropbox_transform
 from transforms.msgraph import msgraph as msgraph_transform
@@ -39,32 +37,6 @@ CLIENT_STATE = "SecretClientState"  # the sample's clientState, as in Microsoft'
 NOW = 1_714_557_600
 #: Graph's validation token as its docs and Q&A show it: spaces and colons, URL-encoded
 VALIDATION = "Validation: Testing client application reachability for subscription Request-Id: 522a8e7e-096a-494c-aaf1-ac0dcfca45b7"  # noqa: E501
-
-
-def refused(provider: Provider, body: bytes, headers: dict[str, str] | None = None) -> type:
-    with pytest.raises(VerificationError) as info:
-        provider.verify(body, headers or {}, now=NOW)
-    for secret in provider.secrets:
-        assert secret not in info.value.reason
-    return type(info.value)
-
-
-def handshakes(data_dir: Path, source: str) -> set[tuple[str, int, str]]:
-    """The (reason, status, message) rows the gateway recorded for ``source``."""
-    outbox = SQLiteOutbox.open(str(data_dir), OutboxConfig(), {})
-    try:
-        return {(r.reason, r.status, r.message) for r in outbox.rejections(source=source)}
-    finally:
-        outbox.close()
-
-
-def recording(config: Config) -> Config:
-    """``config`` with the console on, so that refusals and handshakes are recorded."""
-    config.forwarder.enabled = False
-    config.console = ConsoleConfig(
-        enabled=True, port=0, tokens=[ConsoleToken(secret="inline:console-read")]
-    )
-    return config
 
 
 def graph_body(*items: dict[str, Any]) -> bytes:
