@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gateway.config import Config, ConsoleConfig, ConsoleToken, OutboxConfig
@@ -37,3 +38,13 @@ def recording(config: Config) -> Config:
         enabled=True, port=0, tokens=[ConsoleToken(secret="inline:console-read")]
     )
     return config
+
+
+def accepted_once(client: httpx.Client, path: str, body: bytes, headers: dict[str, str]) -> None:
+    """A signed POST is stored as one event; the same body again is a duplicate."""
+    posted = client.post(path, content=body, headers=headers)
+    assert (posted.status_code, posted.json()["events"]) == (200, 1)
+    again = client.post(path, content=body, headers=headers)
+    assert (again.status_code, again.json()["duplicates"]) == (200, 1)
+    source = path.split("?")[0].rsplit("/", 1)[-1]
+    assert f'events_accepted_total{{source="{source}"}} 1.0' in client.get("/metrics").text
