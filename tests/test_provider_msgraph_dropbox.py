@@ -25,7 +25,7 @@ from gateway.providers import (
     SignatureMismatch,
     get_provider,
 )
-from gateway.webhook import Webhook
+from gateway.webhook import PayloadError, Webhook
 from tests.provider_support import accepted_once, handshakes, recording, refused
 from tests.server import run_gateway
 from transforms.dropbox import dropbox as dropbox_transform
@@ -112,6 +112,14 @@ def test_msgraph_one_event_per_item() -> None:
     again = msgraph_transform(Webhook(source="msgraph", provider="msgraph", body=body))
     assert [e.id for e in again] == [e.id for e in out]
     assert len({e.id for e in out}) == len(out)
+    huge = graph_body({**drive, "resourceData": {"size": 123456789012345678901234567890}})
+    [big] = msgraph_transform(Webhook(source="msgraph", provider="msgraph", body=huge))
+    assert big.data["resourceData"]["size"] == 123456789012345678901234567890
+    assert big.id is not None and big.id != out[0].id
+    with pytest.raises(PayloadError, match="no value list"):
+        get_provider("msgraph")([CLIENT_STATE]).check_payload(
+            Webhook(source="msgraph", provider="msgraph", body=b'{"value": 1}')
+        )
     with pytest.raises(ValueError, match="changeType or a lifecycleEvent"):
         msgraph_transform(Webhook(source="msgraph", provider="msgraph",
                                   body=graph_body({"clientState": CLIENT_STATE})))  # fmt: skip
@@ -133,6 +141,8 @@ def test_msgraph_zero_config_validation_then_notifications(tmp_path: Path) -> No
         assert answer.headers["x-content-type-options"] == "nosniff"
         evil = client.post("/webhooks/msgraph", params={"validationToken": "<b>\n</b>"})
         assert evil.status_code == 401 and evil.json()["reason"] == "malformed_signature"
+        get = client.get("/webhooks/msgraph", params={"validationToken": "x"})
+        assert get.status_code == 405  # Graph validates with a POST only
         empty = client.post("/webhooks/msgraph", params={"validationToken": ""})
         assert empty.status_code == 401 and empty.json()["reason"] == "missing_signature"
         accepted_once(client, "/webhooks/msgraph", GRAPH, {"content-type": "application/json"})

@@ -27,8 +27,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-import orjson
-
 from gateway.providers import (
     Inbound,
     MalformedSignature,
@@ -74,7 +72,8 @@ def item_key(item: Mapping[str, Any]) -> str | None:
     if isinstance(ident, str) and ident:
         return ident
     kind = item.get("changeType") or item.get("lifecycleEvent")
-    digest = hashlib.sha256(orjson.dumps(item, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    canonical = json.dumps(item, sort_keys=True, separators=(",", ":"))  # exact big integers
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:32]
     return joined_key(item.get("subscriptionId"), kind, digest)
 
 
@@ -105,7 +104,10 @@ class MicrosoftGraphProvider(Provider):
                 )
 
     def check_payload(self, webhook: Webhook) -> None:
-        notifications(webhook.json)
+        try:
+            notifications(webhook.json)
+        except MalformedSignature as exc:
+            raise PayloadError(exc.reason) from None
 
     def sign(
         self,
