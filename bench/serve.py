@@ -1,10 +1,11 @@
 """Serve a bench ASGI app the way ``webhook-gateway serve`` serves the gateway.
 
-The same uvicorn settings as ``gateway/cli.py`` (one worker, ``loop``/``http`` left on
-``auto`` so uvloop and httptools are used when installed, no access log, no server header, no
-proxy headers). The socket is bound here to port 0 before uvicorn starts, and the port is
-announced on stderr in the same words uvicorn uses, so ``bench/run.py`` finds every server's
-port the same way.
+The same uvicorn settings as ``webhook-gateway serve`` (one worker, ``loop`` left on ``auto``
+so uvloop is used when installed, the gateway's guarded httptools protocol with the default
+``[http]`` limits, no access log, no server header, no proxy headers), so a comparison app pays
+the same HTTP layer as the gateway. The socket is bound here to port 0 before uvicorn starts,
+and the port is announced on stderr in the same words uvicorn uses, so ``bench/run.py`` finds
+every server's port the same way.
 """
 
 from __future__ import annotations
@@ -12,9 +13,23 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+from collections import Counter
 from typing import Any
 
 import uvicorn
+
+from gateway.config import HttpConfig
+from gateway.http_server import server_config
+
+
+class Refusals:
+    """The HTTP layer's refusals by reason (a bench run should see none)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def refused_http(self, reason: str) -> None:
+        self.counts[reason] += 1
 
 
 def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
@@ -32,8 +47,10 @@ def serve(app: Any, host: str, port: int) -> None:
     sock.bind((host, port))
     sock.listen(2048)  # connections queue here until uvicorn takes the socket over
     bound_host, bound_port = sock.getsockname()[:2]
-    config = uvicorn.Config(
+    config = server_config(
         app,
+        HttpConfig(),
+        Refusals(),
         log_config=None,
         access_log=False,
         server_header=False,

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeAlias
 
-from gateway.cli_output import add_output_option
+from gateway.cli_output import COMMAND_FORMATS, add_output_option
 from gateway.commands import (
     check,
     outbox,
@@ -36,7 +36,9 @@ def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def _global_options(parser: argparse.ArgumentParser, *, output: bool) -> None:
+def _global_options(
+    parser: argparse.ArgumentParser, *, output: bool, extra: Sequence[str] = ()
+) -> None:
     """``--config`` (and ``-o`` where a table is printed); suppressed defaults so the value given
     before the subcommand is not overwritten by the subcommand's own default."""
     parser.add_argument(
@@ -46,7 +48,7 @@ def _global_options(parser: argparse.ArgumentParser, *, output: bool) -> None:
         help="TOML config file (default: $GATEWAY_CONFIG, else configured from the environment)",
     )
     if output:
-        add_output_option(parser)
+        add_output_option(parser, extra=extra)
 
 
 def _subcommands(parser: argparse.ArgumentParser, dest: str) -> _Group:
@@ -88,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=_version(), help="print the version")
-    _global_options(parser, output=True)
+    _global_options(parser, output=True, extra=COMMAND_FORMATS)
     sub = _subcommands(parser, "command")
 
     p = _add(
@@ -396,9 +398,18 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     from gateway.plugins import PluginLoadError, TransformError
 
     env = os.environ if environ is None else environ
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "output", None) in COMMAND_FORMATS and args.command != "providers":
+        parser.error(f"-o {args.output} is only an output of 'providers' (choose table or json)")
     try:
-        return COMMANDS[args.command](args, env)
+        status = COMMANDS[args.command](args, env)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return status
+    except BrokenPipeError:
+        # the reader went away (``| head``): end quietly with the status a shell gives SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (ConfigError, PluginLoadError, OutboxUnavailable, EventApiError) as exc:
         print(f"webhook-gateway: error: {exc}", file=sys.stderr)
         return 2

@@ -22,12 +22,22 @@ OUTPUT_FORMATS = ("table", "json")
 Kind = Literal["text", "number", "age", "due", "duration"]
 
 
-def add_output_option(parser: argparse.ArgumentParser, *, suppress: bool = True) -> None:
-    """``-o/--output table|json`` on ``parser``; suppressed defaults let it go anywhere."""
+#: formats only some commands print (``providers -o markdown``): accepted before the command,
+#: refused by :func:`output_format` for the others
+COMMAND_FORMATS = ("markdown",)
+
+
+def add_output_option(
+    parser: argparse.ArgumentParser, *, suppress: bool = True, extra: Sequence[str] = ()
+) -> None:
+    """``-o/--output table|json`` on ``parser``; suppressed defaults let it go anywhere.
+
+    ``extra`` adds formats that only some commands print (the top-level parser takes them, so
+    ``webhook-gateway -o markdown providers`` works as ``providers -o markdown`` does)."""
     parser.add_argument(
         "-o",
         "--output",
-        choices=OUTPUT_FORMATS,
+        choices=(*OUTPUT_FORMATS, *extra),
         default=argparse.SUPPRESS if suppress else "table",
         help="table (aligned columns, relative times; the default) or json (every field, "
         "Unix-time stamps, for scripts)",

@@ -268,10 +268,30 @@ def protocol_class(limits: HttpConfig, counter: RefusalCounter) -> type[GuardedH
     return type("GatewayHttpProtocol", (GuardedHttpProtocol,), attributes)
 
 
+#: connections the console's admin port keeps: a few operators, never the public port's share
+CONSOLE_MAX_CONNECTIONS = 64
+
+
+def console_limits(limits: HttpConfig) -> HttpConfig:
+    """The admin port's limits: the public port's, with a connection cap of its own."""
+    cap = min(limits.max_connections, CONSOLE_MAX_CONNECTIONS)
+    return limits.model_copy(update={"max_connections": cap})
+
+
+class ConsoleRefusals:
+    """Counts the admin port's refusals apart: ``console_<reason>`` in the same metric."""
+
+    def __init__(self, counter: RefusalCounter) -> None:
+        self._counter = counter
+
+    def refused_http(self, reason: str) -> None:
+        self._counter.refused_http(f"console_{reason}")
+
+
 def server_config(
     app: ASGIApp, limits: HttpConfig, counter: RefusalCounter, **kwargs: Any
 ) -> uvicorn.Config:
-    """uvicorn's config for the public port: the guarded protocol, keep-alive from ``limits``."""
+    """uvicorn's config for a port: the guarded protocol, keep-alive from ``limits``."""
     return uvicorn.Config(
         app,
         http=protocol_class(limits, counter),

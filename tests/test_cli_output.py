@@ -193,3 +193,32 @@ def test_errors_name_no_internal_variables() -> None:
         assert "COMMAND" in result.stderr
     help_text = cli("outbox", "--help").stdout
     assert "outbox_cmd" not in help_text and "status" in help_text and "purge" in help_text
+
+
+def test_markdown_output_before_the_command_only_for_providers() -> None:
+    before = cli("-o", "markdown", "providers")
+    after = cli("providers", "-o", "markdown")
+    assert before.returncode == after.returncode == 0, before.stderr
+    assert before.stdout == after.stdout
+    assert before.stdout.startswith("| provider | zero-config variable |")
+    refused = cli("-o", "markdown", "outbox", "status")
+    assert refused.returncode == 2
+    assert "-o markdown is only an output of 'providers'" in refused.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    """``webhook-gateway providers | head -1``: the closed pipe ends the command quietly."""
+    import subprocess
+    import sys
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "gateway", "providers", "-o", "markdown"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # the reader is gone before the first line is written
+        stderr = proc.stderr.read().decode()
+        proc.wait(timeout=60)
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert proc.returncode == 141  # 128 + SIGPIPE, as a shell reports a piped command

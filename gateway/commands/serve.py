@@ -21,7 +21,13 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     import uvicorn
 
     from gateway.app import build_gateway, create_app
-    from gateway.http_server import connection_cap, raise_fd_limit, server_config
+    from gateway.http_server import (
+        ConsoleRefusals,
+        connection_cap,
+        console_limits,
+        raise_fd_limit,
+        server_config,
+    )
     from gateway.logs import configure_logging
 
     config = load(args, environ)
@@ -62,8 +68,10 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
 
     console = config.console
     sock = _bind(console.host, console.port)
-    admin = uvicorn.Config(
+    admin = server_config(
         create_console_app(gateway),
+        console_limits(config.http),
+        ConsoleRefusals(gateway.metrics),
         lifespan="off",
         log_config=None,
         access_log=False,

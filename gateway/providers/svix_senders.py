@@ -1,9 +1,10 @@
-"""Senders built on Svix (Standard Webhooks): ``clerk`` and ``resend``, one class each.
+"""Senders that sign as Standard Webhooks: ``clerk``, ``resend`` (through Svix), ``openai`` and
+``replicate`` (``webhook-*`` headers), one class each.
 
 Each is the ``standard`` verifier (``svix-*`` or ``webhook-*`` headers, ``v1`` HMAC-SHA256 with
 the base64 key of a ``whsec_`` secret, timestamp window both ways) under its own name, so that
-``CLERK_WEBHOOK_SECRET`` / ``RESEND_WEBHOOK_SECRET`` enable ``/webhooks/clerk`` and
-``/webhooks/resend`` and events are named ``clerk/...`` and ``resend/...``.
+``CLERK_WEBHOOK_SECRET``, ``OPENAI_WEBHOOK_SECRET``, ... enable ``/webhooks/clerk``,
+``/webhooks/openai``, ... and events are named ``clerk/...``, ``openai/...``.
 """
 
 from __future__ import annotations
@@ -45,3 +46,26 @@ class ResendProvider(SvixSender):
     """Resend (Webhooks → the endpoint's signing secret)."""
 
     name = "resend"
+
+
+class StandardSender(SvixSender):
+    """A sender that signs with the spec's own ``webhook-*`` header names."""
+
+    verification = (
+        "`webhook-signature: v1,<base64>` HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}`"
+    )
+    dedup_summary = "`webhook-id` (the message id, kept on retries)"
+
+
+@register_provider
+class OpenAIProvider(StandardSender):
+    """OpenAI (platform settings → Webhooks → the endpoint's signing secret)."""
+
+    name = "openai"
+
+
+@register_provider
+class ReplicateProvider(StandardSender):
+    """Replicate (the account's secret from ``GET /v1/webhooks/default/secret``)."""
+
+    name = "replicate"
