@@ -1,9 +1,10 @@
 """``notion`` (the unsigned verification_token handshake, ``X-Notion-Signature``) and ``trello``
 (HEAD check, ``X-Trello-Webhook`` over the body and the callback URL).
 
-Neither publishes a verifier on PyPI (Notion's official SDK is JavaScript and has none; Trello
-has no official Python SDK): requests are signed as the providers' docs compute them, with the
-doc URL beside each recipe.
+Notion requests are signed, and the gateway's signatures checked, with Notion's own SDK
+(``@notionhq/client``: ``signWebhookPayload`` / ``verifyWebhookSignature``, run through
+tests/npm_sdk.py). Trello has no official SDK with a verifier: its requests are signed as
+Trello's guide computes them (URL beside the recipe).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -30,6 +32,7 @@ from gateway.providers import (
 )
 from gateway.webhook import Webhook
 from tests.eventapi_standin import event_api
+from tests.npm_sdk import run_node
 from tests.provider_support import accepted_once, handshakes, recording, refused
 from tests.server import run_gateway
 from transforms.notion import notion as notion_transform
@@ -41,25 +44,66 @@ NOW = 1_714_557_600
 
 # -- Notion -------------------------------------------------------------------------------------
 # https://developers.notion.com/reference/webhooks: "X-Notion-Signature: sha256=" + hex
-# HMAC-SHA256 of the request body keyed by the subscription's verification_token.
+# HMAC-SHA256 of the request body keyed by the subscription's verification_token; signed here
+# by the SDK's signWebhookPayload.
 
 NOTION = (SAMPLES / "notion" / "page.created.json").read_bytes()
 TOKEN = "secret_tMrlL1qK5vuQAh1b6cZGhFChZTSYJlce98V0pYn7yBl"  # the docs' example token
 
 
+NOTION_SDK = """
+import { signWebhookPayload, verifyWebhookSignature } from "@notionhq/client";
+async function main({ sign, verify }) {
+  const signed = [];
+  for (const { body, token } of sign) {
+    const raw = Buffer.from(body, "base64");
+    signed.push(await signWebhookPayload({ body: raw, verificationToken: token }));
+  }
+  const verified = [];
+  for (const { body, token, signature } of verify) {
+    verified.push(await verifyWebhookSignature({
+      body: Buffer.from(body, "base64"), signature, verificationToken: token }));
+  }
+  return { signed, verified };
+}
+"""
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def notion_sdk(
+    sign: Sequence[tuple[bytes, str]], verify: Sequence[tuple[bytes, str, str]] = ()
+) -> tuple[list[str], list[bool]]:
+    """Signatures by ``signWebhookPayload`` and verdicts of ``verifyWebhookSignature``."""
+    out = run_node(NOTION_SDK, {
+        "sign": [{"body": b64(body), "token": token} for body, token in sign],
+        "verify": [{"body": b64(b), "token": t, "signature": s} for b, t, s in verify],
+    })  # fmt: skip
+    return out["signed"], out["verified"]
+
+
 def notion_headers(body: bytes, token: str = TOKEN) -> dict[str, str]:
-    digest = hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
-    return {"x-notion-signature": f"sha256={digest}", "content-type": "application/json"}
+    """The headers Notion sends, signed by Notion's SDK."""
+    [signature], _ = notion_sdk([(body, token)])
+    return {"x-notion-signature": signature, "content-type": "application/json"}
 
 
 def test_notion_signature_broken_one_way_at_a_time() -> None:
     provider = get_provider("notion")(["secret_old", TOKEN], 300, {})
-    provider.verify(NOTION, notion_headers(NOTION))
-    assert get_provider("notion")([TOKEN]).sign(NOTION) == {
-        "x-notion-signature": notion_headers(NOTION)["x-notion-signature"]
-    }
-    assert refused(provider, NOTION + b" ", notion_headers(NOTION)) is SignatureMismatch  # body
-    assert refused(provider, NOTION, notion_headers(NOTION, "secret_x")) is SignatureMismatch
+    unicode_body = NOTION.replace(b"Quantify Labs", "Café ☕ Labs".encode())
+    (good, unicode_sig, other_key), _ = notion_sdk(
+        [(NOTION, TOKEN), (unicode_body, TOKEN), (NOTION, "secret_x")]
+    )
+    provider.verify(NOTION, {"x-notion-signature": good})
+    provider.verify(unicode_body, {"x-notion-signature": unicode_sig})
+    # the gateway's own signature passes Notion's verifier (and a tampered body does not)
+    mine = get_provider("notion")([TOKEN]).sign(NOTION)["x-notion-signature"]
+    _, verdicts = notion_sdk([], [(NOTION, TOKEN, mine), (NOTION + b" ", TOKEN, mine)])
+    assert (mine, verdicts) == (good, [True, False])
+    assert refused(provider, NOTION + b" ", {"x-notion-signature": good}) is SignatureMismatch
+    assert refused(provider, NOTION, {"x-notion-signature": other_key}) is SignatureMismatch
     zeros = {"x-notion-signature": "sha256=" + "0" * 64}
     assert refused(provider, NOTION, zeros) is SignatureMismatch  # signature
     assert refused(provider, NOTION, {"x-notion-signature": "md5=ab"}) is MalformedSignature
