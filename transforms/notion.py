@@ -12,25 +12,21 @@ transform.
 
 from __future__ import annotations
 
-import re
-
 from gateway import Event, Webhook, transform
+from transforms._naming import dotted
 from transforms.hmac import _ms
-from transforms.hubspot import snake
-
-_TYPE = re.compile(r"[A-Za-z_]+(\.[A-Za-z_]+)+")
 
 
 @transform("notion")
 def notion(webhook: Webhook) -> Event:
     """One Notion event -> one event."""
     payload = webhook.json
-    kind = payload.get("type") if isinstance(payload, dict) else None
-    if not isinstance(kind, str) or not _TYPE.fullmatch(kind):
+    name = dotted(payload.get("type")) if isinstance(payload, dict) else None
+    if name is None:
         raise ValueError("a Notion event has a type like page.created")
     ident = payload.get("id")
     return Event(
-        name="notion/" + snake(kind),
+        name="notion/" + name,
         id=f"notion-{ident}" if isinstance(ident, str) and ident else None,
         ts=_ms(payload.get("timestamp")) or webhook.received_at_ms or None,
         data=payload,
