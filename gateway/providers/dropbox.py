@@ -1,0 +1,44 @@
+"""Dropbox: the GET ``challenge`` and ``X-Dropbox-Signature``; built on the generic HMAC pieces.
+
+As Dropbox's webhook reference (dropbox.com/developers/reference/webhooks) and its sample app
+(dropbox/mdwebhook) describe them:
+
+- Adding the webhook URI in the App Console, Dropbox sends ``GET ?challenge=<random string>``
+  and expects it echoed within ten seconds, with ``Content-Type: text/plain`` and
+  ``X-Content-Type-Options: nosniff`` (Dropbox's guard against reflected XSS). It carries no
+  secret: any caller gets its (printable ASCII, bounded) challenge echoed, nothing else.
+- Each notification is signed ``X-Dropbox-Signature: <hex>``, HMAC-SHA256 of the raw body with
+  the **app secret** (``DROPBOX_WEBHOOK_SECRET``).
+- The body only lists the accounts whose files changed (``{"list_folder": {"accounts": [...]},
+  "delta": {"users": [...]}}``): no event id, no timestamp. Replays are bounded by the
+  body-digest dedup.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from gateway.providers import Inbound, Reply, echo_value, register_provider
+from gateway.providers.generic_hmac import HmacProvider
+from gateway.providers.msgraph import nosniff_text
+
+
+@register_provider
+class DropboxProvider(HmacProvider):
+    """Dropbox (user and team) file-change notifications."""
+
+    name = "dropbox"
+    body_kind = "json"
+    env_var = None
+    verification = "`X-Dropbox-Signature: <hex>` HMAC-SHA256 of the body (app secret)"
+    handshake_summary = "GET `challenge` echoed as text/plain with `nosniff`"
+    dedup_summary = "none (no event id)"
+    handshake_methods = frozenset({"GET"})
+    preset: ClassVar[dict[str, Any]] = {"header": "X-Dropbox-Signature"}
+    user_options = ()
+
+    def challenge(self, request: Inbound, *, now: float | None = None) -> Reply | None:
+        if request.method != "GET":
+            return super().challenge(request, now=now)
+        value = echo_value(request.query.get("challenge"), "challenge")
+        return nosniff_text(value, "Dropbox webhook verification: challenge echoed")
