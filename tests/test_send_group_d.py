@@ -15,6 +15,11 @@ from tests.server import run_gateway
 
 #: provider -> (sample, event name, zero-config variables)
 SENDS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "paddle": (
+        "transaction.completed",
+        "paddle/transaction.completed",
+        {"PADDLE_WEBHOOK_SECRET": "pdl_ntfset_01hxa3kqn1z8w6v4t2r0p8n6m4_h7Kq2vXz9PbWm4Ry8TcN3sLd"},
+    ),
     "workos": (
         "dsync.user.created",
         "workos/dsync.user.created",
