@@ -20,6 +20,14 @@ SENDS: dict[str, tuple[str, str, dict[str, str]]] = {
         "paddle/transaction.completed",
         {"PADDLE_WEBHOOK_SECRET": "pdl_ntfset_01hxa3kqn1z8w6v4t2r0p8n6m4_h7Kq2vXz9PbWm4Ry8TcN3sLd"},
     ),
+    "square": (
+        "payment.created",
+        "square/payment.created",
+        {  # the URL signed is the configured public one, not the gateway's loopback address
+            "SQUARE_WEBHOOK_SECRET": "Ibxx_5AKakO-3qeNVR61Dw",
+            "SQUARE_WEBHOOK_URL": "https://hooks.example.com/webhooks/square",
+        },
+    ),
     "workos": (
         "dsync.user.created",
         "workos/dsync.user.created",
