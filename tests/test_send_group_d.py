@@ -15,6 +15,11 @@ from tests.server import run_gateway
 
 #: provider -> (sample, event name, zero-config variables)
 SENDS: dict[str, tuple[str, str, dict[str, str]]] = {
+    "calendly": (
+        "invitee.created",
+        "calendly/invitee.created",
+        {"CALENDLY_WEBHOOK_SECRET": "3b4f9c1e7a2d8f60b5c4e3d2a1f0e9d8"},
+    ),
     "paddle": (
         "transaction.completed",
         "paddle/transaction.completed",
