@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from pathlib import Path
+
+import pytest
 
 from gateway.commands.send import read_sample
 from gateway.providers import (
@@ -20,7 +23,7 @@ from gateway.providers import (
     get_provider,
 )
 from gateway.webhook import Webhook
-from tests.provider_cases import refused, zero_config_round_trip
+from tests.provider_checks import refused, zero_config_round_trip
 from transforms.calendly import calendly as calendly_transform
 
 BODY = read_sample("calendly", "invitee.created")
@@ -94,8 +97,10 @@ def test_transform_and_dedup_id() -> None:
     assert get_provider("calendly").secret_problem(KEY) is None
 
 
-def test_zero_config_over_a_real_socket(tmp_path: Path) -> None:
-    variables = {"CALENDLY_WEBHOOK_SECRET": KEY}
-    zero_config_round_trip(
-        tmp_path, "calendly", variables, BODY, lambda now: calendly_header(BODY, now)
-    )
+def test_zero_config_and_send_over_a_real_socket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # another event of the invitee than the sample's, so that sending the sample is not a duplicate
+    canceled = BODY.replace(b'"event": "invitee.created"', b'"event": "invitee.canceled"')
+    headers = calendly_header(canceled, int(time.time()))
+    zero_config_round_trip(tmp_path, capsys, "calendly", KEY, canceled, headers, "invitee.created")

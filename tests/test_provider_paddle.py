@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 from paddle_billing.Entities.Notifications import NotificationEvent
 from paddle_billing.Notifications import PaddleSignature, Secret, Verifier
 
@@ -24,7 +25,7 @@ from gateway.providers import (
     get_provider,
 )
 from gateway.webhook import Webhook
-from tests.provider_cases import refused, zero_config_round_trip
+from tests.provider_checks import refused, zero_config_round_trip
 from transforms.paddle import paddle as paddle_transform
 
 BODY = read_sample("paddle", "transaction.completed")
@@ -142,8 +143,10 @@ def test_transform() -> None:
     assert event.data["data"]["status"] == "completed"
 
 
-def test_zero_config_over_a_real_socket(tmp_path: Path) -> None:
-    variables = {"PADDLE_WEBHOOK_SECRET": SECRET}
+def test_zero_config_and_send_over_a_real_socket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    headers = paddle_header(BODY, int(time.time()))
     zero_config_round_trip(
-        tmp_path, "paddle", variables, BODY, lambda now: paddle_header(BODY, now)
+        tmp_path, capsys, "paddle", SECRET, BODY, headers, "transaction.completed"
     )

@@ -11,11 +11,14 @@ import hmac
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 from square.types.payment_created_event import PaymentCreatedEvent
 from square.utils.webhooks_helper import verify_signature
 
+from gateway.cli import main
 from gateway.commands.send import read_sample
+from gateway.config import config_from_env
 from gateway.providers import (
     MalformedSignature,
     MissingSignature,
@@ -24,7 +27,8 @@ from gateway.providers import (
     get_provider,
 )
 from gateway.webhook import PayloadError, Webhook
-from tests.provider_cases import refused, zero_config_round_trip
+from tests.provider_checks import refused
+from tests.server import run_gateway
 from transforms.square import square as square_transform
 
 BODY = read_sample("square", "payment.created")
@@ -114,6 +118,26 @@ def test_transform() -> None:
         provider().check_payload(Webhook(source="square", provider="square", body=b"[]"))
 
 
-def test_zero_config_over_a_real_socket(tmp_path: Path) -> None:
-    variables = {"SQUARE_WEBHOOK_SECRET": KEY, "SQUARE_WEBHOOK_URL": URL}
-    zero_config_round_trip(tmp_path, "square", variables, BODY, lambda _: square_header(BODY))
+def test_zero_config_and_send_over_a_real_socket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both variables enable the route; the URL signed is the configured public one, not the
+    loopback address the requests really go to."""
+    env = {
+        "SQUARE_WEBHOOK_SECRET": KEY,
+        "SQUARE_WEBHOOK_URL": URL,
+        "GATEWAY_DATA_DIR": str(tmp_path),
+    }
+    config = config_from_env(env)
+    config.forwarder.enabled = False
+    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+        first = client.post("/webhooks/square", content=BODY, headers=square_header(BODY))
+        assert (first.status_code, first.json()["events"]) == (200, 1), first.text
+        again = client.post("/webhooks/square", content=BODY, headers=square_header(BODY))
+        assert again.json()["duplicates"] == 1
+        assert client.post("/webhooks/square", content=BODY).status_code == 401
+        wrong_url = square_header(BODY, url=gw.url + "/webhooks/square")
+        assert client.post("/webhooks/square", content=BODY, headers=wrong_url).status_code == 401
+        assert main(["send", "square", "--sample", "payment.created", "--url", gw.url], env) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[1] == "200 OK: accepted: 1 event(s) stored, 0 duplicate(s) skipped"

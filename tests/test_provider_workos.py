@@ -25,7 +25,7 @@ from gateway.providers import (
     get_provider,
 )
 from gateway.webhook import Webhook
-from tests.provider_cases import refused, zero_config_round_trip
+from tests.provider_checks import refused, zero_config_round_trip
 from transforms.workos import workos as workos_transform
 
 BODY = read_sample("workos", "dsync.user.created")
@@ -109,8 +109,8 @@ def test_transform() -> None:
     assert event.data["data"]["email"] == "marcelina@example.com"
 
 
-def test_zero_config_over_a_real_socket(tmp_path: Path) -> None:
-    variables = {"WORKOS_WEBHOOK_SECRET": SECRET}
-    zero_config_round_trip(
-        tmp_path, "workos", variables, BODY, lambda now: workos_header(BODY, now * 1000)
-    )
+def test_zero_config_and_send_over_a_real_socket(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    headers = workos_header(BODY, int(time.time()) * 1000)
+    zero_config_round_trip(tmp_path, capsys, "workos", SECRET, BODY, headers, "dsync.user.created")
