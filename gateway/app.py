@@ -119,7 +119,10 @@ def build_provider(
         if isinstance(options.get(key), str):
             option_secrets.append(options[key])
     try:
-        provider = provider_cls(resolved, sc.tolerance, options)
+        tolerance = (
+            sc.tolerance if "tolerance" in sc.model_fields_set else provider_cls.default_tolerance
+        )
+        provider = provider_cls(resolved, tolerance, options)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return provider, [*resolved, *option_secrets]

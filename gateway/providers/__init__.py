@@ -174,6 +174,9 @@ class Provider(ABC):
     env_options: ClassVar[Mapping[str, str]] = {}
     #: options holding secrets: may be secret references (``env:NAME``), redacted from logs
     secret_options: ClassVar[tuple[str, ...]] = ()
+    #: the replay window (seconds) of a source that sets no ``tolerance``: the sender's own
+    #: documented window (Paddle's SDK 5 s, Twitch 10 minutes, most senders 5 minutes)
+    default_tolerance: ClassVar[int] = DEFAULT_TOLERANCE
     #: methods besides POST and HEAD the receive route accepts for this provider's handshakes
     handshake_methods: ClassVar[frozenset[str]] = frozenset()
 

@@ -2,11 +2,12 @@
 preset of the generic HMAC pieces.
 
 Calendly publishes no verifier library; its webhook-signatures guide computes the digest with the
-**webhook signing key** (chosen when the subscription is created with a personal access token,
-or generated for an OAuth app) used as text, ``t`` in Unix seconds, and refuses signatures older
-than three minutes. The gateway checks the source's ``tolerance`` (default 300 s) in both
-directions. Calendly sends no event id: the dedup id is the ``event`` with the ``payload.uri`` of
-the invitee (or no-show, routing form submission) it is about, which retries keep.
+**webhook signing key** (chosen when the subscription is created with a personal access token, or
+generated for an OAuth app) used as text, ``t`` in Unix seconds, and refuses signatures older than
+three minutes: the provider's ``default_tolerance`` is 180 s (a source's own ``tolerance`` wins),
+checked in both directions. Calendly sends no event id: the dedup id is the ``event`` with the
+``payload.uri`` of the invitee (or no-show, routing form submission) it is about, which retries
+keep.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class CalendlyProvider(HmacProvider):
     """Calendly webhook subscriptions (API v2)."""
 
     name = "calendly"
+    default_tolerance = 180
     body_kind = "json"
     env_var = None
     signs_timestamp = True

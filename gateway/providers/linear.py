@@ -35,6 +35,7 @@ class LinearProvider(HmacProvider):
     """Linear workspace and OAuth app webhooks."""
 
     name = "linear"
+    default_tolerance = WINDOW
     body_kind = "json"
     env_var = None
     signs_timestamp = True

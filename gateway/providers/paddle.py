@@ -1,13 +1,14 @@
 """Paddle Billing: ``Paddle-Signature: ts=<unix>;h1=<hex>``, HMAC-SHA256 of ``{ts}:{body}``; a
 preset of the generic HMAC pieces.
 
-As ``paddle_billing.Notifications`` in ``paddle-python-sdk`` (``Verifier``/``PaddleSignature``;
-the tests check the gateway's signatures with it and verify its published vector): the key is the
-notification destination's **endpoint secret key** (``pdl_ntfset_...``) used as text; ``ts`` is
-Unix seconds; a header may carry several ``h1`` (any may match any configured key). The SDK
-allows 5 s of drift in both directions; the gateway checks the source's ``tolerance`` (default
-300 s) in both directions. Dedup by ``event_id`` (kept on retries; ``notification_id`` names one
-delivery). Paddle Classic (an RSA ``p_signature`` in a form body) is not this provider.
+As ``paddle_billing.Notifications`` in ``paddle-python-sdk`` (``Verifier``/``PaddleSignature``; the
+tests check the gateway's signatures with it and verify its published vector): the key is the
+notification destination's **endpoint secret key** (``pdl_ntfset_...``) used as text; ``ts`` is Unix
+seconds; a header may carry several ``h1`` (any may match any configured key). The SDK allows 5 s of
+drift in both directions, the provider's ``default_tolerance`` (a source's own ``tolerance`` wins,
+for a receiver whose clock cannot be kept that close). Dedup by ``event_id`` (kept on retries;
+``notification_id`` names one delivery). Paddle Classic (an RSA ``p_signature`` in a form body) is
+not this provider.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class PaddleProvider(HmacProvider):
     """Paddle Billing notifications (webhooks)."""
 
     name = "paddle"
+    default_tolerance = 5
     body_kind = "json"
     env_var = None
     signs_timestamp = True

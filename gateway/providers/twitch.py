@@ -4,7 +4,7 @@ The signature is the HMAC-SHA256, keyed with the subscription's ``secret``
 (``TWITCH_WEBHOOK_SECRET``), of ``Twitch-Eventsub-Message-Id`` + ``-Message-Timestamp`` (RFC3339
 with nanoseconds) + the raw body; built on the generic HMAC pieces. The timestamp is checked in
 both directions; Twitch's docs ask receivers to refuse messages older than 10 minutes, so the
-source's default tolerance (300) becomes 600 here (any other configured value is kept).
+provider's ``default_tolerance`` is 600 (a source's own ``tolerance`` wins).
 
 ``Twitch-Eventsub-Message-Type`` says what a verified message is:
 
@@ -20,12 +20,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import uuid
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from gateway.providers import (
-    DEFAULT_TOLERANCE,
     Reply,
     echo_value,
     register_provider,
@@ -55,6 +53,7 @@ class TwitchProvider(HmacProvider):
     """Twitch EventSub webhook callbacks."""
 
     name = "twitch"
+    default_tolerance = TWITCH_TOLERANCE
     body_kind = "json"
     env_var = None
     signs_timestamp = True
@@ -73,16 +72,6 @@ class TwitchProvider(HmacProvider):
         "id_header": ID_HEADER,
     }
     user_options = ()
-
-    def __init__(
-        self,
-        secrets: Sequence[str],
-        tolerance: int | None = DEFAULT_TOLERANCE,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        if tolerance == DEFAULT_TOLERANCE:
-            tolerance = TWITCH_TOLERANCE
-        super().__init__(secrets, tolerance, options)
 
     @classmethod
     def secret_problem(cls, secret: str) -> str | None:

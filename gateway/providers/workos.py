@@ -2,10 +2,11 @@
 generic HMAC pieces.
 
 As ``workos.webhooks`` in the ``workos`` SDK (the tests verify the gateway's signatures with it):
-the key is the endpoint's **secret** as shown in the WorkOS dashboard, used as text; ``t`` is
-Unix **milliseconds**; the pairs are joined by ``", "`` (the SDK splits on exactly that). The SDK
-allows 180 s of skew in both directions; the gateway checks the source's ``tolerance`` (default
-300 s) in both directions. Dedup by the event's ``id`` (``event_...``), kept on retries.
+the key is the endpoint's **secret** as shown in the WorkOS dashboard, used as text; ``t`` is Unix
+**milliseconds**; the pairs are joined by ``", "`` (the SDK splits on exactly that). The SDK allows
+180 s of skew in both directions, the provider's ``default_tolerance`` (a source's own ``tolerance``
+wins); the gateway checks it in both directions. Dedup by the event's ``id`` (``event_...``), kept
+on retries.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class WorkOSProvider(HmacProvider):
     """WorkOS webhooks (events: Directory Sync, SSO, AuthKit, ...)."""
 
     name = "workos"
+    default_tolerance = 180
     body_kind = "json"
     env_var = None
     signs_timestamp = True
