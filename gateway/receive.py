@@ -72,6 +72,15 @@ def body_key(webhook: Webhook) -> str:
     return f"body:{webhook.source}:{hashlib.sha256(webhook.body).hexdigest()}"
 
 
+def dedup_key(webhook: Webhook, provider: Provider) -> str | None:
+    """The key that makes a whole request a duplicate: its body digest when no signed timestamp
+    bounds replays, else the provider's single-use replay key (per source), if it has one."""
+    if provider.body_dedup():
+        return body_key(webhook)
+    replay = provider.replay_key(webhook)
+    return f"replay:{webhook.source}:{replay}" if replay else None
+
+
 class BodyTooLarge(Exception):
     """The body is larger than the source's limit."""
 
@@ -480,7 +489,7 @@ class Receiver:
                 outcome.payloads,
                 [e.id for e in outcome.events],
                 [e.name for e in outcome.events],
-                body_key=body_key(webhook) if source.provider.body_dedup() else None,
+                body_key=dedup_key(webhook, source.provider),
             )
         except OutboxUnavailable as exc:
             return self._reject(

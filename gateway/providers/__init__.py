@@ -238,6 +238,11 @@ class Provider(ABC):
             f"{self.name}: the gateway cannot sign requests for this provider"
         )
 
+    def sign_body(self, body: bytes, *, timestamp: int | None = None) -> bytes:
+        """``body`` as the sender sends it signed, for schemes that sign inside the body
+        (Mailgun); :meth:`sign` then adds the headers. Unchanged by default."""
+        return body
+
     def event_headers(self, event: str) -> dict[str, str]:
         """Headers besides the signature that name ``event`` (and a fresh delivery id) as the
         sender sends them, for ``webhook-gateway send``; ``{}`` when the body names it."""
@@ -265,6 +270,12 @@ class Provider(ABC):
 
     def delivery_id(self, webhook: Webhook) -> str | None:
         """The sender's id for this delivery or event (for logs and dedup), if it has one."""
+        return None
+
+    def replay_key(self, webhook: Webhook) -> str | None:
+        """A single-use value of a verified request (Mailgun's signed ``token``): a second
+        request with it is a replay, whatever its events. ``None`` when the scheme has none;
+        used only when :meth:`body_dedup` is off (a signed timestamp bounds its lifetime)."""
         return None
 
 

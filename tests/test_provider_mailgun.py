@@ -1,0 +1,122 @@
+"""``mailgun``: the signature inside the body, checked against the official SDK's
+``mailgun.security.SecurityGuard.verify_webhook`` (``mailgun`` on PyPI); the single-use token."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from mailgun.security import SecurityGuard
+
+import gateway
+from gateway.config import config_from_env
+from gateway.providers import (
+    MalformedSignature,
+    MissingSignature,
+    SignatureMismatch,
+    TimestampOutOfTolerance,
+    VerificationError,
+    get_provider,
+)
+from gateway.providers.mailgun import mailgun_hmac
+from gateway.webhook import Webhook
+from tests.server import run_gateway
+from transforms.mailgun import mailgun as mailgun_transform
+
+SAMPLE = json.loads(
+    (Path(gateway.__file__).parent / "samples" / "mailgun" / "delivered.json").read_bytes()
+)
+KEY = "3c4a2d9b7e1f0a8c6d5b4e3f2a1c0d9e-8b7a6c5d-4e3f2a1b"
+TOKEN = "a8ce0edb2dd8301dee6c2405235584e45aa91d1e9f979f3de0"
+NOW = 1_714_557_600
+
+
+def signed(ts: int = NOW, token: str = TOKEN, key: str = KEY, **changes: object) -> bytes:
+    """The sample signed as Mailgun's guide says: hex HMAC-SHA256 of timestamp + token."""
+    block = {"token": token, "timestamp": str(ts), "signature": mailgun_hmac(key, str(ts), token)}
+    return json.dumps({**SAMPLE, "signature": {**block, **changes}}).encode()
+
+
+def refused(body: bytes, now: float = NOW, key: str = KEY) -> type:
+    with pytest.raises(VerificationError) as info:
+        get_provider("mailgun")([key], 300, {}).verify(body, {}, now=now)
+    assert key not in info.value.reason
+    return type(info.value)
+
+
+def test_the_sdk_accepts_what_the_gateway_accepts() -> None:
+    provider = get_provider("mailgun")(["old-key", KEY], 300, {})
+    body = signed()
+    provider.verify(body, {}, now=NOW)
+    block = json.loads(body)["signature"]
+    assert SecurityGuard.verify_webhook(
+        KEY, block["token"], block["timestamp"], block["signature"], max_age_seconds=0
+    )
+    resigned = json.loads(get_provider("mailgun")([KEY], 300, {}).sign_body(body))
+    fresh = resigned["signature"]
+    assert fresh["token"] != TOKEN and len(fresh["token"]) == 50
+    assert SecurityGuard.verify_webhook(KEY, fresh["token"], fresh["timestamp"], fresh["signature"])
+    assert resigned["event-data"] == SAMPLE["event-data"]
+    assert provider.sign(body) == {}  # nothing travels in headers
+
+
+def test_broken_one_way_at_a_time() -> None:
+    good = json.loads(signed())["signature"]
+    assert refused(signed(token=TOKEN[:-1] + "1", signature=good["signature"])) is SignatureMismatch
+    assert refused(signed(ts=NOW + 1, signature=good["signature"])) is SignatureMismatch
+    assert refused(signed(signature="0" * 64)) is SignatureMismatch
+    assert refused(signed(), key="another-key") is SignatureMismatch
+    for skew in (-301, 301):
+        assert refused(signed(), now=NOW + skew) is TimestampOutOfTolerance
+    assert refused(signed(signature="zz")) is MalformedSignature
+    assert refused(signed(timestamp="soon")) is MalformedSignature
+    assert refused(signed(token="t" * 257)) is MalformedSignature
+    assert refused(json.dumps(SAMPLE["event-data"]).encode()) is MissingSignature
+    assert refused(b"timestamp=1&token=t&signature=s") is MissingSignature  # legacy form posts
+    assert refused(signed(token="")) is MissingSignature
+
+
+def test_a_subaccounts_parent_signature_matches_the_primary_key() -> None:
+    parent = mailgun_hmac("primary-key", str(NOW), TOKEN)
+    body = signed(key="subaccount-key", **{"parent-signature": parent})
+    get_provider("mailgun")(["primary-key"], 300, {}).verify(body, {}, now=NOW)
+    assert refused(body) is SignatureMismatch
+
+
+def test_transform() -> None:
+    event = mailgun_transform(Webhook(source="mailgun", provider="mailgun", body=signed()))
+    assert event.name == "mailgun/message.delivered"
+    assert event.id == "mailgun-CPgfbmQMTCKtHW6uIWtuVe"
+    assert event.ts == 1714557600329
+    assert event.data == SAMPLE["event-data"]
+    failed = {**SAMPLE, "event-data": {**SAMPLE["event-data"], "event": "failed", "id": "x"}}
+    body = json.dumps(failed).encode()
+    assert mailgun_transform(Webhook(source="m", provider="mailgun", body=body)).name == (
+        "mailgun/message.failed"
+    )
+
+
+def test_zero_config_and_a_replayed_token_over_a_real_socket(tmp_path: Path) -> None:
+    env = {"MAILGUN_WEBHOOK_SECRET": KEY, "GATEWAY_DATA_DIR": str(tmp_path)}
+    config = config_from_env(env)
+    config.forwarder.enabled = False
+    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+        now = int(time.time())
+        first = client.post("/webhooks/mailgun", content=signed(now))
+        assert (first.status_code, first.json()["events"]) == (200, 1)
+        # the same signature block on other event data (the body is not signed): a replay
+        other = json.loads(signed(now))
+        other["event-data"] = {**other["event-data"], "id": "forged-id", "event": "clicked"}
+        replay = client.post("/webhooks/mailgun", content=json.dumps(other).encode())
+        assert (replay.status_code, replay.json()["events"], replay.json()["duplicates"]) == (
+            200,
+            0,
+            1,
+        )
+        fresh = client.post("/webhooks/mailgun", content=signed(now, token="b" * 50))
+        assert fresh.json()["duplicates"] == 1  # a new token, the same event-data.id
+        wrong = client.post("/webhooks/mailgun", content=signed(now, key="not-the-key"))
+        assert wrong.status_code == 401 and "signature" in wrong.json()["error"]
