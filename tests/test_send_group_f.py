@@ -15,6 +15,7 @@ from tests.server import run_gateway
 #: provider -> (its zero-config variables, the sample sent, the events it makes)
 CASES: dict[str, tuple[dict[str, str], str, int]] = {
     "mailgun": ({"MAILGUN_WEBHOOK_SECRET": "mg-signing-key"}, "delivered", 1),
+    "postmark": ({"POSTMARK_WEBHOOK_SECRET": "hooks:pa55word"}, "delivery", 1),
 }
 
 
