@@ -16,6 +16,7 @@ from tests.server import run_gateway
 CASES: dict[str, tuple[dict[str, str], str, int]] = {
     "mailgun": ({"MAILGUN_WEBHOOK_SECRET": "mg-signing-key"}, "delivered", 1),
     "postmark": ({"POSTMARK_WEBHOOK_SECRET": "hooks:pa55word"}, "delivery", 1),
+    "telegram": ({"TELEGRAM_WEBHOOK_SECRET": "bot-secret_1"}, "message", 1),
 }
 
 
