@@ -17,6 +17,7 @@ CASES: dict[str, tuple[dict[str, str], str, int]] = {
     "mailgun": ({"MAILGUN_WEBHOOK_SECRET": "mg-signing-key"}, "delivered", 1),
     "postmark": ({"POSTMARK_WEBHOOK_SECRET": "hooks:pa55word"}, "delivery", 1),
     "telegram": ({"TELEGRAM_WEBHOOK_SECRET": "bot-secret_1"}, "message", 1),
+    "lemonsqueezy": ({"LEMONSQUEEZY_WEBHOOK_SECRET": "ls-secret"}, "order_created", 1),
 }
 
 
