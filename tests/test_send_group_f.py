@@ -9,8 +9,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.commands.send import sample_names
-from gateway.config import config_from_env
-from tests.server import run_gateway
+from tests.provider_support import zero_config_gateway
 
 #: provider -> (its zero-config variables, the sample sent, the events it makes)
 CASES: dict[str, tuple[dict[str, str], str, int]] = {
@@ -18,6 +17,7 @@ CASES: dict[str, tuple[dict[str, str], str, int]] = {
     "postmark": ({"POSTMARK_WEBHOOK_SECRET": "hooks:pa55word"}, "delivery", 1),
     "telegram": ({"TELEGRAM_WEBHOOK_SECRET": "bot-secret_1"}, "message", 1),
     "lemonsqueezy": ({"LEMONSQUEEZY_WEBHOOK_SECRET": "ls-secret"}, "order_created", 1),
+    "xero": ({"XERO_WEBHOOK_SECRET": "xero-webhook-key"}, "invoice.updated", 2),
 }
 
 
@@ -27,10 +27,7 @@ def test_send_a_sample_to_a_running_gateway(
 ) -> None:
     variables, sample, events = CASES[provider]
     assert sample in sample_names(provider)
-    env = {**variables, "GATEWAY_DATA_DIR": str(tmp_path)}
-    config = config_from_env(env)
-    config.forwarder.enabled = False
-    with run_gateway(config, env) as gw:
+    with zero_config_gateway(variables, tmp_path) as (gw, _, env):
         argv = ["send", provider, "--sample", sample, "--url", gw.url]
         assert main(argv, env) == 0, capsys.readouterr()
         out = capsys.readouterr().out.splitlines()
