@@ -119,7 +119,10 @@ def build_provider(
         if isinstance(options.get(key), str):
             option_secrets.append(options[key])
     try:
-        provider = provider_cls(resolved, sc.tolerance, options)
+        # a source without its own ``tolerance`` gets the provider's (Mailgun's SDK allows 900 s)
+        fields = sc.model_fields_set
+        tolerance = sc.tolerance if "tolerance" in fields else provider_cls.default_tolerance
+        provider = provider_cls(resolved, tolerance, options)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return provider, [*resolved, *option_secrets]

@@ -7,9 +7,12 @@ import json
 import time
 from pathlib import Path
 
+import pytest
 from mailgun.security import SecurityGuard
 
 import gateway
+from gateway.app import build_provider
+from gateway.config import SourceConfig, config_from_env
 from gateway.providers import (
     MalformedSignature,
     MissingSignature,
@@ -77,6 +80,19 @@ def test_a_subaccounts_parent_signature_matches_the_primary_key() -> None:
     body = signed(key="subaccount-key", **{"parent-signature": parent})
     get_provider("mailgun")(["primary-key"], 300, {}).verify(body, {}, now=NOW)
     assert refused(body) is SignatureMismatch
+
+
+def test_the_default_window_is_the_sdks_unless_the_source_sets_one() -> None:
+    env = {"MAILGUN_WEBHOOK_SECRET": KEY, "STRIPE_WEBHOOK_SECRET": "whsec_k"}
+    sources = config_from_env(env).sources
+    windows = {s.name: build_provider(i, s, env)[0].tolerance for i, s in enumerate(sources)}
+    assert windows == {"mailgun": 900, "stripe": 300}
+    own = SourceConfig(name="mg", provider="mailgun", secrets=["inline:k"], tolerance=300)
+    assert build_provider(0, own, {})[0].tolerance == 300
+    provider = build_provider(0, sources[[s.name for s in sources].index("mailgun")], env)[0]
+    provider.verify(signed(), {}, now=NOW + 900)
+    with pytest.raises(TimestampOutOfTolerance):
+        provider.verify(signed(), {}, now=NOW - 901)
 
 
 def test_transform() -> None:

@@ -65,6 +65,7 @@ class MailgunProvider(Provider):
     name = "mailgun"
     body_kind = "json"
     signs_timestamp = True
+    default_tolerance = 900  # the SDK's max_age_seconds; Mailgun warns against a tight window
     verification = (
         "body `signature.signature` (or `parent-signature`): hex HMAC-SHA256 of"
         " `timestamp`+`token` (webhook signing key); the token is single-use"
