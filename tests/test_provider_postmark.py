@@ -73,6 +73,9 @@ def test_transform_names_ids_and_times() -> None:
         ("postmark/inbound.received", 1714557600000),
     ]
     assert found[1].id == "postmark-Open-m-1-a@example.com-2024-05-01T10:05:00Z"
+    traced = Webhook(source="p", provider="postmark", body=BODY,
+                     headers={"x-pm-webhook-trace-id": "3c1e5b2a-trace"})  # fmt: skip
+    assert postmark_transform(traced).id == "postmark-3c1e5b2a-trace"
     assert found[2].id == "postmark-Inbound-in-1"
 
 

@@ -4,8 +4,9 @@
   ``SpamComplaint`` -> ``message.complained``, ``Open`` -> ``message.opened``, ``Click`` ->
   ``message.clicked``, ``SubscriptionChange`` -> ``subscription.changed``, an inbound message (no
   ``RecordType``) -> ``inbound.received``; another type -> ``message.<type in snake case>``.
-- ``id``: ``"postmark-" + RecordType-MessageID-recipient-time`` (Postmark sends no event id; a
-  message has one delivery per recipient, and opens and clicks repeat).
+- ``id``: ``"postmark-" + X-PM-Webhook-Trace-Id`` (stable across an event's retries), else
+  ``"postmark-" + RecordType-MessageID-recipient-time`` (a message has one delivery per
+  recipient, and opens and clicks repeat).
 - ``ts``: ``DeliveredAt`` / ``BouncedAt`` / ``ReceivedAt`` / ``ChangedAt`` (ISO-8601), an inbound
   message's ``Date`` (RFC 2822), else the receive time.
 - ``data``: the payload.
@@ -18,7 +19,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from gateway import Event, Webhook, transform
-from gateway.providers.postmark import RECORD_TYPES, record_key, record_type
+from gateway.providers.postmark import RECORD_TYPES, TRACE_HEADER, record_key, record_type
 from transforms.hmac import _ms
 
 _SNAKE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[^A-Za-z0-9]+")
@@ -43,7 +44,7 @@ def postmark(webhook: Webhook) -> Event:
         raise ValueError("a Postmark webhook has a RecordType")
     snake = _SNAKE.sub("_", kind).strip("_").lower()
     name, time_field = RECORD_TYPES.get(kind, (f"message.{snake}", "ReceivedAt"))
-    key = record_key(payload)
+    key = record_key(payload, webhook.header(TRACE_HEADER))
     return Event(
         name="postmark/" + name,
         id=f"postmark-{key}" if key else None,
