@@ -168,6 +168,8 @@ class Provider(ABC):
     #: each request carries a signed timestamp checked against the tolerance (bounds replays);
     #: providers without one also dedup on a digest of the verified body
     signs_timestamp: ClassVar[bool] = False
+    #: the sender wants every answer without a body (Xero): the status alone tells it
+    empty_replies: ClassVar[bool] = False
     #: the replay window (seconds) of a source that sets no ``tolerance`` of its own
     default_tolerance: ClassVar[int] = DEFAULT_TOLERANCE
     #: the zero-config variable; ``None`` means ``<NAME>_WEBHOOK_SECRET``; "" means no zero-config

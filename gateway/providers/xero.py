@@ -4,7 +4,8 @@ The key is the app's **webhook key** (developer portal → the app → Webhooks)
 ``XERO_WEBHOOK_SECRET``. Before Xero delivers events it checks the endpoint ("Intent to
 Receive"): it posts signed payloads with an empty ``events`` list, some with a wrong signature,
 and wants 200 for the right ones and 401 for the others. A verified empty ``events`` list is
-answered 200 with an empty body and never stored; a wrong signature is 401 as always. Each
+answered 200 and never stored; a wrong signature is 401 as always. Xero wants no body in any
+response (``empty_replies``). Each
 request batches events of several resources: one event per ``events[]`` item. Xero signs no
 timestamp and sends no event id: replays are bounded by the item's ``resourceId``,
 ``eventType`` and ``eventDateUtc`` and the body digest.
@@ -38,6 +39,7 @@ class XeroProvider(HmacProvider):
     dedup_summary = "each event's `resourceId`-`eventType`-`eventDateUtc`"
     preset: ClassVar[dict[str, Any]] = {"header": "x-xero-signature", "encoding": "base64"}
     user_options = ()
+    empty_replies = True  # Xero: "There is no body in the response", refusals included
 
     def check_payload(self, webhook: Webhook) -> None:
         events = webhook.json.get("events") if isinstance(webhook.json, dict) else None
