@@ -57,6 +57,9 @@ def test_the_sdk_accepts_what_the_gateway_accepts() -> None:
     assert SecurityGuard.verify_webhook(KEY, fresh["token"], fresh["timestamp"], fresh["signature"])
     assert resigned["event-data"] == SAMPLE["event-data"]
     assert provider.sign(body) == {}  # nothing travels in headers
+    for legacy in (b"timestamp=1&token=t&signature=s", b"[]"):
+        with pytest.raises(NotImplementedError, match="JSON object"):
+            provider.sign_body(legacy)
 
 
 def test_broken_one_way_at_a_time() -> None:

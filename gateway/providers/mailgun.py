@@ -111,9 +111,12 @@ class MailgunProvider(Provider):
 
     def sign_body(self, body: bytes, *, timestamp: int | None = None) -> bytes:
         """``body`` with a fresh ``signature`` object under the first key, as Mailgun sends it."""
-        payload = orjson.loads(body)
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            payload = None
         if not isinstance(payload, dict):
-            raise NotImplementedError("mailgun: a webhook body is a JSON object")
+            raise NotImplementedError("mailgun: only JSON object bodies can be signed")
         stamp = str(signing_time(timestamp))
         token = secrets.token_hex(25)  # 50 characters, as Mailgun's
         payload["signature"] = {
