@@ -1,43 +1,50 @@
-"""Shared by the named providers' tests: the refusal a request gets, and a zero-config gateway."""
+"""Helpers shared by the provider tests: refusals, and what the gateway recorded."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from gateway.config import config_from_env
-from gateway.providers import VerificationError, get_provider
-from tests.server import ThreadedServer, run_gateway
+from gateway.config import Config, ConsoleConfig, ConsoleToken, OutboxConfig
+from gateway.outbox.sqlite import SQLiteOutbox
+from gateway.providers import Provider, VerificationError
+
+NOW = 1_714_557_600
 
 
-def refusal(
-    provider: str,
-    secret: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    now: float | None = None,
-) -> type[VerificationError]:
-    """The :class:`VerificationError` class ``provider`` (holding ``secret``) raises for the
-    request; its reason never shows the secret (nor either half of Basic credentials)."""
+def refused(provider: Provider, body: bytes, headers: dict[str, str] | None = None) -> type:
     with pytest.raises(VerificationError) as info:
-        get_provider(provider)([secret], 300, {}).verify(body, headers, now=now)
-    for part in secret.split(":"):
-        assert part not in info.value.reason
+        provider.verify(body, headers or {}, now=NOW)
+    for secret in provider.secrets:
+        assert secret not in info.value.reason
     return type(info.value)
 
 
-@contextmanager
-def zero_config_gateway(
-    variables: Mapping[str, str], data_dir: Path
-) -> Iterator[tuple[ThreadedServer, httpx.Client, dict[str, str]]]:
-    """A gateway configured only by ``variables`` (``<NAME>_WEBHOOK_SECRET``, ...) on a loopback
-    socket, without a forwarder: the server, a client for it, and the environment."""
-    env = {**variables, "GATEWAY_DATA_DIR": str(data_dir)}
-    config = config_from_env(env)
+def handshakes(data_dir: Path, source: str) -> set[tuple[str, int, str]]:
+    """The (reason, status, message) rows the gateway recorded for ``source``."""
+    outbox = SQLiteOutbox.open(str(data_dir), OutboxConfig(), {})
+    try:
+        return {(r.reason, r.status, r.message) for r in outbox.rejections(source=source)}
+    finally:
+        outbox.close()
+
+
+def recording(config: Config) -> Config:
+    """``config`` with the console on, so that refusals and handshakes are recorded."""
     config.forwarder.enabled = False
-    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
-        yield gw, client, env
+    config.console = ConsoleConfig(
+        enabled=True, port=0, tokens=[ConsoleToken(secret="inline:console-read")]
+    )
+    return config
+
+
+def accepted_once(client: httpx.Client, path: str, body: bytes, headers: dict[str, str]) -> None:
+    """A signed POST is stored as one event; the same body again is a duplicate."""
+    posted = client.post(path, content=body, headers=headers)
+    assert (posted.status_code, posted.json()["events"]) == (200, 1)
+    again = client.post(path, content=body, headers=headers)
+    assert (again.status_code, again.json()["duplicates"]) == (200, 1)
+    source = path.split("?")[0].rsplit("/", 1)[-1]
+    assert f'events_accepted_total{{source="{source}"}} 1.0' in client.get("/metrics").text

@@ -17,7 +17,8 @@ from gateway.providers import (
     get_provider,
 )
 from gateway.webhook import Webhook
-from tests.provider_support import refusal, zero_config_gateway
+from tests.provider_support import refused as refused_at_now
+from tests.zero_config import zero_config_gateway
 from transforms.lemonsqueezy import lemonsqueezy as lemonsqueezy_transform
 
 BODY = (
@@ -33,7 +34,7 @@ def headers_for(body: bytes, secret: str = SECRET) -> dict[str, str]:
 
 
 def refused(body: bytes, headers: dict[str, str], secret: str = SECRET) -> type:
-    return refusal("lemonsqueezy", secret, body, headers)
+    return refused_at_now(get_provider("lemonsqueezy")([secret], 300, {}), body, headers)
 
 
 def test_signature_broken_one_way_at_a_time() -> None:

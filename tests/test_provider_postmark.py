@@ -16,7 +16,8 @@ from gateway.providers import (
     get_provider,
 )
 from gateway.webhook import Webhook
-from tests.provider_support import refusal, zero_config_gateway
+from tests.provider_support import refused as refused_at_now
+from tests.zero_config import zero_config_gateway
 from transforms.postmark import postmark as postmark_transform
 
 BODY = (Path(gateway.__file__).parent / "samples" / "postmark" / "delivery.json").read_bytes()
@@ -31,7 +32,7 @@ def basic(credentials: str = CREDENTIALS) -> dict[str, str]:
 
 
 def refused(headers: dict[str, str], secret: str = CREDENTIALS) -> type:
-    return refusal("postmark", secret, BODY, headers)
+    return refused_at_now(get_provider("postmark")([secret], 300, {}), BODY, headers)
 
 
 def test_basic_credentials_broken_one_way_at_a_time() -> None:

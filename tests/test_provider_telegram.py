@@ -12,7 +12,8 @@ import pytest
 import gateway
 from gateway.providers import MissingSignature, SignatureMismatch, get_provider
 from gateway.webhook import Webhook
-from tests.provider_support import refusal, zero_config_gateway
+from tests.provider_support import refused as refused_at_now
+from tests.zero_config import zero_config_gateway
 from transforms.telegram import telegram as telegram_transform
 
 BODY = (Path(gateway.__file__).parent / "samples" / "telegram" / "message.json").read_bytes()
@@ -21,7 +22,7 @@ HEADER = "x-telegram-bot-api-secret-token"
 
 
 def refused(headers: dict[str, str], secret: str = TOKEN) -> type:
-    return refusal("telegram", secret, BODY, headers)
+    return refused_at_now(get_provider("telegram")([secret], 300, {}), BODY, headers)
 
 
 def test_secret_token_broken_one_way_at_a_time() -> None:

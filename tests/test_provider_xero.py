@@ -18,7 +18,8 @@ from gateway.providers import (
     get_provider,
 )
 from gateway.webhook import Webhook
-from tests.provider_support import refusal, zero_config_gateway
+from tests.provider_support import refused as refused_at_now
+from tests.zero_config import zero_config_gateway
 from transforms.xero import xero as xero_transform
 
 BODY = (Path(gateway.__file__).parent / "samples" / "xero" / "invoice.updated.json").read_bytes()
@@ -33,7 +34,7 @@ def signed(body: bytes, key: str = KEY) -> dict[str, str]:
 
 
 def refused(body: bytes, headers: dict[str, str], key: str = KEY) -> type:
-    return refusal("xero", key, body, headers)
+    return refused_at_now(get_provider("xero")([key], 300, {}), body, headers)
 
 
 def test_signature_broken_one_way_at_a_time() -> None:

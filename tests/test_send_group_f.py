@@ -10,7 +10,7 @@ import pytest
 from gateway.cli import main
 from gateway.commands.send import sample_names
 from gateway.providers import get_provider
-from tests.provider_support import zero_config_gateway
+from tests.zero_config import zero_config_gateway
 
 #: provider -> (its zero-config variables, the sample sent, the events it makes)
 CASES: dict[str, tuple[dict[str, str], str, int]] = {
