@@ -72,6 +72,18 @@ def body_key(webhook: Webhook) -> str:
     return f"body:{webhook.source}:{hashlib.sha256(webhook.body).hexdigest()}"
 
 
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
+
+
+def dedup_key(webhook: Webhook, provider: Provider) -> str | None:
+    """The key that makes a whole request a duplicate: its body digest when no signed timestamp
+    bounds replays, else the provider's single-use replay key (per source), if it has one."""
+    if provider.body_dedup():
+        return body_key(webhook)
+    replay = provider.replay_key(webhook)
+    return f"replay:{webhook.source}:{replay}" if replay else None
+
+
 class BodyTooLarge(Exception):
     """The body is larger than the source's limit."""
 
@@ -480,7 +492,7 @@ class Receiver:
                 outcome.payloads,
                 [e.id for e in outcome.events],
                 [e.name for e in outcome.events],
-                body_key=body_key(webhook) if source.provider.body_dedup() else None,
+                body_key=dedup_key(webhook, source.provider),
             )
         except OutboxUnavailable as exc:
             return self._reject(
@@ -593,6 +605,9 @@ class Receiver:
         **fields: Any,
     ) -> Response:
         elapsed = time.perf_counter() - started
+        if source is not None and source.provider.empty_replies and response.body:
+            kept = {k: v for k, v in response.headers.items() if k not in _BODY_HEADERS}
+            response = Response(b"", response.status_code, kept)
         response.headers["x-request-id"] = request_id
         source_name = source.name if source else UNKNOWN_SOURCE
         if source is not None:

@@ -167,6 +167,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     body, event = _body(args, source.provider)
     url = target_url(args.url, source.name)
     try:
+        body = provider.sign_body(body)
         headers = provider.sign(body, url=url)
     except NotImplementedError as exc:
         raise ConfigError(f"send: {exc}") from None

@@ -168,6 +168,8 @@ class Provider(ABC):
     #: each request carries a signed timestamp checked against the tolerance (bounds replays);
     #: providers without one also dedup on a digest of the verified body
     signs_timestamp: ClassVar[bool] = False
+    #: the sender wants every answer without a body (Xero): the status alone tells it
+    empty_replies: ClassVar[bool] = False
     #: the zero-config variable; ``None`` means ``<NAME>_WEBHOOK_SECRET``; "" means no zero-config
     env_var: ClassVar[str | None] = None
     #: more zero-config variables: option -> variable (``verify_token`` -> META_VERIFY_TOKEN)
@@ -241,6 +243,11 @@ class Provider(ABC):
             f"{self.name}: the gateway cannot sign requests for this provider"
         )
 
+    def sign_body(self, body: bytes, *, timestamp: int | None = None) -> bytes:
+        """``body`` as the sender sends it signed, for schemes that sign inside the body
+        (Mailgun); :meth:`sign` then adds the headers. Unchanged by default."""
+        return body
+
     def event_headers(self, event: str) -> dict[str, str]:
         """Headers besides the signature that name ``event`` (and a fresh delivery id) as the
         sender sends them, for ``webhook-gateway send``; ``{}`` when the body names it."""
@@ -273,6 +280,12 @@ class Provider(ABC):
 
     def delivery_id(self, webhook: Webhook) -> str | None:
         """The sender's id for this delivery or event (for logs and dedup), if it has one."""
+        return None
+
+    def replay_key(self, webhook: Webhook) -> str | None:
+        """A single-use value of a verified request (Mailgun's signed ``token``): a second
+        request with it is a replay, whatever its events. ``None`` when the scheme has none;
+        used only when :meth:`body_dedup` is off (a signed timestamp bounds its lifetime)."""
         return None
 
 
