@@ -440,8 +440,12 @@ def test_providers_command_lists_every_provider_with_its_variable() -> None:
     assert by_name["meta"]["zero-config variable"] == "META_WEBHOOK_SECRET, META_VERIFY_TOKEN"
     assert by_name["slack"]["zero-config variable"] == "SLACK_SIGNING_SECRET"
     assert "body digest" in by_name["github"]["dedup id"]
+    windows = {name: by_name[name]["replay window"] for name in ("stripe", "paddle", "github")}
+    assert windows == {"stripe": "300 s", "paddle": "5 s", "github": "none: body digest"}
+    assert "tolerance" in by_name["hmac"]["replay window"]
     for row in rows:
         assert row["verification"] and row["handshake"] and row["dedup id"]
+        assert row["replay window"]
 
 
 def test_docs_table_matches_the_providers_metadata() -> None:

@@ -176,6 +176,8 @@ class Provider(ABC):
     env_options: ClassVar[Mapping[str, str]] = {}
     #: options holding secrets: may be secret references (``env:NAME``), redacted from logs
     secret_options: ClassVar[tuple[str, ...]] = ()
+    #: the replay-window column where it is not ``default_tolerance`` seconds or "none"
+    window_summary: ClassVar[str] = ""
     #: the replay window (seconds) of a source that sets no ``tolerance``: the sender's own
     #: documented window (Paddle's SDK 5 s, Twitch 10 minutes, most senders 5 minutes)
     default_tolerance: ClassVar[int] = DEFAULT_TOLERANCE

@@ -368,6 +368,7 @@ class HmacProvider(Provider):
     body_kind = "bytes"  # json or form per the format option: checked by check_payload
     env_var: ClassVar[str | None] = ""  # needs options: no zero-config mode
     verification = "whatever the options describe (HMAC, token, Basic, ed25519, ECDSA)"
+    window_summary = "`tolerance` (300 s) when a `timestamp_header` is signed, else body digest"
     dedup_summary = "`id_header` / `id_path`; body digest unless a timestamp is signed"
     preset: ClassVar[Mapping[str, Any]] = {}
     user_options: ClassVar[tuple[str, ...] | None] = None  # None: every option

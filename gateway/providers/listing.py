@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from gateway.providers import Provider, get_provider, provider_names
 
-COLUMNS = ("provider", "zero-config variable", "verification", "handshake", "dedup id")
+COLUMNS = (
+    "provider",
+    "zero-config variable",
+    "verification",
+    "handshake",
+    "dedup id",
+    "replay window",
+)
 
 
 def provider_rows() -> list[dict[str, str]]:
@@ -26,6 +33,7 @@ def provider_rows() -> list[dict[str, str]]:
                 "verification": cls.verification,
                 "handshake": cls.handshake_summary,
                 "dedup id": dedup_text(cls),
+                "replay window": window_text(cls),
             }
         )
     return rows
@@ -37,6 +45,13 @@ def dedup_text(cls: type[Provider]) -> str:
     if not cls.signs_timestamp and "body digest" not in text:
         text += " + body digest"
     return text
+
+
+def window_text(cls: type[Provider]) -> str:
+    """The replay-window column: the default ``tolerance`` where a timestamp is signed."""
+    if "window_summary" in vars(cls):  # a class's own: the generic ``hmac``'s, not its presets'
+        return cls.window_summary
+    return f"{cls.default_tolerance} s" if cls.signs_timestamp else "none: body digest"
 
 
 def markdown_table(rows: list[dict[str, str]]) -> str:
