@@ -3,7 +3,7 @@
 - ``name``: ``"linear/" + type + "." + action`` in snake case (``Issue``/``create`` ->
   ``linear/issue.create``, ``IssueLabel``/``update`` -> ``linear/issue_label.update``,
   ``AppUserNotification``/``issueMention`` -> ``linear/app_user_notification.issue_mention``).
-- ``id``: ``"linear-" + Linear-Delivery`` (one per delivery, kept on Linear's retries).
+- ``id``: ``"linear-" + Linear-Delivery`` (the delivery UUID: the only id tying retries together).
 - ``ts``: ``createdAt`` (when the change happened), else ``webhookTimestamp`` (ms).
 - ``data``: the body.
 """

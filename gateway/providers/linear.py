@@ -4,8 +4,9 @@ As ``LinearWebhookClient.verify`` in ``@linear/sdk`` (the tests cross-check with
 the webhook's **signing secret** (``LINEAR_WEBHOOK_SECRET``); the signature is checked first, then
 the body's ``webhookTimestamp`` (Unix **milliseconds**) must be within 60 seconds of now. The
 timestamp is signed because the whole body is: a replay outside the window is refused, so no
-body-digest dedup is needed. The window is ``min(tolerance, 60)`` seconds in both directions
-(``tolerance = 0`` turns it off). ``Linear-Delivery`` (one UUID per delivery) is the dedup id.
+body-digest dedup is needed. The window is the source's ``tolerance`` in both directions, 60 s
+(``default_tolerance``) when the source sets none, as for every provider (``tolerance = 0``
+turns it off). ``Linear-Delivery`` (one UUID per delivery) is the dedup id.
 The signature check is the generic HMAC preset; only the in-body timestamp is Linear's own.
 """
 
@@ -79,8 +80,7 @@ class LinearProvider(HmacProvider):
                 ms = float(stamp)
         if ms is None or not math.isfinite(ms):
             raise MalformedSignature(f"{TIMESTAMP_FIELD} is not a number of milliseconds")
-        window = min(self.tolerance, WINDOW) if self.tolerance else None
-        check_timestamp(ms / 1000, window, now)
+        check_timestamp(ms / 1000, self.tolerance, now)
 
     def event_headers(self, event: str) -> dict[str, str]:
         """``issue_label.create`` is sent with ``Linear-Event: IssueLabel``."""
