@@ -4,7 +4,7 @@ refused, ``webhook-gateway send --sample`` accepted)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -33,17 +33,19 @@ def zero_config_round_trip(
     name: str,
     secret: str,
     body: bytes,
-    headers: Mapping[str, str],
+    headers: Mapping[str, str] | Callable[[], Mapping[str, str]],
     sample: str,
 ) -> None:
     """``<NAME>_WEBHOOK_SECRET`` alone serves ``/webhooks/<name>``: ``body`` signed by
     ``headers`` is stored once (the second POST is a duplicate), unsigned it is a 401, and
-    ``send <name> --sample <sample>`` is accepted."""
+    ``send <name> --sample <sample>`` is accepted. ``headers`` may be a function called once the
+    gateway is up: a signed timestamp then starts its window when the request is sent."""
     env = {f"{name.upper()}_WEBHOOK_SECRET": secret, "GATEWAY_DATA_DIR": str(tmp_path)}
     config = config_from_env(env)
     config.forwarder.enabled = False
-    sent = {"content-type": "application/json", **headers}
     with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+        signed = headers() if callable(headers) else headers
+        sent = {"content-type": "application/json", **signed}
         first = client.post(f"/webhooks/{name}", content=body, headers=sent)
         assert (first.status_code, first.json()["events"]) == (200, 1), first.text
         again = client.post(f"/webhooks/{name}", content=body, headers=sent)
