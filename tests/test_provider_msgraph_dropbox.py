@@ -180,7 +180,8 @@ def test_dropbox_signature_broken_one_way_at_a_time() -> None:
     assert refused(provider, DROPBOX, zeros) is SignatureMismatch  # signature
     assert refused(provider, DROPBOX, {"x-dropbox-signature": "sha256=ab"}) is MalformedSignature
     assert refused(provider, DROPBOX, {}) is MissingSignature
-    assert provider.body_dedup()  # no timestamp: body-digest dedup
+    # every later change of the same account is this very body again: no body-digest dedup
+    assert not provider.body_dedup()
     with pytest.raises(ValueError, match="unknown option 'header'"):
         get_provider("dropbox")([APP_SECRET], 300, {"header": "X-Other"})
 
@@ -189,7 +190,7 @@ def test_dropbox_transform() -> None:
     webhook = Webhook(source="dropbox", provider="dropbox", body=DROPBOX, received_at=NOW)
     event = dropbox_transform(webhook)
     assert event.name == "dropbox/list_folder.changed"
-    assert event.id == "dropbox-" + hashlib.sha256(DROPBOX).hexdigest()[:32]
+    assert event.id is None  # the next change of the same account sends the same body
     assert event.ts == NOW * 1000
     assert event.data["list_folder"]["accounts"][0] == "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc"
     legacy = Webhook(source="dropbox", provider="dropbox", body=b'{"delta":{"users":[1]}}')
@@ -210,10 +211,23 @@ def test_dropbox_zero_config_challenge_then_notifications(tmp_path: Path) -> Non
         evil = client.get("/webhooks/dropbox", params={"challenge": "<script>\n"})
         assert evil.status_code == 401 and evil.json()["reason"] == "malformed_signature"
         assert client.get("/webhooks/dropbox").status_code == 401  # no challenge
-        accepted_once(client, "/webhooks/dropbox", DROPBOX, dropbox_headers(DROPBOX))
         unsigned = client.post("/webhooks/dropbox", content=DROPBOX)
         assert unsigned.status_code == 401
         metrics = client.get("/metrics").text
         assert 'handshakes_total{provider="dropbox",source="dropbox"} 1.0' in metrics
     recorded = handshakes(tmp_path, "dropbox")
     assert ("handshake", 200, "Dropbox webhook verification: challenge echoed") in recorded
+
+
+def test_dropbox_same_account_changing_twice_is_two_events(tmp_path: Path) -> None:
+    """Dropbox's body only names the account, so the second change of an account sends the
+    very same signed body: it must reach the function too (a dedup would lose that change)."""
+    env = {"DROPBOX_WEBHOOK_SECRET": APP_SECRET, "GATEWAY_DATA_DIR": str(tmp_path)}
+    config = recording(config_from_env(env))
+    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+        for _change in range(2):
+            posted = client.post(
+                "/webhooks/dropbox", content=DROPBOX, headers=dropbox_headers(DROPBOX)
+            )
+            assert (posted.status_code, posted.json()["events"]) == (200, 1)
+        assert 'events_accepted_total{source="dropbox"} 2.0' in client.get("/metrics").text
