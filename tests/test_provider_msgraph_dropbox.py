@@ -107,15 +107,21 @@ def test_msgraph_one_event_per_item() -> None:
         "msgraph/subscription.missed",
         "msgraph/subscription.reauthorization_required",
     ]
-    # no id from Graph: subscription, change and a digest of the item, stable on a resend
-    assert out[0].id is not None and out[0].id.startswith("msgraph-s-1-updated-")
+    # no id from Graph: a created/deleted resource (or a versioned one, @odata.etag) is keyed
+    # by subscription, change and a digest of the item, stable on a resend ...
+    assert out[1].id is not None and out[1].id.startswith("msgraph-s-2-created-")
+    assert out[2].id is not None and out[2].id.startswith("msgraph-s-3-deleted-")
     again = msgraph_transform(Webhook(source="msgraph", provider="msgraph", body=body))
     assert [e.id for e in again] == [e.id for e in out]
-    assert len({e.id for e in out}) == len(out)
+    # ... but OneDrive's "updated" and the lifecycle notifications repeat the very same item
+    # for every later change (and every reminder): keyed, the next one would be dropped
+    assert [out[0].id, out[3].id, out[4].id, out[5].id] == [None, None, None, None]
     huge = graph_body({**drive, "resourceData": {"size": 123456789012345678901234567890}})
     [big] = msgraph_transform(Webhook(source="msgraph", provider="msgraph", body=huge))
     assert big.data["resourceData"]["size"] == 123456789012345678901234567890
-    assert big.id is not None and big.id != out[0].id
+    versioned = graph_body({**drive, "resourceData": {"@odata.etag": 'W/"CQAAAB"'}})
+    [one] = msgraph_transform(Webhook(source="msgraph", provider="msgraph", body=versioned))
+    assert one.id is not None and one.id.startswith("msgraph-s-1-updated-")
     with pytest.raises(PayloadError, match="no value list"):
         get_provider("msgraph")([CLIENT_STATE]).check_payload(
             Webhook(source="msgraph", provider="msgraph", body=b'{"value": 1}')
@@ -231,3 +237,20 @@ def test_dropbox_same_account_changing_twice_is_two_events(tmp_path: Path) -> No
             )
             assert (posted.status_code, posted.json()["events"]) == (200, 1)
         assert 'events_accepted_total{source="dropbox"} 2.0' in client.get("/metrics").text
+
+
+def test_msgraph_onedrive_root_changing_twice_is_two_events(tmp_path: Path) -> None:
+    """OneDrive's notification only names the drive root: the next change sends the very same
+    body, which must reach the function too (it runs a delta query each time)."""
+    onedrive = graph_body({"subscriptionId": "76222963-cc7b-42d2-882d-8aaa69cb2ba3",
+                           "subscriptionExpirationDateTime": "2026-12-05T18:23:45.935Z",
+                           "clientState": CLIENT_STATE, "changeType": "updated",
+                           "resource": "/me/drive/root",
+                           "tenantId": "84bd8158-6d4d-4958-8b9f-9d6445542f95"})  # fmt: skip
+    env = {"MSGRAPH_WEBHOOK_SECRET": CLIENT_STATE, "GATEWAY_DATA_DIR": str(tmp_path)}
+    config = recording(config_from_env(env))
+    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+        for _change in range(2):
+            posted = client.post("/webhooks/msgraph", content=onedrive)
+            assert (posted.status_code, posted.json()["events"]) == (200, 1)
+        assert 'events_accepted_total{source="msgraph"} 2.0' in client.get("/metrics").text
