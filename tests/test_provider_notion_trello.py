@@ -123,6 +123,7 @@ def test_notion_verification_request_is_noted_not_trusted(caplog: pytest.LogCapt
         reply = provider.challenge(Inbound("POST", body, {}))
     assert reply is not None and reply.status == 200
     assert TOKEN in reply.note and "NOTION_WEBHOOK_SECRET" in reply.note
+    assert "unsigned" in reply.note and "once Notion accepts it" in reply.note  # may be forged
     assert TOKEN in caplog.text
     known = get_provider("notion")([TOKEN]).challenge(Inbound("POST", body, {}))
     assert known is not None and TOKEN not in known.note and "already" in known.note
