@@ -107,15 +107,21 @@ def test_msgraph_one_event_per_item() -> None:
         "msgraph/subscription.missed",
         "msgraph/subscription.reauthorization_required",
     ]
-    # no id from Graph: subscription, change and a digest of the item, stable on a resend
-    assert out[0].id is not None and out[0].id.startswith("msgraph-s-1-updated-")
+    # no id from Graph: a created/deleted resource (or a versioned one, @odata.etag) is keyed
+    # by subscription, change and a digest of the item, stable on a resend ...
+    assert out[1].id is not None and out[1].id.startswith("msgraph-s-2-created-")
+    assert out[2].id is not None and out[2].id.startswith("msgraph-s-3-deleted-")
     again = msgraph_transform(Webhook(source="msgraph", provider="msgraph", body=body))
     assert [e.id for e in again] == [e.id for e in out]
-    assert len({e.id for e in out}) == len(out)
+    # ... but OneDrive's "updated" and the lifecycle notifications repeat the very same item
+    # for every later change (and every reminder): keyed, the next one would be dropped
+    assert [out[0].id, out[3].id, out[4].id, out[5].id] == [None, None, None, None]
     huge = graph_body({**drive, "resourceData": {"size": 123456789012345678901234567890}})
     [big] = msgraph_transform(Webhook(source="msgraph", provider="msgraph", body=huge))
     assert big.data["resourceData"]["size"] == 123456789012345678901234567890
-    assert big.id is not None and big.id != out[0].id
+    versioned = graph_body({**drive, "resourceData": {"@odata.etag": 'W/"CQAAAB"'}})
+    [one] = msgraph_transform(Webhook(source="msgraph", provider="msgraph", body=versioned))
+    assert one.id is not None and one.id.startswith("msgraph-s-1-updated-")
     with pytest.raises(PayloadError, match="no value list"):
         get_provider("msgraph")([CLIENT_STATE]).check_payload(
             Webhook(source="msgraph", provider="msgraph", body=b'{"value": 1}')
@@ -180,7 +186,8 @@ def test_dropbox_signature_broken_one_way_at_a_time() -> None:
     assert refused(provider, DROPBOX, zeros) is SignatureMismatch  # signature
     assert refused(provider, DROPBOX, {"x-dropbox-signature": "sha256=ab"}) is MalformedSignature
     assert refused(provider, DROPBOX, {}) is MissingSignature
-    assert provider.body_dedup()  # no timestamp: body-digest dedup
+    # every later change of the same account is this very body again: no body-digest dedup
+    assert not provider.body_dedup()
     with pytest.raises(ValueError, match="unknown option 'header'"):
         get_provider("dropbox")([APP_SECRET], 300, {"header": "X-Other"})
 
@@ -189,7 +196,7 @@ def test_dropbox_transform() -> None:
     webhook = Webhook(source="dropbox", provider="dropbox", body=DROPBOX, received_at=NOW)
     event = dropbox_transform(webhook)
     assert event.name == "dropbox/list_folder.changed"
-    assert event.id == "dropbox-" + hashlib.sha256(DROPBOX).hexdigest()[:32]
+    assert event.id is None  # the next change of the same account sends the same body
     assert event.ts == NOW * 1000
     assert event.data["list_folder"]["accounts"][0] == "dbid:AAH4f99T0taONIb-OurWxbNQ6ywGRopQngc"
     legacy = Webhook(source="dropbox", provider="dropbox", body=b'{"delta":{"users":[1]}}')
@@ -210,10 +217,40 @@ def test_dropbox_zero_config_challenge_then_notifications(tmp_path: Path) -> Non
         evil = client.get("/webhooks/dropbox", params={"challenge": "<script>\n"})
         assert evil.status_code == 401 and evil.json()["reason"] == "malformed_signature"
         assert client.get("/webhooks/dropbox").status_code == 401  # no challenge
-        accepted_once(client, "/webhooks/dropbox", DROPBOX, dropbox_headers(DROPBOX))
         unsigned = client.post("/webhooks/dropbox", content=DROPBOX)
         assert unsigned.status_code == 401
         metrics = client.get("/metrics").text
         assert 'handshakes_total{provider="dropbox",source="dropbox"} 1.0' in metrics
     recorded = handshakes(tmp_path, "dropbox")
     assert ("handshake", 200, "Dropbox webhook verification: challenge echoed") in recorded
+
+
+def test_dropbox_same_account_changing_twice_is_two_events(tmp_path: Path) -> None:
+    """Dropbox's body only names the account, so the second change of an account sends the
+    very same signed body: it must reach the function too (a dedup would lose that change)."""
+    env = {"DROPBOX_WEBHOOK_SECRET": APP_SECRET, "GATEWAY_DATA_DIR": str(tmp_path)}
+    config = recording(config_from_env(env))
+    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+        for _change in range(2):
+            posted = client.post(
+                "/webhooks/dropbox", content=DROPBOX, headers=dropbox_headers(DROPBOX)
+            )
+            assert (posted.status_code, posted.json()["events"]) == (200, 1)
+        assert 'events_accepted_total{source="dropbox"} 2.0' in client.get("/metrics").text
+
+
+def test_msgraph_onedrive_root_changing_twice_is_two_events(tmp_path: Path) -> None:
+    """OneDrive's notification only names the drive root: the next change sends the very same
+    body, which must reach the function too (it runs a delta query each time)."""
+    onedrive = graph_body({"subscriptionId": "76222963-cc7b-42d2-882d-8aaa69cb2ba3",
+                           "subscriptionExpirationDateTime": "2026-12-05T18:23:45.935Z",
+                           "clientState": CLIENT_STATE, "changeType": "updated",
+                           "resource": "/me/drive/root",
+                           "tenantId": "84bd8158-6d4d-4958-8b9f-9d6445542f95"})  # fmt: skip
+    env = {"MSGRAPH_WEBHOOK_SECRET": CLIENT_STATE, "GATEWAY_DATA_DIR": str(tmp_path)}
+    config = recording(config_from_env(env))
+    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+        for _change in range(2):
+            posted = client.post("/webhooks/msgraph", content=onedrive)
+            assert (posted.status_code, posted.json()["events"]) == (200, 1)
+        assert 'events_accepted_total{source="msgraph"} 2.0' in client.get("/metrics").text

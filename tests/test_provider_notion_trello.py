@@ -123,6 +123,7 @@ def test_notion_verification_request_is_noted_not_trusted(caplog: pytest.LogCapt
         reply = provider.challenge(Inbound("POST", body, {}))
     assert reply is not None and reply.status == 200
     assert TOKEN in reply.note and "NOTION_WEBHOOK_SECRET" in reply.note
+    assert "unsigned" in reply.note and "once Notion accepts it" in reply.note  # may be forged
     assert TOKEN in caplog.text
     known = get_provider("notion")([TOKEN]).challenge(Inbound("POST", body, {}))
     assert known is not None and TOKEN not in known.note and "already" in known.note
@@ -205,6 +206,34 @@ def test_trello_signature_broken_one_way_at_a_time() -> None:
     cls = get_provider("trello")
     assert cls.secret_problem(TRELLO_SECRET) is None
     assert "API key" in str(cls.secret_problem("0123456789abcdef0123456789abcdef"))
+
+
+#: Trello's server as its guide describes it: "Because of certain defaults in the crypto
+#: utilities in node, the payloads that we sign are treated as binary strings, not utf-8" --
+#: Node's ``binary`` (latin1) encoding keeps the low 8 bits of each UTF-16 code unit.
+TRELLO_NODE = """
+import { createHmac } from "node:crypto";
+async function main({ secret, body, url }) {
+  return createHmac("sha1", secret).update(body + url, "binary").digest("base64");
+}
+"""
+
+
+def test_trello_non_ascii_body_signed_as_trellos_node_server_signs_it() -> None:
+    provider = get_provider("trello")([TRELLO_SECRET], 300, {"url": CALLBACK})
+    # an en dash (Trello's own example), accents and an emoji (a UTF-16 surrogate pair)
+    body = TRELLO.replace(b"Ship the webhook gateway", "Q3 \u2013 Café ☕ 🚀".encode())
+    text = body.decode()
+    signature = run_node(TRELLO_NODE, {"secret": TRELLO_SECRET, "body": text, "url": CALLBACK})
+    provider.verify(body, {"x-trello-webhook": signature})
+    # still bound to the body, the URL and the key
+    assert refused(provider, body.replace(b"Q3", b"Q4"), {"x-trello-webhook": signature}) is (
+        SignatureMismatch
+    )
+    other = run_node(TRELLO_NODE, {"secret": TRELLO_SECRET, "body": text, "url": CALLBACK + "x"})
+    assert refused(provider, body, {"x-trello-webhook": other}) is SignatureMismatch
+    wrong = run_node(TRELLO_NODE, {"secret": "0" * 64, "body": text, "url": CALLBACK})
+    assert refused(provider, body, {"x-trello-webhook": wrong}) is SignatureMismatch
 
 
 def test_trello_transform() -> None:

@@ -9,8 +9,10 @@
   ``msgraph/subscription.<lifecycleEvent>`` (``reauthorizationRequired`` ->
   ``subscription.reauthorization_required``, ``subscriptionRemoved`` -> ``subscription.removed``,
   ``missed`` -> ``subscription.missed``).
-- ``id``: ``"msgraph-" + id`` when Graph sends an ``id``, else ``"msgraph-" + subscriptionId +
-  "-" + changeType (or lifecycleEvent) + "-" +`` the item's SHA-256 (32 hex digits).
+- ``id``: ``"msgraph-" + id`` when Graph sends an ``id``, else, for an item naming one change
+  (``created``/``deleted`` or an ``@odata.etag``), ``"msgraph-" + subscriptionId + "-" +
+  changeType + "-" +`` the item's SHA-256 (32 hex digits); none for OneDrive's ``updated`` and
+  lifecycle items, which repeat unchanged for every later change or reminder.
 - ``ts``: Graph sends no event time: the receive time.
 - ``data``: the item, with the collection's ``validationTokens`` left out.
 """

@@ -10,8 +10,11 @@ As Dropbox's webhook reference (dropbox.com/developers/reference/webhooks) and i
 - Each notification is signed ``X-Dropbox-Signature: <hex>``, HMAC-SHA256 of the raw body with
   the **app secret** (``DROPBOX_WEBHOOK_SECRET``).
 - The body only lists the accounts whose files changed (``{"list_folder": {"accounts": [...]},
-  "delta": {"users": [...]}}``): no event id, no timestamp. Replays are bounded by the
-  body-digest dedup.
+  "delta": {"users": [...]}}``): no event id, no timestamp, and the next change of the same
+  account sends the very same body. So there is no body-digest dedup (it would drop every
+  later change of an account for the dedup window): each notification is a new event. A
+  notification only says "call ``list_folder/continue``", which is idempotent with the stored
+  cursor, so a Dropbox retry or a replayed body costs one extra cursor call, never a wrong one.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ class DropboxProvider(HmacProvider):
     env_var = None
     verification = "`X-Dropbox-Signature: <hex>` HMAC-SHA256 of the body (app secret)"
     handshake_summary = "GET `challenge` echoed as text/plain with `nosniff`"
-    dedup_summary = "none (no event id)"
+    dedup_summary = "none (no id; no body digest: equal bodies are successive changes)"
+    window_summary = "none: a repeat is a new change"
     handshake_methods = frozenset({"GET"})
     preset: ClassVar[dict[str, Any]] = {"header": "X-Dropbox-Signature"}
     user_options = ()
@@ -42,3 +46,6 @@ class DropboxProvider(HmacProvider):
             return super().challenge(request, now=now)
         value = echo_value(request.query.get("challenge"), "challenge")
         return nosniff_text(value, "Dropbox webhook verification: challenge echoed")
+
+    def body_dedup(self) -> bool:
+        return False  # the same body is every change of the same account (see the docstring)

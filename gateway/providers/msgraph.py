@@ -14,7 +14,10 @@ describes them:
   one missing or wrong ``clientState`` refuses the whole request (Graph resends it, a forger
   cannot smuggle an item beside a genuine one). Lifecycle notifications (``lifecycleEvent``)
   are authenticated the same way.
-- Graph signs no timestamp: replays are bounded by each item's dedup id and the body digest.
+- Graph signs no timestamp: replays are bounded by each item's dedup id (:func:`item_key`),
+  not by a body digest: OneDrive's notification (``/me/drive/root`` ``updated``) and the
+  lifecycle ones are the very same body for every later change or reminder, and each must
+  reach the function (which runs a delta query, idempotent, for it).
   The JWT ``validationTokens`` of rich notifications are not checked (that needs Microsoft's
   signing keys fetched at run time); ``clientState`` is the check Microsoft requires.
 """
@@ -64,14 +67,23 @@ def notifications(body: bytes | Any) -> list[dict[str, Any]]:
     return items
 
 
+#: changes that happen once to a resource: an item for one of them names a single change
+ONCE = frozenset({"created", "deleted"})
+
+
 def item_key(item: Mapping[str, Any]) -> str | None:
     """A notification's dedup key: its ``id`` when Graph sends one (an optional property),
-    else ``<subscriptionId>-<changeType or lifecycleEvent>-<SHA-256 of the item, 32 hex>``:
-    the same on Graph's resends of the item, different for another change or etag."""
+    else, for an item that names one change (``created``/``deleted``, or a resource version
+    ``@odata.etag``), ``<subscriptionId>-<changeType>-<SHA-256 of the item, 32 hex>``: the same
+    on Graph's resends. ``None`` for the rest: OneDrive's ``updated`` and the lifecycle
+    notifications repeat the very same item for every later change or reminder."""
     ident = item.get("id")
     if isinstance(ident, str) and ident:
         return ident
-    kind = item.get("changeType") or item.get("lifecycleEvent")
+    kind = item.get("changeType")
+    data = item.get("resourceData")
+    if kind not in ONCE and not (isinstance(data, dict) and data.get("@odata.etag")):
+        return None
     canonical = json.dumps(item, sort_keys=True, separators=(",", ":"))  # exact big integers
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:32]
     return joined_key(item.get("subscriptionId"), kind, digest)
@@ -85,13 +97,20 @@ class MicrosoftGraphProvider(Provider):
     body_kind = "json"
     verification = "each `value[].clientState` equals the subscription's clientState"
     handshake_summary = "POST `?validationToken=` echoed as text/plain (before verification)"
-    dedup_summary = "each item's `id`, else `subscriptionId`-`changeType`-item digest"
+    dedup_summary = (
+        "each item's `id`, else `subscriptionId`-`changeType`-item digest when it names one"
+        " change (no body digest: OneDrive repeats equal bodies)"
+    )
+    window_summary = "none: item ids"
 
     def challenge(self, request: Inbound, *, now: float | None = None) -> Reply | None:
         if request.method == "POST" and QUERY in request.query:
             token = echo_value(request.query[QUERY], "validationToken")
             return nosniff_text(token, "Microsoft Graph subscription validation: token echoed")
         return super().challenge(request, now=now)
+
+    def body_dedup(self) -> bool:
+        return False  # OneDrive and lifecycle notifications repeat equal bodies (item_key)
 
     def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
         for n, item in enumerate(notifications(body)):

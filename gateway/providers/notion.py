@@ -67,8 +67,9 @@ class NotionProvider(HmacProvider):
             note = "Notion verification_token received; it is already NOTION_WEBHOOK_SECRET"
         else:
             note = (
-                f"Notion verification_token received: {token} -- paste it into Notion (the"
-                " integration's Webhooks tab, Verify) and set NOTION_WEBHOOK_SECRET to it"
+                f"Notion verification_token received (unsigned, anyone can send one): {token}"
+                " -- paste it into Notion (the integration's Webhooks tab, Verify); only once"
+                " Notion accepts it, set NOTION_WEBHOOK_SECRET to it"
             )
         log.warning(note, extra={"provider": self.name})
         return Reply(200, {"status": "verification_token received"}, note=note)

@@ -11,17 +11,33 @@ The callback URL is the public one, which the gateway behind a proxy cannot see:
 included. Creating a webhook, Trello sends ``HEAD`` to the URL and needs 200: the receive route
 answers ``HEAD`` for every configured source. Trello signs no timestamp: replays are bounded by
 the action id and the body digest.
+
+Non-ASCII bodies: the guide adds "because of certain defaults in the crypto utilities in node,
+the payloads that we sign are treated as binary strings, not utf-8" (an en dash, U+2013, is
+signed as the byte 0x13). So a signature is accepted over the raw UTF-8 bytes (what most
+receivers compute) or over that Node ``binary`` form of the body (:func:`node_binary`).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any, ClassVar
 
-from gateway.providers import register_provider
+from gateway.providers import Inbound, SignatureMismatch, register_provider
 from gateway.providers.generic_hmac import HmacProvider
 
 _API_KEY = re.compile(r"[0-9a-f]{32}")
+
+
+def node_binary(body: bytes) -> bytes | None:
+    """``body`` as Node's ``binary`` (latin1) encoding writes its text: the low 8 bits of each
+    UTF-16 code unit; ``None`` when the body is not UTF-8 text."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text.encode("utf-16-le", "surrogatepass")[::2]
 
 
 @register_provider
@@ -52,3 +68,12 @@ class TrelloProvider(HmacProvider):
                 " (64 hex digits, next to the key)"
             )
         return super().secret_problem(secret)
+
+    def verify_request(self, request: Inbound, *, now: float | None = None) -> None:
+        try:
+            super().verify_request(request, now=now)
+        except SignatureMismatch:
+            binary = node_binary(request.body)
+            if binary is None or binary == request.body:  # ASCII: both forms are the same
+                raise
+            super().verify_request(replace(request, body=binary), now=now)
