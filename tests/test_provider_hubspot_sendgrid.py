@@ -25,10 +25,10 @@ from gateway.providers import (
     Provider,
     SignatureMismatch,
     TimestampOutOfTolerance,
-    VerificationError,
     get_provider,
 )
 from gateway.webhook import PayloadError, Webhook
+from tests.provider_support import refused
 from tests.server import run_gateway
 from transforms.hubspot import hubspot as hubspot_transform
 from transforms.sendgrid import sendgrid as sendgrid_transform
@@ -39,14 +39,6 @@ SECRET = "a1b2c3d4-client-secret"
 URL = "https://hooks.example.com/webhooks/hubspot"
 HUBSPOT = (SAMPLES / "hubspot" / "contact.creation.json").read_bytes()
 SENDGRID = (SAMPLES / "sendgrid" / "email.delivered.json").read_bytes()
-
-
-def refused(provider: Provider, body: bytes, headers: dict[str, str], now: float = NOW) -> type:
-    with pytest.raises(VerificationError) as info:
-        provider.verify_request(Inbound("POST", body, headers), now=now)
-    for secret in provider.secrets:
-        assert secret not in info.value.reason
-    return type(info.value)
 
 
 # -- HubSpot ------------------------------------------------------------------------------------

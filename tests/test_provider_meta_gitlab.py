@@ -17,13 +17,12 @@ from gateway.config import config_from_env
 from gateway.providers import (
     MalformedSignature,
     MissingSignature,
-    Provider,
     SignatureMismatch,
     TimestampOutOfTolerance,
-    VerificationError,
     get_provider,
 )
 from gateway.webhook import Webhook
+from tests.provider_support import refused
 from tests.server import run_gateway
 from transforms.gitlab import gitlab as gitlab_transform
 from transforms.meta import meta as meta_transform
@@ -33,14 +32,6 @@ META = (SAMPLES / "meta" / "messages.changed.json").read_bytes()
 GITLAB = (SAMPLES / "gitlab" / "merge_request.open.json").read_bytes()
 APP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 NOW = 1_714_557_600
-
-
-def refused(provider: Provider, body: bytes, headers: dict[str, str], now: float = NOW) -> type:
-    with pytest.raises(VerificationError) as info:
-        provider.verify(body, headers, now=now)
-    for secret in provider.secrets:
-        assert secret not in info.value.reason
-    return type(info.value)
 
 
 def meta_headers(body: bytes, secret: str = APP_SECRET) -> dict[str, str]:

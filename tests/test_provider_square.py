@@ -27,7 +27,7 @@ from gateway.providers import (
     get_provider,
 )
 from gateway.webhook import PayloadError, Webhook
-from tests.provider_checks import refused
+from tests.provider_support import refused
 from tests.server import run_gateway
 from transforms.square import square as square_transform
 
