@@ -8,12 +8,10 @@ import hmac
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 import standardwebhooks
 
 import gateway
-from gateway.config import config_from_env
 from gateway.providers import (
     MalformedSignature,
     MissingSignature,
@@ -22,8 +20,7 @@ from gateway.providers import (
     get_provider,
 )
 from gateway.webhook import Webhook
-from tests.provider_support import refused
-from tests.server import run_gateway
+from tests.provider_support import refused, zero_config_gateway
 from transforms.gitlab import gitlab as gitlab_transform
 from transforms.meta import meta as meta_transform
 
@@ -73,11 +70,9 @@ def test_meta_one_event_per_change_with_stable_ids() -> None:
 
 
 def test_meta_zero_config_subscribe_check_then_notifications(tmp_path: Path) -> None:
-    env = {"META_WEBHOOK_SECRET": APP_SECRET, "META_VERIFY_TOKEN": "my-verify-token",
-           "GATEWAY_DATA_DIR": str(tmp_path)}  # fmt: skip
-    config = config_from_env(env)
-    config.forwarder.enabled = False
-    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+    with zero_config_gateway(
+        {"META_WEBHOOK_SECRET": APP_SECRET, "META_VERIFY_TOKEN": "my-verify-token"}, tmp_path
+    ) as (_, client, _):
         check = {"hub.mode": "subscribe", "hub.verify_token": "my-verify-token",
                  "hub.challenge": "CHALLENGE_ACCEPTED"}  # fmt: skip
         assert client.get("/webhooks/meta", params=check).text == "CHALLENGE_ACCEPTED"
