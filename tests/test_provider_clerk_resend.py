@@ -7,7 +7,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 from svix.webhooks import Webhook as SvixWebhook
 
@@ -20,7 +19,7 @@ from gateway.providers import (
     get_provider,
 )
 from gateway.webhook import Webhook
-from tests.server import run_gateway
+from tests.provider_support import zero_config_gateway
 from transforms.svix_senders import clerk as clerk_transform
 from transforms.svix_senders import resend as resend_transform
 
@@ -75,11 +74,9 @@ def test_transforms() -> None:
 
 
 def test_zero_config_over_a_real_socket(tmp_path: Path) -> None:
-    env = {"CLERK_WEBHOOK_SECRET": SECRET, "RESEND_WEBHOOK_SECRET": SECRET,
-           "GATEWAY_DATA_DIR": str(tmp_path)}  # fmt: skip
-    config = config_from_env(env)
-    config.forwarder.enabled = False
-    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+    with zero_config_gateway(
+        {"CLERK_WEBHOOK_SECRET": SECRET, "RESEND_WEBHOOK_SECRET": SECRET}, tmp_path
+    ) as (_, client, _):
         now = int(time.time())
         for name, body in (("clerk", CLERK), ("resend", RESEND)):
             headers = {**svix_headers(body, now), "content-type": "application/json"}

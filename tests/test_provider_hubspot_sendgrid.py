@@ -8,7 +8,6 @@ import json
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -17,7 +16,6 @@ from hubspot.utils.signature import Signature
 from sendgrid.helpers.eventwebhook import EventWebhook
 
 import gateway
-from gateway.config import config_from_env
 from gateway.providers import (
     Inbound,
     MalformedSignature,
@@ -25,11 +23,10 @@ from gateway.providers import (
     Provider,
     SignatureMismatch,
     TimestampOutOfTolerance,
-    VerificationError,
     get_provider,
 )
 from gateway.webhook import PayloadError, Webhook
-from tests.server import run_gateway
+from tests.provider_support import refused, zero_config_gateway
 from transforms.hubspot import hubspot as hubspot_transform
 from transforms.sendgrid import sendgrid as sendgrid_transform
 
@@ -39,14 +36,6 @@ SECRET = "a1b2c3d4-client-secret"
 URL = "https://hooks.example.com/webhooks/hubspot"
 HUBSPOT = (SAMPLES / "hubspot" / "contact.creation.json").read_bytes()
 SENDGRID = (SAMPLES / "sendgrid" / "email.delivered.json").read_bytes()
-
-
-def refused(provider: Provider, body: bytes, headers: dict[str, str], now: float = NOW) -> type:
-    with pytest.raises(VerificationError) as info:
-        provider.verify_request(Inbound("POST", body, headers), now=now)
-    for secret in provider.secrets:
-        assert secret not in info.value.reason
-    return type(info.value)
 
 
 # -- HubSpot ------------------------------------------------------------------------------------
@@ -198,10 +187,7 @@ def test_sendgrid_broken_one_way_at_a_time() -> None:
 
 def test_sendgrid_one_event_per_item_over_a_real_socket(tmp_path: Path) -> None:
     private, public = signing_pair()
-    env = {"SENDGRID_WEBHOOK_SECRET": public, "GATEWAY_DATA_DIR": str(tmp_path)}
-    config = config_from_env(env)
-    config.forwarder.enabled = False
-    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+    with zero_config_gateway({"SENDGRID_WEBHOOK_SECRET": public}, tmp_path) as (_, client, _):
         now = int(time.time())
         headers = {
             **sg_headers(sg_sign(private, SENDGRID, now), now),

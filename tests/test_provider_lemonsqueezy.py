@@ -18,7 +18,7 @@ from gateway.providers import (
 )
 from gateway.webhook import Webhook
 from tests.provider_support import refused as refused_at_now
-from tests.zero_config import zero_config_gateway
+from tests.provider_support import zero_config_gateway
 from transforms.lemonsqueezy import lemonsqueezy as lemonsqueezy_transform
 
 BODY = (

@@ -23,7 +23,7 @@ from gateway.providers import (
 from gateway.providers.mailgun import mailgun_hmac
 from gateway.webhook import Webhook
 from tests.provider_support import refused as refused_at_now
-from tests.zero_config import zero_config_gateway
+from tests.provider_support import zero_config_gateway
 from transforms.mailgun import mailgun as mailgun_transform
 
 SAMPLE = json.loads(

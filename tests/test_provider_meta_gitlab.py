@@ -8,23 +8,19 @@ import hmac
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import pytest
 import standardwebhooks
 
 import gateway
-from gateway.config import config_from_env
 from gateway.providers import (
     MalformedSignature,
     MissingSignature,
-    Provider,
     SignatureMismatch,
     TimestampOutOfTolerance,
-    VerificationError,
     get_provider,
 )
 from gateway.webhook import Webhook
-from tests.server import run_gateway
+from tests.provider_support import refused, zero_config_gateway
 from transforms.gitlab import gitlab as gitlab_transform
 from transforms.meta import meta as meta_transform
 
@@ -33,14 +29,6 @@ META = (SAMPLES / "meta" / "messages.changed.json").read_bytes()
 GITLAB = (SAMPLES / "gitlab" / "merge_request.open.json").read_bytes()
 APP_SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 NOW = 1_714_557_600
-
-
-def refused(provider: Provider, body: bytes, headers: dict[str, str], now: float = NOW) -> type:
-    with pytest.raises(VerificationError) as info:
-        provider.verify(body, headers, now=now)
-    for secret in provider.secrets:
-        assert secret not in info.value.reason
-    return type(info.value)
 
 
 def meta_headers(body: bytes, secret: str = APP_SECRET) -> dict[str, str]:
@@ -82,11 +70,9 @@ def test_meta_one_event_per_change_with_stable_ids() -> None:
 
 
 def test_meta_zero_config_subscribe_check_then_notifications(tmp_path: Path) -> None:
-    env = {"META_WEBHOOK_SECRET": APP_SECRET, "META_VERIFY_TOKEN": "my-verify-token",
-           "GATEWAY_DATA_DIR": str(tmp_path)}  # fmt: skip
-    config = config_from_env(env)
-    config.forwarder.enabled = False
-    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+    with zero_config_gateway(
+        {"META_WEBHOOK_SECRET": APP_SECRET, "META_VERIFY_TOKEN": "my-verify-token"}, tmp_path
+    ) as (_, client, _):
         check = {"hub.mode": "subscribe", "hub.verify_token": "my-verify-token",
                  "hub.challenge": "CHALLENGE_ACCEPTED"}  # fmt: skip
         assert client.get("/webhooks/meta", params=check).text == "CHALLENGE_ACCEPTED"

@@ -21,8 +21,8 @@ from gateway.providers import (
 )
 from gateway.webhook import Webhook
 from tests.npm_sdk import run_node
-from tests.provider_checks import refused as refused_by
-from tests.provider_checks import zero_config_round_trip
+from tests.provider_support import refused as refused_by
+from tests.provider_support import zero_config_round_trip
 from transforms.mux import mux as mux_transform
 
 SAMPLE = (Path(gateway.__file__).parent / "samples" / "mux" / "video.asset.ready.json").read_bytes()

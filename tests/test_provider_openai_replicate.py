@@ -12,14 +12,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 import standardwebhooks
 from replicate.webhook import Webhooks, WebhookSigningSecret
 
 import gateway
-from gateway.config import config_from_env
 from gateway.providers import (
     MissingSignature,
     SignatureMismatch,
@@ -27,7 +25,7 @@ from gateway.providers import (
     get_provider,
 )
 from gateway.webhook import Webhook
-from tests.server import run_gateway
+from tests.provider_support import zero_config_gateway
 from transforms.svix_senders import openai as openai_transform
 from transforms.svix_senders import replicate as replicate_transform
 
@@ -128,11 +126,9 @@ def test_transforms_name_id_and_time() -> None:
 
 
 def test_zero_config_over_a_real_socket(tmp_path: Path) -> None:
-    env = {"OPENAI_WEBHOOK_SECRET": SECRET, "REPLICATE_WEBHOOK_SECRET": SECRET,
-           "GATEWAY_DATA_DIR": str(tmp_path)}  # fmt: skip
-    config = config_from_env(env)
-    config.forwarder.enabled = False
-    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+    with zero_config_gateway(
+        {"OPENAI_WEBHOOK_SECRET": SECRET, "REPLICATE_WEBHOOK_SECRET": SECRET}, tmp_path
+    ) as (_, client, _):
         now = int(time.time())
         for name, body in SENDERS:
             headers = {**standard_headers(body, now), "content-type": "application/json"}

@@ -17,7 +17,7 @@ from gateway.providers import (
 )
 from gateway.webhook import Webhook
 from tests.provider_support import refused as refused_at_now
-from tests.zero_config import zero_config_gateway
+from tests.provider_support import zero_config_gateway
 from transforms.postmark import postmark as postmark_transform
 
 BODY = (Path(gateway.__file__).parent / "samples" / "postmark" / "delivery.json").read_bytes()

@@ -11,14 +11,12 @@ import hmac
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 from square.types.payment_created_event import PaymentCreatedEvent
 from square.utils.webhooks_helper import verify_signature
 
 from gateway.cli import main
 from gateway.commands.send import read_sample
-from gateway.config import config_from_env
 from gateway.providers import (
     MalformedSignature,
     MissingSignature,
@@ -27,8 +25,7 @@ from gateway.providers import (
     get_provider,
 )
 from gateway.webhook import PayloadError, Webhook
-from tests.provider_checks import refused
-from tests.server import run_gateway
+from tests.provider_support import refused, zero_config_gateway
 from transforms.square import square as square_transform
 
 BODY = read_sample("square", "payment.created")
@@ -123,14 +120,9 @@ def test_zero_config_and_send_over_a_real_socket(
 ) -> None:
     """Both variables enable the route; the URL signed is the configured public one, not the
     loopback address the requests really go to."""
-    env = {
-        "SQUARE_WEBHOOK_SECRET": KEY,
-        "SQUARE_WEBHOOK_URL": URL,
-        "GATEWAY_DATA_DIR": str(tmp_path),
-    }
-    config = config_from_env(env)
-    config.forwarder.enabled = False
-    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+    with zero_config_gateway(
+        {"SQUARE_WEBHOOK_SECRET": KEY, "SQUARE_WEBHOOK_URL": URL}, tmp_path
+    ) as (gw, client, env):
         first = client.post("/webhooks/square", content=BODY, headers=square_header(BODY))
         assert (first.status_code, first.json()["events"]) == (200, 1), first.text
         again = client.post("/webhooks/square", content=BODY, headers=square_header(BODY))

@@ -13,7 +13,7 @@ import gateway
 from gateway.providers import MissingSignature, SignatureMismatch, get_provider
 from gateway.webhook import Webhook
 from tests.provider_support import refused as refused_at_now
-from tests.zero_config import zero_config_gateway
+from tests.provider_support import zero_config_gateway
 from transforms.telegram import telegram as telegram_transform
 
 BODY = (Path(gateway.__file__).parent / "samples" / "telegram" / "message.json").read_bytes()

@@ -6,12 +6,10 @@ import hashlib
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
 import gateway
-from gateway.config import config_from_env
 from gateway.providers import (
     Inbound,
     MalformedSignature,
@@ -22,7 +20,7 @@ from gateway.providers import (
 )
 from gateway.providers.twilio import TwilioProvider
 from gateway.webhook import Webhook
-from tests.server import run_gateway
+from tests.provider_support import zero_config_gateway
 from transforms.twilio import twilio as twilio_transform
 
 TOKEN = "12345abcdef67890fedcba0987654321"
@@ -142,11 +140,9 @@ def test_transform_names_ids_and_times() -> None:
 
 def test_zero_config_over_a_real_socket_with_idempotency_dedup(tmp_path: Path) -> None:
     url = "http://hooks.example.com/webhooks/twilio"
-    env = {"TWILIO_WEBHOOK_SECRET": TOKEN, "TWILIO_WEBHOOK_URL": url,
-           "GATEWAY_DATA_DIR": str(tmp_path)}  # fmt: skip
-    config = config_from_env(env)
-    config.forwarder.enabled = False
-    with run_gateway(config, env) as gw, httpx.Client(base_url=gw.url, timeout=10) as client:
+    with zero_config_gateway(
+        {"TWILIO_WEBHOOK_SECRET": TOKEN, "TWILIO_WEBHOOK_URL": url}, tmp_path
+    ) as (_, client, _):
         headers = {"x-twilio-signature": form_signature(url),
                    "i-twilio-idempotency-token": "tok-1",
                    "content-type": "application/x-www-form-urlencoded"}  # fmt: skip

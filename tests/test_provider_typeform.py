@@ -16,7 +16,7 @@ import pytest
 import gateway
 from gateway.providers import MalformedSignature, MissingSignature, SignatureMismatch, get_provider
 from gateway.webhook import Webhook
-from tests.provider_checks import refused, zero_config_round_trip
+from tests.provider_support import refused, zero_config_round_trip
 from transforms.typeform import typeform as typeform_transform
 
 SAMPLES = Path(gateway.__file__).parent / "samples" / "typeform"

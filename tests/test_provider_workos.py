@@ -25,7 +25,7 @@ from gateway.providers import (
     get_provider,
 )
 from gateway.webhook import Webhook
-from tests.provider_checks import refused, zero_config_round_trip
+from tests.provider_support import refused, zero_config_round_trip
 from transforms.workos import workos as workos_transform
 
 BODY = read_sample("workos", "dsync.user.created")

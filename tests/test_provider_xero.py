@@ -19,7 +19,7 @@ from gateway.providers import (
 )
 from gateway.webhook import Webhook
 from tests.provider_support import refused as refused_at_now
-from tests.zero_config import zero_config_gateway
+from tests.provider_support import zero_config_gateway
 from transforms.xero import xero as xero_transform
 
 BODY = (Path(gateway.__file__).parent / "samples" / "xero" / "invoice.updated.json").read_bytes()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from gateway import Event, Webhook, transform
 from gateway.providers.generic_hmac import lookup
 from transforms._naming import dotted
-from transforms.hmac import _ms
+from transforms._time import to_ms
 
 TS_PATHS = (
     "comment.updated_on",
@@ -32,7 +32,7 @@ def event_time(payload: dict[str, object]) -> int | None:
     """The first usable time at :data:`TS_PATHS` in ``payload``, in ms."""
     for path in TS_PATHS:
         try:
-            ms = _ms(lookup(payload, path))
+            ms = to_ms(lookup(payload, path))
         except KeyError:
             continue
         if ms is not None:

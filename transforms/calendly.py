@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from gateway import Event, Webhook, transform
 from gateway.providers.calendly import event_key
-from transforms.hmac import _ms, render_name
+from transforms._time import to_ms
+from transforms.hmac import render_name
 
 
 @transform("calendly")
@@ -25,6 +26,6 @@ def calendly(webhook: Webhook) -> Event:
     return Event(
         name=render_name("{prefix}/{event:lower}", webhook, payload),
         id=f"{webhook.prefix or webhook.source}-{key}" if key else None,
-        ts=_ms(payload.get("created_at")) or webhook.received_at_ms or None,
+        ts=to_ms(payload.get("created_at")) or webhook.received_at_ms or None,
         data=payload,
     )

@@ -15,12 +15,11 @@ PINGs are answered by the provider and never reach the transform.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from gateway import Event, Webhook, transform
 from gateway.providers.discord import event_key, is_interaction
-from transforms.hmac import _ms
+from transforms._time import to_ms, utc_ms
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 INTERACTIONS = {2: "application_command", 3: "message_component", 4: "autocomplete",
@@ -29,20 +28,12 @@ INTERACTIONS = {2: "application_command", 3: "message_component", 4: "autocomple
 
 def _utc_ms(value: Any) -> int | None:
     """Discord's event timestamps are ISO-8601 in UTC, written without an offset."""
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return _ms(moment.isoformat())
-    return None
+    return utc_ms(value) if isinstance(value, str) else None
 
 
 def _snowflake_ms(value: Any) -> int | None:
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 21:
-        return _ms((int(value) >> 22) + DISCORD_EPOCH_MS)
+        return to_ms((int(value) >> 22) + DISCORD_EPOCH_MS)
     return None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from gateway import Event, Webhook, transform
 from gateway.providers.docusign import delivery_key
-from transforms.hmac import _ms
+from transforms._time import to_ms
 
 
 @transform("docusign")
@@ -27,6 +27,6 @@ def docusign(webhook: Webhook) -> Event:
     return Event(
         name=f"docusign/{noun}.{status.replace('-', '_')}",
         id=f"docusign-{key}" if key else None,
-        ts=_ms(payload.get("generatedDateTime")) or webhook.received_at_ms or None,
+        ts=to_ms(payload.get("generatedDateTime")) or webhook.received_at_ms or None,
         data=payload,
     )

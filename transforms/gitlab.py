@@ -13,14 +13,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
 from gateway import Event, Webhook, transform
 from gateway.providers.gitlab import ID_HEADERS
-
-_SNAKE = re.compile(r"[^a-z0-9]+")
+from transforms._naming import snake
 
 
 def _ms(value: Any) -> int | None:
@@ -48,7 +46,7 @@ def gitlab(webhook: Webhook) -> Event:
         kind = system.replace("_", ".", 1)  # system hooks: project_create -> project.create
     if not isinstance(kind, str) or not kind:
         header = webhook.header("x-gitlab-event") or ""
-        kind = _SNAKE.sub("_", header.lower()).strip("_")
+        kind = snake(header)
     if not kind:
         raise ValueError("a GitLab payload has object_kind or an X-Gitlab-Event header")
     attributes = payload.get("object_attributes")

@@ -17,18 +17,15 @@ webhook lacks is an error, so the webhook is quarantined rather than misnamed.
 
 from __future__ import annotations
 
-import math
 import string
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 from typing import Any
 
 from gateway import Event, Webhook, transform
 from gateway.providers.generic_hmac import lookup
+from transforms._time import to_ms
 
 DEFAULT_NAME_TEMPLATE = "{prefix}/{type}"
-_MS_THRESHOLD = 10**11  # larger Unix numbers are milliseconds (10**11 s is the year 5138)
-_MIN_TS_MS, _MAX_TS_MS = 315_532_800_000, 4_102_444_800_000  # 1980..2100: the Event API's range
 
 
 def _text(value: Any, what: str) -> str:
@@ -65,26 +62,6 @@ def render_name(template: str, webhook: Webhook, payload: Any) -> str:
     return "".join(out)
 
 
-def _ms(value: Any) -> int | None:
-    """Unix ms from an ISO-8601 string or a Unix number (s or ms); None if unusable."""
-    ms: int | None = None
-    if isinstance(value, str) and not value.isdigit():
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if moment.tzinfo is not None:
-            ms = int(moment.timestamp() * 1000)
-    elif isinstance(value, str | int | float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except (OverflowError, ValueError):  # an integer beyond a float, or text that is none
-            return None
-        if math.isfinite(number):
-            ms = int(number if number >= _MS_THRESHOLD else number * 1000)
-    return ms if ms is not None and _MIN_TS_MS <= ms <= _MAX_TS_MS else None
-
-
 def hmac_event(webhook: Webhook, options: Mapping[str, Any]) -> Event:
     """The event for ``webhook`` under a source's ``options`` (see the module docstring)."""
     if options.get("format") == "form":
@@ -102,39 +79,17 @@ def hmac_event(webhook: Webhook, options: Mapping[str, Any]) -> Event:
     ts: int | None = None
     if options.get("ts_path"):
         try:
-            ts = _ms(lookup(payload, options["ts_path"]))
+            ts = to_ms(lookup(payload, options["ts_path"]))
         except KeyError:
             ts = None
     if ts is None and options.get("timestamp_header"):
-        ts = _ms(webhook.header(options["timestamp_header"]))
+        ts = to_ms(webhook.header(options["timestamp_header"]))
     return Event(
         name=name,
         id=f"{webhook.prefix or webhook.source}-{delivery}" if delivery else None,
         ts=ts or webhook.received_at_ms or None,
         data=payload,
     )
-
-
-def per_item(
-    webhook: Webhook,
-    provider: str,
-    name_of: Callable[[dict[str, Any]], str],
-    id_key: str,
-    ts_key: str,
-) -> list[Event]:
-    """One event per item: ``name_of(item)``, id ``<provider>-<item[id_key]>``, ts from ts_key."""
-    items = webhook.json
-    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise ValueError(f"a {provider} body is a JSON array of objects")
-    return [
-        Event(
-            name=name_of(item),
-            id=f"{provider}-{item[id_key]}" if item.get(id_key) not in (None, "") else None,
-            ts=_ms(item.get(ts_key)) or webhook.received_at_ms or None,
-            data=item,
-        )
-        for item in items
-    ]
 
 
 @transform("hmac")

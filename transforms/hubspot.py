@@ -9,25 +9,18 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from gateway import Event, Webhook, transform
-from transforms.hmac import per_item
-
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-
-
-def snake(text: str) -> str:
-    """``propertyChange`` -> ``property_change``; dots kept."""
-    return _CAMEL.sub("_", text).lower().replace("-", "_")
+from transforms._naming import camel_snake
+from transforms._typed import per_item
 
 
 def _name(item: dict[str, Any]) -> str:
     kind = item.get("subscriptionType")
     if not isinstance(kind, str) or "." not in kind:
         raise ValueError("each HubSpot item has a subscriptionType like contact.creation")
-    return "hubspot/" + snake(kind)
+    return "hubspot/" + camel_snake(kind)
 
 
 @transform("hubspot")

@@ -14,7 +14,7 @@ import re
 
 from gateway import Event, Webhook, transform
 from gateway.providers.lemonsqueezy import changed_at, event_key
-from transforms.hmac import _ms
+from transforms._time import to_ms
 
 _EVENT = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)+")
 
@@ -33,6 +33,6 @@ def lemonsqueezy(webhook: Webhook) -> Event:
     return Event(
         name=f"lemonsqueezy/{noun}.{verb}",
         id=f"lemonsqueezy-{key}" if key else None,
-        ts=_ms(changed_at(payload)) or webhook.received_at_ms or None,
+        ts=to_ms(changed_at(payload)) or webhook.received_at_ms or None,
         data=payload,
     )

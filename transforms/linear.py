@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 from gateway import Event, Webhook, transform
-from transforms.hmac import _ms
-from transforms.hubspot import snake
+from transforms._naming import camel_snake
+from transforms._time import to_ms
 
 
 @transform("linear")
@@ -25,10 +25,10 @@ def linear(webhook: Webhook) -> Event:
         raise ValueError("a Linear webhook has a type (Issue) and an action (create)")
     delivery = webhook.header("linear-delivery")
     return Event(
-        name=f"linear/{snake(kind)}.{snake(action)}",
+        name=f"linear/{camel_snake(kind)}.{camel_snake(action)}",
         id=f"linear-{delivery}" if delivery else None,
-        ts=_ms(payload.get("createdAt"))
-        or _ms(payload.get("webhookTimestamp"))
+        ts=to_ms(payload.get("createdAt"))
+        or to_ms(payload.get("webhookTimestamp"))
         or webhook.received_at_ms
         or None,
         data=payload,

@@ -10,12 +10,9 @@
 
 from __future__ import annotations
 
-import re
-
 from gateway import Event, Webhook, transform
-from transforms.hmac import _ms
-
-_SNAKE = re.compile(r"[^a-z0-9]+")
+from transforms._naming import snake
+from transforms._time import to_ms
 
 
 @transform("mailgun")
@@ -28,8 +25,8 @@ def mailgun(webhook: Webhook) -> Event:
         raise ValueError("a Mailgun webhook has event-data with an event")
     ident = data.get("id")
     return Event(
-        name="mailgun/message." + _SNAKE.sub("_", kind.lower()).strip("_"),
+        name="mailgun/message." + snake(kind),
         id=f"mailgun-{ident}" if isinstance(ident, str) and ident else None,
-        ts=_ms(data.get("timestamp")) or webhook.received_at_ms or None,
+        ts=to_ms(data.get("timestamp")) or webhook.received_at_ms or None,
         data=data,
     )

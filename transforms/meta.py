@@ -17,7 +17,7 @@ import hashlib
 from typing import Any
 
 from gateway import Event, Webhook, transform
-from transforms.hmac import _ms
+from transforms._time import to_ms
 
 
 @transform("meta")
@@ -32,7 +32,7 @@ def meta(webhook: Webhook) -> list[Event]:
         if not isinstance(entry, dict):
             raise ValueError("each Meta entry is an object")
         common = {"object": payload.get("object"), "entry_id": entry.get("id")}
-        ts = _ms(entry.get("time"))
+        ts = to_ms(entry.get("time"))
         for change in entry.get("changes") or []:
             field = change.get("field") if isinstance(change, dict) else None
             if not isinstance(field, str) or not field:

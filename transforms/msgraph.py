@@ -24,7 +24,7 @@ from typing import Any
 
 from gateway import Event, Webhook, transform
 from gateway.providers.msgraph import item_key, notifications
-from transforms.hubspot import snake
+from transforms._naming import camel_snake
 
 _NAMED = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 
@@ -34,14 +34,14 @@ def kind_of(item: dict[str, Any]) -> str:
     data = item.get("resourceData")
     odata = data.get("@odata.type") if isinstance(data, dict) else None
     if isinstance(odata, str) and odata.rsplit(".", 1)[-1].isalnum():
-        return snake(odata.rsplit(".", 1)[-1])
+        return camel_snake(odata.rsplit(".", 1)[-1])
     resource = item.get("resource")
     path = resource.split("?", 1)[0] if isinstance(resource, str) else ""
     for segment in reversed(path.split("/")):
         named = segment.split("(", 1)[0]
         # collections are lower camel case (messages, chatMessages, root); ids are not
         if _NAMED.fullmatch(named) and named[0].islower() and named not in ("me", "users"):
-            return snake(named)
+            return camel_snake(named)
     return "resource"
 
 
@@ -50,11 +50,11 @@ def name_of(item: dict[str, Any]) -> str:
     lifecycle = item.get("lifecycleEvent")
     if isinstance(lifecycle, str) and lifecycle:
         verb = lifecycle.removeprefix("subscription") or lifecycle
-        return f"msgraph/subscription.{snake(verb[0].lower() + verb[1:])}"
+        return f"msgraph/subscription.{camel_snake(verb[0].lower() + verb[1:])}"
     change = item.get("changeType")
     if not isinstance(change, str) or not _NAMED.fullmatch(change):
         raise ValueError("a Microsoft Graph notification has a changeType or a lifecycleEvent")
-    return f"msgraph/{kind_of(item)}.{snake(change)}"
+    return f"msgraph/{kind_of(item)}.{camel_snake(change)}"
 
 
 @transform("msgraph")

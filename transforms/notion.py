@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from gateway import Event, Webhook, transform
 from transforms._naming import dotted
-from transforms.hmac import _ms
+from transforms._time import to_ms
 
 
 @transform("notion")
@@ -28,6 +28,6 @@ def notion(webhook: Webhook) -> Event:
     return Event(
         name="notion/" + name,
         id=f"notion-{ident}" if isinstance(ident, str) and ident else None,
-        ts=_ms(payload.get("timestamp")) or webhook.received_at_ms or None,
+        ts=to_ms(payload.get("timestamp")) or webhook.received_at_ms or None,
         data=payload,
     )

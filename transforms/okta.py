@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway import Event, Webhook, transform
-from transforms.hmac import _ms
+from transforms._time import to_ms
 
 
 def _name(event: dict[str, Any]) -> str:
@@ -31,12 +31,12 @@ def okta(webhook: Webhook) -> list[Event]:
     events = data.get("events") if isinstance(data, dict) else None
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
         raise ValueError("an Okta delivery has data.events, a list of objects")
-    sent = _ms(payload.get("eventTime"))
+    sent = to_ms(payload.get("eventTime"))
     return [
         Event(
             name=_name(event),
             id=f"okta-{event['uuid']}" if event.get("uuid") else None,
-            ts=_ms(event.get("published")) or sent or webhook.received_at_ms or None,
+            ts=to_ms(event.get("published")) or sent or webhook.received_at_ms or None,
             data=event,
         )
         for event in events

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from gateway import Event, Webhook, transform
 from transforms._naming import dotted
-from transforms.hmac import _ms
+from transforms._time import to_ms
 
 
 @transform("pagerduty")
@@ -29,6 +29,6 @@ def pagerduty(webhook: Webhook) -> Event:
     return Event(
         name="pagerduty/" + noun_verb,
         id=f"pagerduty-{event_id}" if isinstance(event_id, str) and event_id else None,
-        ts=_ms(event.get("occurred_at")) or webhook.received_at_ms or None,
+        ts=to_ms(event.get("occurred_at")) or webhook.received_at_ms or None,
         data=payload,
     )

@@ -20,16 +20,16 @@ from typing import Any
 
 from gateway import Event, Webhook, transform
 from gateway.providers.postmark import RECORD_TYPES, TRACE_HEADER, record_key, record_type
-from transforms.hmac import _ms
+from transforms._time import to_ms
 
 _SNAKE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|[^A-Za-z0-9]+")
 
 
 def _time(value: Any) -> int | None:
-    ms = _ms(value)
+    ms = to_ms(value)
     if ms is None and isinstance(value, str):
         try:
-            ms = _ms(parsedate_to_datetime(value).isoformat())
+            ms = to_ms(parsedate_to_datetime(value).isoformat())
         except (TypeError, ValueError):
             return None
     return ms

@@ -10,20 +10,18 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from gateway import Event, Webhook, transform
-from transforms.hmac import per_item
-
-_SNAKE = re.compile(r"[^a-z0-9]+")
+from transforms._naming import snake
+from transforms._typed import per_item
 
 
 def _name(item: dict[str, Any]) -> str:
     kind = item.get("event")
     if not isinstance(kind, str) or not kind:
         raise ValueError("each SendGrid item has an event")
-    return "sendgrid/email." + _SNAKE.sub("_", kind.lower()).strip("_")
+    return "sendgrid/email." + snake(kind)
 
 
 @transform("sendgrid")

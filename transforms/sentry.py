@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from gateway import Event, Webhook, transform
 from transforms._naming import snake
-from transforms.hmac import _ms
+from transforms._time import to_ms
 
 
 @transform("sentry")
@@ -32,6 +32,6 @@ def sentry(webhook: Webhook) -> Event:
     return Event(
         name=name,
         id=f"sentry-{request_id}" if request_id else None,
-        ts=_ms(webhook.header("sentry-hook-timestamp")) or webhook.received_at_ms or None,
+        ts=to_ms(webhook.header("sentry-hook-timestamp")) or webhook.received_at_ms or None,
         data=payload,
     )

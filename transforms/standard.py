@@ -15,29 +15,8 @@ zero-config source ``standard`` yields ``standard/<type>``.
 
 from __future__ import annotations
 
-import math
-from datetime import datetime
-from typing import Any
-
 from gateway import Event, Webhook, transform
-
-_MS_THRESHOLD = 10**11  # larger Unix numbers are milliseconds (10**11 s is the year 5138)
-_MIN_TS_MS, _MAX_TS_MS = 315_532_800_000, 4_102_444_800_000  # 1980..2100: the Event API's range
-
-
-def _ms(value: Any) -> int | None:
-    """Unix ms from an ISO-8601 string or a Unix number (s or ms); None if unusable."""
-    ms: int | None = None
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if moment.tzinfo is not None:
-            ms = int(moment.timestamp() * 1000)
-    elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        ms = int(value if value >= _MS_THRESHOLD else value * 1000)
-    return ms if ms is not None and _MIN_TS_MS <= ms <= _MAX_TS_MS else None
+from transforms._time import to_ms
 
 
 @transform("standard")
@@ -54,6 +33,6 @@ def standard(webhook: Webhook) -> Event:
     return Event(
         name=f"{prefix}/{kind}",
         id=f"{prefix}-{msg_id}" if msg_id else None,
-        ts=_ms(payload.get("timestamp")) or webhook.received_at_ms or None,
+        ts=to_ms(payload.get("timestamp"), numeric_text=False) or webhook.received_at_ms or None,
         data=payload,
     )

@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from gateway import Event, Webhook, transform
 from gateway.webhook import PayloadError
-from transforms.standard import _ms, standard
+from transforms._time import to_ms
+from transforms.standard import standard
+
+
+def _iso_or_number_ms(value: object) -> int | None:
+    return to_ms(value, numeric_text=False)  # as Standard Webhooks reads its timestamp
 
 
 @transform("clerk")
@@ -27,7 +32,7 @@ def clerk(webhook: Webhook) -> Event:
 
 def _timed_by_created_at(webhook: Webhook) -> Event:
     event = standard(webhook)
-    created = _ms(webhook.json.get("created_at"))
+    created = to_ms(webhook.json.get("created_at"), numeric_text=False)
     return event.model_copy(update={"ts": created}) if created else event
 
 
@@ -59,6 +64,8 @@ def replicate(webhook: Webhook) -> Event:
     return Event(
         name=f"{prefix}/{kind}.{status.lower()}",
         id=f"{prefix}-{msg_id}" if msg_id else None,
-        ts=next((ms for ms in map(_ms, moments) if ms), None) or webhook.received_at_ms or None,
+        ts=next((ms for ms in map(_iso_or_number_ms, moments) if ms), None)
+        or webhook.received_at_ms
+        or None,
         data=payload,
     )

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from gateway import Event, Webhook, transform
-from transforms.hmac import _ms
+from transforms._time import to_ms
 
 #: update field -> event name (Bot API "Update" object)
 NAMES = {
@@ -48,7 +48,7 @@ def _time(item: Any) -> int | None:
         item = item["boost"]
     for field in TIME_FIELDS:
         if item.get(field):
-            return _ms(item[field])
+            return to_ms(item[field])
     return None
 
 

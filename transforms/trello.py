@@ -27,8 +27,8 @@ from __future__ import annotations
 import re
 
 from gateway import Event, Webhook, transform
-from transforms.hmac import _ms
-from transforms.hubspot import snake
+from transforms._naming import camel_snake
+from transforms._time import to_ms
 
 _TYPE = re.compile(r"([a-z]+)([A-Z][A-Za-z0-9]*)?")
 
@@ -41,7 +41,7 @@ def name_of(action_type: str) -> str:
             f"a Trello action type is camel case like updateCard: {action_type[:40]!r}"
         )
     verb, noun = match.groups()
-    return f"trello/{snake(noun) if noun else 'action'}.{verb}"
+    return f"trello/{camel_snake(noun) if noun else 'action'}.{verb}"
 
 
 @transform("trello")
@@ -56,6 +56,6 @@ def trello(webhook: Webhook) -> Event:
     return Event(
         name=name_of(kind),
         id=f"trello-{ident}" if isinstance(ident, str) and ident else None,
-        ts=_ms(action.get("date")) or webhook.received_at_ms or None,
+        ts=to_ms(action.get("date")) or webhook.received_at_ms or None,
         data=payload,
     )

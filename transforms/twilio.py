@@ -14,30 +14,24 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from gateway import Event, Webhook, transform
-from transforms.hmac import _ms
-
-_SNAKE = re.compile(r"[^a-z0-9]+")
-
-
-def _snake(text: str) -> str:
-    return _SNAKE.sub("_", text.lower()).strip("_")
+from transforms._naming import snake
+from transforms._time import to_ms
 
 
 def _name_and_key(data: dict[str, Any]) -> tuple[str, str | None]:
     if isinstance(data.get("type"), str) and data["type"].count(".") >= 2:
         noun, verb = data["type"].rsplit(".", 2)[-2:]
-        return f"twilio/{_snake(noun)}.{_snake(verb)}", data.get("id")
+        return f"twilio/{snake(noun)}.{snake(verb)}", data.get("id")
     for sid, noun, statuses in (
         ("MessageSid", "message", ("MessageStatus", "SmsStatus")),
         ("CallSid", "call", ("CallStatus",)),
     ):
         if data.get(sid):
             status = next((data[s] for s in statuses if data.get(s)), "received")
-            return f"twilio/{noun}.{_snake(str(status))}", f"{data[sid]}-{_snake(str(status))}"
+            return f"twilio/{noun}.{snake(str(status))}", f"{data[sid]}-{snake(str(status))}"
     return "twilio/webhook.received", None
 
 
@@ -53,7 +47,7 @@ def twilio(webhook: Webhook) -> Event:
         data = dict(webhook.form)
     name, key = _name_and_key(data)
     delivery = webhook.header("i-twilio-idempotency-token") or key
-    ts = _ms(data.get("time") or data.get("timestamp"))
+    ts = to_ms(data.get("time") or data.get("timestamp"))
     return Event(
         name=name,
         id=f"twilio-{delivery}" if delivery else None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from gateway import Event, Webhook, transform
 from gateway.providers.twitch import ID_HEADER, REVOCATION, TIMESTAMP_HEADER, TYPE_HEADER
-from transforms.hmac import _ms
+from transforms._time import to_ms
 
 
 @transform("twitch")
@@ -26,7 +26,7 @@ def twitch(webhook: Webhook) -> Event | list[Event]:
     kind = subscription.get("type") if isinstance(subscription, dict) else None
     if not isinstance(kind, str) or not kind:
         raise ValueError("an EventSub message has subscription.type")
-    ts = _ms(webhook.header(TIMESTAMP_HEADER)) or webhook.received_at_ms or None
+    ts = to_ms(webhook.header(TIMESTAMP_HEADER)) or webhook.received_at_ms or None
     message_id = webhook.header(ID_HEADER)
     if webhook.header(TYPE_HEADER) == REVOCATION:
         name = "twitch/subscription.revoked"

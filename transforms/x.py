@@ -25,13 +25,12 @@ X Activity API bodies (``{"data": {"event_uuid", "event_type", "payload", ...}}`
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 from gateway import Event, Webhook, transform
-from transforms.hmac import _ms
+from transforms._naming import snake
+from transforms._time import to_ms
 
-_SNAKE = re.compile(r"[^a-z0-9]+")
 NAMES = {
     "tweet_create": "tweet.create",
     "tweet_delete": "tweet.delete",
@@ -48,7 +47,7 @@ def _name(kind: str, item: dict[str, Any]) -> str:
         return "x/" + NAMES[kind]
     verb = item.get("type")
     if kind in TYPED and isinstance(verb, str) and verb:
-        return f"x/{kind}.{_SNAKE.sub('_', verb.lower()).strip('_')}"
+        return f"x/{kind}.{snake(verb)}"
     return f"x/{kind}.received"
 
 
@@ -62,7 +61,7 @@ def _activity(webhook: Webhook, data: dict[str, Any]) -> Event:
     return Event(
         name="x/" + kind.lower(),
         id=f"x-{uuid}" if isinstance(uuid, str | int) and uuid != "" else None,
-        ts=_ms(created) or webhook.received_at_ms or None,
+        ts=to_ms(created) or webhook.received_at_ms or None,
         data=data,
     )
 
@@ -91,7 +90,7 @@ def x(webhook: Webhook) -> list[Event]:
     for n, (name, kind, item) in enumerate(found):
         ident = item.get("id_str") or item.get("id")
         key = f"{user}-{kind}-{ident}" if user and isinstance(ident, str | int) else f"{digest}-{n}"
-        ts = _ms(item.get("timestamp_ms") or item.get("created_timestamp"))
+        ts = to_ms(item.get("timestamp_ms") or item.get("created_timestamp"))
         events.append(
             Event(
                 name=name,

@@ -13,12 +13,11 @@ An empty ``events`` list is Xero's Intent to Receive check: the provider answers
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from gateway import Event, Webhook, transform
 from gateway.providers.xero import event_key
-from transforms.hmac import _ms
+from transforms._time import utc_ms
 
 CATEGORIES = {"CREDITNOTE": "credit_note"}
 TYPES = {"CREATE": "created", "UPDATE": "updated", "DELETE": "deleted"}
@@ -33,18 +32,6 @@ def _name(item: dict[str, Any]) -> str:
         raise ValueError("each Xero event has an eventType like UPDATE")
     noun = CATEGORIES.get(category.upper(), category.lower())
     return f"xero/{noun}.{TYPES.get(kind.upper(), kind.lower())}"
-
-
-def _utc_ms(value: Any) -> int | None:
-    """``_ms`` of an ISO time, read as UTC when it has no offset (as Xero writes it)."""
-    if isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        if moment.tzinfo is None:
-            value = moment.replace(tzinfo=UTC).isoformat()
-    return _ms(value)
 
 
 @transform("xero")
@@ -62,7 +49,7 @@ def xero(webhook: Webhook) -> list[Event]:
             Event(
                 name=_name(item),
                 id=f"xero-{key}" if key else None,
-                ts=_utc_ms(item.get("eventDateUtc")) or webhook.received_at_ms or None,
+                ts=utc_ms(item.get("eventDateUtc")) or webhook.received_at_ms or None,
                 data={**item, **batch},
             )
         )

@@ -16,7 +16,7 @@ from __future__ import annotations
 from gateway import Event, Webhook, transform
 from gateway.providers.zendesk import EVENT_TYPE_PREFIX, zendesk_id
 from transforms._naming import dotted
-from transforms.hmac import _ms
+from transforms._time import to_ms
 
 
 @transform("zendesk")
@@ -34,7 +34,9 @@ def zendesk(webhook: Webhook) -> Event:
     else:
         name = "zendesk/webhook.invoked"
     key = zendesk_id(webhook)
-    ts = _ms(payload.get("time")) or _ms(webhook.header("x-zendesk-webhook-signature-timestamp"))
+    ts = to_ms(payload.get("time")) or to_ms(
+        webhook.header("x-zendesk-webhook-signature-timestamp")
+    )
     return Event(
         name=name,
         id=f"zendesk-{key}" if key else None,

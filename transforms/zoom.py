@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from gateway import Event, Webhook, transform
 from gateway.providers.zoom import event_key
-from transforms.hmac import _ms
+from transforms._time import to_ms
 
 
 @transform("zoom")
@@ -26,6 +26,6 @@ def zoom(webhook: Webhook) -> Event:
     return Event(
         name="zoom/" + event.lower(),
         id=f"zoom-{key}" if key else None,
-        ts=_ms(payload.get("event_ts")) or webhook.received_at_ms or None,
+        ts=to_ms(payload.get("event_ts")) or webhook.received_at_ms or None,
         data=payload,
     )
