@@ -81,6 +81,7 @@ EVENTS: dict[str, dict[str, list[str]]] = {
     },
     "telegram": {"message": ["telegram/message.received"]},
     "trello": {"card.update": ["trello/card.update"]},
+    "twilio": {"message.received": ["twilio/message.received"]},
     "twitch": {"channel.follow": ["twitch/channel.follow"]},
     "typeform": {"form_response.submitted": ["typeform/form_response.submitted"]},
     "vercel": {"deployment.created": ["vercel/deployment.created"]},
@@ -91,18 +92,17 @@ EVENTS: dict[str, dict[str, list[str]]] = {
     "zoom": {"meeting.started": ["zoom/meeting.started"]},
 }
 #: providers whose sample, sent again, is a new event: ``send`` gives it a fresh id (an ``id``
-#: field, or a message id header it makes); the others' ids come from the sample itself, so a
-#: second send is a duplicate
+#: field, or a message id header it makes), or the provider keeps no dedup id (dropbox: every
+#: notification is new); the others' ids come from the sample itself, so a second send is a
+#: duplicate
 FRESH_ON_RESEND = frozenset(
-    {"clerk", "intercom", "linear", "mux", "notion", "openai", "paddle", "replicate", "resend",
-     "slack", "square", "standard", "stripe", "twitch", "typeform", "vercel", "workos", "zendesk"}
+    {"clerk", "dropbox", "intercom", "linear", "mux", "notion", "openai", "paddle", "replicate",
+     "resend", "slack", "square", "standard", "stripe", "twitch", "typeform", "vercel", "workos",
+     "zendesk"}
 )  # fmt: skip
 #: with samples, but ``send`` cannot sign them: the gateway holds only a public key (discord,
-#: sendgrid), signs nothing (msgraph), has no zero-config variable (hmac, in tests/test_send.py);
-#: twilio's ``sign`` uses the URL ``send`` posts to while the gateway checks TWILIO_WEBHOOK_URL,
-#: so a send to a gateway whose public URL differs from the loopback one is refused (an open
-#: question for the provider's owner)
-NOT_SENT = frozenset({"discord", "sendgrid", "msgraph", "hmac", "twilio"})
+#: sendgrid), signs nothing (msgraph), has no zero-config variable (hmac, in tests/test_send.py)
+NOT_SENT = frozenset({"discord", "sendgrid", "msgraph", "hmac"})
 
 
 def test_every_provider_with_samples_is_sent_or_said_why_not() -> None:

@@ -157,8 +157,10 @@ class TwilioProvider(Provider):
         method: str = "POST",
         url: str | None = None,
     ) -> dict[str, str]:
-        """``X-Twilio-Signature`` for a form ``body`` POSTed to ``url`` (default: the option)."""
-        target = url or str(self.url)
+        """``X-Twilio-Signature`` for a form ``body``: over the configured public URL, which is
+        what Twilio signs and the gateway checks (``url``, where the request is posted, is not
+        part of it: behind an ingress the two differ)."""
+        target = str(self.url)
         mac = hmac.new(self.secrets[0].encode(), target.encode() + sorted_form(body), hashlib.sha1)
         return {
             HEADER: base64.b64encode(mac.digest()).decode(),
