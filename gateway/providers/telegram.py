@@ -41,9 +41,7 @@ class TelegramProvider(HmacProvider):
         if BOT_TOKEN.fullmatch(secret):
             return "is the bot token, not the secret_token given to setWebhook"
         if not SECRET_TOKEN.fullmatch(secret):
-            return (
-                "is not a setWebhook secret_token (1-256 characters of A-Z, a-z, 0-9, _ and -)"
-            )
+            return "is not a setWebhook secret_token (1-256 characters of A-Z, a-z, 0-9, _ and -)"
         return None
 
     def delivery_id(self, webhook: Webhook) -> str | None:
