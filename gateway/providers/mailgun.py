@@ -19,13 +19,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from gateway.providers import (
-    DEFAULT_TOLERANCE,
     MalformedSignature,
     MissingSignature,
     Provider,
@@ -74,18 +73,13 @@ class MailgunProvider(Provider):
     handshake_summary = "none"
     dedup_summary = "`event-data.id`; a seen `signature.token` is a replay"
 
-    def __init__(
-        self,
-        secrets: Sequence[str],
-        tolerance: int | None = DEFAULT_TOLERANCE,
-        options: Mapping[str, Any] | None = None,
-    ) -> None:
-        if not tolerance:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.tolerance:
             raise ValueError(
                 "mailgun: tolerance must be above 0: the body is unsigned, so the timestamp"
                 " window is what bounds a captured token"
             )
-        super().__init__(secrets, tolerance, options)
 
     def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
         block = signature_block(body)
