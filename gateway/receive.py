@@ -27,6 +27,7 @@ from gateway.http_server import REFUSED_STATE, Refusal
 from gateway.logs import get_logger, log_fields
 from gateway.metrics import UNKNOWN_SOURCE, Metrics
 from gateway.outbox import Outbox, OutboxUnavailable, Rejection
+from gateway.outbox.common import REPLAY_KEY_PREFIX
 from gateway.plugins import TransformError, TransformFunc
 from gateway.providers import Inbound, Provider, Reply, VerificationError
 from gateway.transform_runner import check_sizes, run_transform, run_transform_bounded
@@ -81,7 +82,7 @@ def dedup_key(webhook: Webhook, provider: Provider) -> str | None:
     if provider.body_dedup():
         return body_key(webhook)
     replay = provider.replay_key(webhook)
-    return f"replay:{webhook.source}:{replay}" if replay else None
+    return f"{REPLAY_KEY_PREFIX}{webhook.source}:{replay}" if replay else None
 
 
 class BodyTooLarge(Exception):

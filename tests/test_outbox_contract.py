@@ -428,6 +428,20 @@ def test_a_dead_lettered_body_may_arrive_again(outbox: Outbox) -> None:
     assert outbox.accept(hook(2), *evs("s/c.d"), body_key="body:s:k").stored == 1
 
 
+def test_a_replay_key_stays_held_after_a_dead_letter(outbox: Outbox, clock: Clock) -> None:
+    """A ``replay:`` key is a sender's single-use value (Mailgun's signed token), not a body
+    digest: the body it came with is not signed, so once its events are dead-lettered the key
+    must still refuse other event data under it, for the whole window."""
+    outbox.accept(hook(1), *evs("s/a.b"), body_key="replay:s:token:t1")
+    [seq] = claim(outbox)
+    outbox.dead_letter(seq, "bad")
+    forged = outbox.accept(hook(2), *evs("s/c.d"), body_key="replay:s:token:t1")
+    assert (forged.stored, forged.duplicates) == (0, 1)
+    assert outbox.accept(hook(3), *evs("s/e.f"), body_key="replay:s:token:t2").stored == 1
+    clock.now += WINDOW + 1
+    assert outbox.accept(hook(4), *evs("s/g.h"), body_key="replay:s:token:t1").stored == 1
+
+
 def test_quarantine_keeps_the_webhook_and_resolving_queues_its_events(outbox: Outbox) -> None:
     original = hook(7, source="slack")
     webhook_id = outbox.quarantine(original, "transform raised KeyError", "Traceback ...")

@@ -12,7 +12,7 @@ from mailgun.security import SecurityGuard
 
 import gateway
 from gateway.app import build_provider
-from gateway.config import SourceConfig, config_from_env
+from gateway.config import ConfigError, SourceConfig, config_from_env
 from gateway.providers import (
     MalformedSignature,
     MissingSignature,
@@ -98,6 +98,14 @@ def test_the_default_window_is_the_sdks_unless_the_source_sets_one() -> None:
     provider.verify(signed(), {}, now=NOW + 900)
     with pytest.raises(TimestampOutOfTolerance):
         provider.verify(signed(), {}, now=NOW - 901)
+
+
+def test_a_source_cannot_turn_the_window_off() -> None:
+    """The body is unsigned and the token is remembered only for the dedup window: without a
+    timestamp window a captured token would carry forged event data once it is forgotten."""
+    off = SourceConfig(name="mg", provider="mailgun", secrets=["inline:k"], tolerance=0)
+    with pytest.raises(ConfigError, match=r"sources\[0\] \(mg\): mailgun: tolerance"):
+        build_provider(0, off, {})
 
 
 def test_transform() -> None:

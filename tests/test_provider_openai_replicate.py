@@ -18,6 +18,7 @@ import standardwebhooks
 from replicate.webhook import Webhooks, WebhookSigningSecret
 
 import gateway
+from gateway.cli import main
 from gateway.providers import (
     MissingSignature,
     SignatureMismatch,
@@ -139,3 +140,21 @@ def test_zero_config_over_a_real_socket(tmp_path: Path) -> None:
             forged = {**headers, "webhook-signature": "v1," + "A" * 44}
             refused = client.post(f"/webhooks/{name}", content=body, headers=forged)
             assert (refused.status_code, refused.json()["reason"]) == (401, "signature_mismatch")
+
+
+@pytest.mark.parametrize(
+    ("name", "sample"), [("openai", "response.completed"), ("replicate", "prediction.succeeded")]
+)
+def test_send_sample_to_a_zero_config_gateway(
+    name: str, sample: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with zero_config_gateway({f"{name.upper()}_WEBHOOK_SECRET": SECRET}, tmp_path) as (
+        gw,
+        client,
+        env,
+    ):
+        assert main(["send", name, "--sample", sample, "--url", gw.url], env) == 0
+        out = capsys.readouterr().out.splitlines()
+        assert out[0].startswith(f"POST {gw.url}/webhooks/{name} ({name}, {sample}, ")
+        assert out[1] == "200 OK: accepted: 1 event(s) stored, 0 duplicate(s) skipped"
+        assert f'events_accepted_total{{source="{name}"}} 1.0' in client.get("/metrics").text

@@ -45,7 +45,9 @@ def test_basic_credentials_broken_one_way_at_a_time() -> None:
     assert refused({"authorization": "Bearer Xq8v2Lr7pT4w"}) is MalformedSignature
     assert refused({"authorization": "Basic not*base64"}) is MalformedSignature
     assert refused({}) is MissingSignature
-    assert get_provider("postmark").secret_problem("no-colon") is not None
+    problem = get_provider("postmark").secret_problem("no-colon")
+    # read after `check`'s "secret #N ": it says what is wrong, then what is expected
+    assert problem == "is not user:password (the Basic-auth credentials set on the webhook)"
     assert get_provider("postmark").secret_problem(CREDENTIALS) is None
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from gateway.providers import (
 )
 from gateway.webhook import PayloadError, Webhook
 from tests.provider_support import refused as refused_by
+from tests.provider_support import zero_config_gateway
 from transforms.sentry import sentry as sentry_transform
 
 BODY = (Path(gateway.__file__).parent / "samples" / "sentry" / "issue.created.json").read_bytes()
@@ -97,3 +100,32 @@ def test_zero_config_and_key_checks() -> None:
         ]
         == "issue"
     )
+
+
+def test_the_raw_bytes_are_verified_not_a_reserialised_body() -> None:
+    """Sentry signs the exact string it sends (``AppPlatformEvent.body``, its compact
+    ``json.dumps`` with ``\\uXXXX`` escapes): the raw bytes verify, while the docs' Node recipe,
+    ``JSON.stringify`` of the parsed body, writes the escapes as UTF-8 and is not what was
+    signed."""
+    payload = {"action": "created", "data": {"issue": {"id": "1", "title": "café ✓"}}}
+    sent = json.dumps(payload, separators=(",", ":")).encode()  # what Sentry sends
+    stringified = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    assert b"\\u00e9" in sent and stringified != sent
+    provider = get_provider("sentry")([SECRET], 300, {})
+    provider.verify(sent, sentry_headers(sent), now=NOW)
+    assert refused(sent, sentry_headers(stringified)) is SignatureMismatch
+
+
+def test_a_sentry_retry_with_a_fresh_request_id_is_a_duplicate(tmp_path: Path) -> None:
+    """Sentry retries a failed delivery (3 times, 5 minutes apart) by building the request again:
+    the same body under a new ``Request-ID`` and timestamp. The body digest drops it."""
+    with zero_config_gateway({"SENTRY_WEBHOOK_SECRET": SECRET}, tmp_path) as (_, client, _):
+        first = client.post("/webhooks/sentry", content=BODY, headers=sentry_headers(BODY))
+        assert (first.status_code, first.json()["events"]) == (200, 1)
+        retry = {**sentry_headers(BODY, ts=NOW + 300), "request-id": uuid.uuid4().hex}
+        again = client.post("/webhooks/sentry", content=BODY, headers=retry)
+        assert (again.status_code, again.json()["events"], again.json()["duplicates"]) == (
+            200,
+            0,
+            1,
+        )

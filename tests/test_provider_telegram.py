@@ -38,6 +38,16 @@ def test_secret_token_broken_one_way_at_a_time() -> None:
     assert problem("has space") is not None and problem("x" * 257) is not None
 
 
+def test_check_names_the_bot_token_pasted_in_place_of_the_secret_token() -> None:
+    """The bot token (``<bot id>:<35 characters>``) is the usual mistake: say so, in the
+    ``secret #N is ...`` form of the other providers' messages."""
+    problem = get_provider("telegram").secret_problem
+    bot_token = problem("123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw")
+    assert bot_token is not None and bot_token.startswith("is the bot token")
+    other = problem("has space")
+    assert other is not None and other.startswith("is not a setWebhook secret_token")
+
+
 def update(field: str, item: dict[str, object], ident: int = 7) -> Webhook:
     body = json.dumps({"update_id": ident, field: item}).encode()
     return Webhook(source="telegram", provider="telegram", body=body, received_at=1_700_000_000)

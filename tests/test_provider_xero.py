@@ -80,3 +80,10 @@ def test_intent_to_receive_over_a_real_socket(tmp_path: Path) -> None:
         assert 'handshakes_total{provider="xero",source="xero"} 1.0' in metrics
         assert 'events_accepted_total{source="xero"} 2.0' in metrics
         assert 'duplicates_skipped_total{source="xero"} 2.0' in metrics
+        # the empty answers still count their refusals: the wrong signature and the bad body
+        assert 'rejected_total{provider="xero",reason="signature_mismatch",source="xero"} 1.0' in (
+            metrics
+        )
+        assert 'rejected_total{provider="xero",reason="invalid_payload",source="xero"} 1.0' in (
+            metrics
+        )

@@ -215,8 +215,9 @@ class Outbox(Protocol):
         Returns only after the write is durable at the configured level. An event whose id was
         accepted (and not dead-lettered) within the dedup window is skipped and counted. With a
         ``body_key`` (a digest of the verified body), a webhook whose key was accepted within
-        the window (and whose first event was not dead-lettered since) is a duplicate whole:
-        every event of it is skipped and counted. Raises :class:`OutboxUnavailable` when nothing
+        the window (and whose first event was not dead-lettered since; a ``replay:`` key, a
+        sender's single-use value, stays held even then) is a duplicate whole: every event of
+        it is skipped and counted. Raises :class:`OutboxUnavailable` when nothing
         could be written.
         """
         ...

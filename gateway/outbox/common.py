@@ -33,6 +33,10 @@ DEDUP_PRUNE_EVERY = 1000  # accepts between sweeps of expired dedup entries
 PRUNE_CHUNK = 5000  # rows per prune transaction, so accepts interleave with a long prune
 CHUNK = 500  # ids per ``IN (...)`` list
 REJECTION_BUFFER = 10000  # refused requests waiting for a write; older ones are dropped
+#: how a single-use replay key starts (Mailgun's signed token): unlike a body digest, it stays
+#: held for the whole dedup window even once its webhook's events are dead-lettered, since the
+#: body that came with it is not signed
+REPLAY_KEY_PREFIX = "replay:"
 #: refused requests deleted per transaction: each holds up to ~10 KB, so a chunk is a few MB
 REJECTION_PRUNE_CHUNK = 500
 #: retry rows kept per event: a days-long outage must not grow the history without bound
@@ -316,9 +320,15 @@ def plan_events(
             plan.payload_rows.append((seq, payload))
             stored += 1
         if dedup and key is not None:
-            plan.key_rows.append((key, now, first, index))
+            plan.key_rows.append((key, now, key_seq(key, first), index))
         plan.counts.append((stored, duplicates))
     return plan
+
+
+def key_seq(key: str, first: int) -> int:
+    """The seq a body key follows: its webhook's first stored event, so the key is released
+    when that event is dead-lettered; 0 (held for the window) for a single-use replay key."""
+    return 0 if key.startswith(REPLAY_KEY_PREFIX) else first
 
 
 def wanted_ids(batches: Sequence[EventBatch], body_keys: Sequence[str | None] = ()) -> list[str]:

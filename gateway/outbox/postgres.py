@@ -380,9 +380,9 @@ class PostgresOutbox(WriterOutbox[Session], OutboxReads):
         for row in event_rows:
             first.setdefault(row[1], row[0])
         moved = [
-            (key, first.get(batches[index][0], 0))
+            (key, held)
             for key, _, seq, index in claimed
-            if first.get(batches[index][0], 0) != seq
+            if (held := common.key_seq(key, first.get(batches[index][0], 0))) != seq
         ]
         if moved:
             keys, seqs = _columns(moved, 2)

@@ -426,7 +426,7 @@ class HmacProvider(Provider):
             elif scheme.mode == "hmac":
                 decode_key(secret, scheme.key_encoding, scheme.key_prefix)
             elif scheme.mode == "basic" and ":" not in secret:
-                return "a Basic-auth secret is user:password"
+                return "is not user:password (the Basic-auth credentials set on the webhook)"
         except ValueError as exc:
             return f"{cls.name}: {exc}"
         return None

@@ -73,6 +73,14 @@ class MailgunProvider(Provider):
     handshake_summary = "none"
     dedup_summary = "`event-data.id`; a seen `signature.token` is a replay"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.tolerance:
+            raise ValueError(
+                "mailgun: tolerance must be above 0: the body is unsigned, so the timestamp"
+                " window is what bounds a captured token"
+            )
+
     def verify(self, body: bytes, headers: Mapping[str, str], *, now: float | None = None) -> None:
         block = signature_block(body)
         timestamp, token = block.get("timestamp"), block.get("token")

@@ -16,6 +16,8 @@ from gateway.providers.generic_hmac import HmacProvider
 from gateway.webhook import Webhook
 
 SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+#: a bot token (``<bot id>:<secret>``), which is not the webhook's secret token
+BOT_TOKEN = re.compile(r"[0-9]+:[A-Za-z0-9_-]{20,}")
 
 
 @register_provider
@@ -36,8 +38,10 @@ class TelegramProvider(HmacProvider):
 
     @classmethod
     def secret_problem(cls, secret: str) -> str | None:
+        if BOT_TOKEN.fullmatch(secret):
+            return "is the bot token, not the secret_token given to setWebhook"
         if not SECRET_TOKEN.fullmatch(secret):
-            return "telegram: a secret_token is 1-256 characters of A-Z, a-z, 0-9, _ and -"
+            return "is not a setWebhook secret_token (1-256 characters of A-Z, a-z, 0-9, _ and -)"
         return None
 
     def delivery_id(self, webhook: Webhook) -> str | None:
