@@ -196,7 +196,8 @@ class _Health:
 
     def outbox_stats(self) -> OutboxStats | None:
         try:
-            return self.gateway.outbox.stats()
+            # a scrape never counts delivered rows: /metrics does not export them
+            return self.gateway.outbox.stats(delivered=False)
         except OutboxUnavailable:
             return None
 
@@ -352,7 +353,7 @@ def create_app(gateway: Gateway) -> Starlette:
                 await forwarder.drain(deadline)
             if gateway.client is not None:
                 await gateway.client.aclose()
-            stats = await asyncio.to_thread(gateway.outbox.stats)
+            stats = await asyncio.to_thread(gateway.outbox.stats, delivered=False)
             await asyncio.to_thread(gateway.outbox.close)
             log.info(
                 "gateway stopped",

@@ -136,7 +136,7 @@ def _retry(args: argparse.Namespace, outbox: Any) -> int:
                 f"outbox retry: {', '.join(map(str, unknown))} not dead-lettered events "
                 "(for quarantined webhooks use 'quarantine replay')"
             )
-    asked = outbox.stats().dead if seqs is None else len(set(seqs))
+    asked = outbox.stats(delivered=False).dead if seqs is None else len(set(seqs))
     count = outbox.retry_dead(seqs)
     print(f"{count} dead-lettered event(s) queued for delivery again")
     if asked > count:

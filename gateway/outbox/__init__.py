@@ -83,7 +83,7 @@ class OutboxStats:
     leased: int  # claimed by a forwarder right now
     dead: int  # dead-lettered events
     quarantined: int  # webhooks whose transform failed
-    delivered: int
+    delivered: int | None  # kept for the retention period; None when not counted (/metrics)
     oldest_pending_age: float  # seconds; 0.0 when nothing is pending
 
 
@@ -324,8 +324,13 @@ class Outbox(Protocol):
         """Store the events a re-run transform produced and take the webhook out of quarantine."""
         ...
 
-    def stats(self, now: float | None = None) -> OutboxStats:
-        """Current counts."""
+    def stats(self, now: float | None = None, *, delivered: bool = True) -> OutboxStats:
+        """Current counts; the oldest age is that of the oldest pending, retrying or leased event.
+
+        Delivered rows are kept for the whole dedup window, so counting them costs the most:
+        with ``delivered=False`` (every ``/metrics`` scrape) they are not counted and
+        :attr:`OutboxStats.delivered` is None. ``outbox status`` and the console count them.
+        """
         ...
 
     def unlease(self, seqs: Sequence[int]) -> None:

@@ -496,8 +496,8 @@ def dead_letters(
 
 
 def stats(row: Sequence[Any], at: float) -> OutboxStats:
-    """:class:`OutboxStats` from ``(pending, retrying, leased, dead, quarantined, delivered,
-    oldest created_at or None)``."""
+    """:class:`OutboxStats` from ``(pending, retrying, leased, dead, quarantined, delivered or
+    None when not counted, oldest created_at or None)``."""
     pending, retrying, leased, dead, quarantined, delivered, oldest = row
     return OutboxStats(
         pending=pending,

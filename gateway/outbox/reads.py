@@ -69,11 +69,15 @@ SELECT
     (SELECT COUNT(*) FROM events WHERE state = 'leased'),
     (SELECT COUNT(*) FROM events WHERE state = 'dead'),
     (SELECT COUNT(*) FROM webhooks WHERE status = 'quarantined'),
-    (SELECT COUNT(*) FROM events WHERE state = 'delivered'),
+    ({delivered}),
     (SELECT MIN(created_at) FROM events WHERE seq IN (
         (SELECT MIN(seq) FROM events WHERE state = 'pending'),
         (SELECT MIN(seq) FROM events {leased} WHERE state = 'leased')))
 """
+# Delivered rows are kept for the whole dedup window, so this is by far the largest count: only
+# ``outbox status`` and the console ask for it, never a metrics scrape (see OutboxReads.stats).
+_STATS_ALL = _STATS.replace("{delivered}", "SELECT COUNT(*) FROM events WHERE state = 'delivered'")
+_STATS_UNDELIVERED = _STATS.replace("{delivered}", "SELECT NULL")
 # One row per stored webhook with what became of its events (see WebhookSummary.outcome);
 # the conditions (``{where}``) are only those a caller asked for.
 _SUMMARIES = """
@@ -139,10 +143,13 @@ class OutboxReads:
         )
         return [(row[0], self.codec.webhook_from_row(row), row[8] or "") for row in rows]
 
-    def stats(self, now: float | None = None) -> OutboxStats:
-        """Counts by state; the oldest age runs over pending, retrying and leased events."""
+    def stats(self, now: float | None = None, *, delivered: bool = True) -> OutboxStats:
+        """Counts by state; the oldest age runs over pending, retrying and leased events.
+
+        ``delivered=False`` skips counting delivered rows (``delivered`` is then None).
+        """
         at = self.clock() if now is None else now
-        return common.stats(self._rows(_STATS)[0], at)
+        return common.stats(self._rows(_STATS_ALL if delivered else _STATS_UNDELIVERED)[0], at)
 
     def rejections(
         self,
