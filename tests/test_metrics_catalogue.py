@@ -9,6 +9,9 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.app import build_gateway, create_app
+from gateway.outbox.sqlite import SQLiteOutbox
+from gateway.webhook import Webhook
 from tests.eventapi_standin import event_api
 from tests.helpers import STRIPE_SECRET, fixture, make_config
 from tests.server import run_gateway
@@ -89,3 +92,28 @@ def test_every_listed_metric_moves_with_low_cardinality_labels(tmp_path: Path) -
     # no event id, request id or path ever becomes a label value
     values = {v for (name, ls) in samples(text) for _, v in ls}
     assert not any(v.startswith(("evt_", "stripe-evt")) or "/" in v for v in values)
+
+
+def test_a_scrape_does_not_count_delivered_rows(tmp_path: Path) -> None:
+    # Delivered rows are kept for the whole dedup window: counting them at every scrape of
+    # every replica was the scrape's largest cost, for a figure /metrics never exported.
+    outbox = SQLiteOutbox(tmp_path / "outbox.sqlite3")
+    gateway = build_gateway(make_config(tmp_path), {}, outbox=outbox)
+    create_app(gateway)  # registers the outbox collector, as serve does
+    for n in range(3):
+        body = b'{"id": "evt_%d"}' % n
+        outbox.accept(Webhook("stripe", "stripe", body), [body], [f"evt_{n}"], ["stripe/x"])
+    delivered = outbox.claim(max_events=2, max_bytes=1 << 20, lease_seconds=30)
+    outbox.ack([e.seq for e in delivered])
+    assert outbox.stats().delivered == 2  # what `outbox status` and the console show
+    statements: list[str] = []
+    outbox._read.set_trace_callback(statements.append)  # the outbox's own read connection
+    try:
+        text = gateway.metrics.render().decode()  # what GET /metrics answers
+    finally:
+        outbox._read.set_trace_callback(None)
+        outbox.close()
+    assert value(text, "webhook_gateway_outbox_depth", state="pending") == 1
+    assert value(text, "webhook_gateway_outbox_depth", state="leased") == 0
+    assert len(statements) == 1 and "FROM events" in statements[0]  # one query per scrape
+    assert "'delivered'" not in statements[0]

@@ -7,6 +7,7 @@ Time is injected: the clock passed to the factory, or ``now=`` where the protoco
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ def claim(outbox: Outbox, now: float | None = None, **bounds: int) -> list[int]:
     return [event.seq for event in batch]
 
 
-def counts(stats: OutboxStats) -> tuple[int, int, int, int, int, int]:
+def counts(stats: OutboxStats) -> tuple[int, int, int, int, int, int | None]:
     return (
         stats.pending,
         stats.retrying,
@@ -508,6 +509,31 @@ def test_stats_count_every_state_and_the_oldest_waiting_event(outbox: Outbox, cl
     assert outbox.stats(now=clock.now + 1).oldest_pending_age == pytest.approx(1.0)
     outbox.ack(claim(outbox, now=clock.now + 60))
     assert outbox.stats(now=clock.now + 100).oldest_pending_age == 0.0
+
+
+def test_stats_without_the_delivered_count_keep_every_other_figure(
+    outbox: Outbox, clock: Clock
+) -> None:
+    # what a /metrics scrape asks for: delivered rows (kept for the dedup window) not counted
+    assert outbox.stats(delivered=False) == OutboxStats(0, 0, 0, 0, 0, None, 0.0)
+    outbox.accept(hook(1), *evs("s/a.one", "s/a.two", "s/a.three"))
+    clock.now += 5
+    outbox.accept(hook(2), *evs("s/b.one", "s/b.two"))
+    clock.now += 5
+    outbox.accept(hook(3), *evs("s/c.one", "s/c.two"))
+    a_one, a_two, a_three, b_one, _b_two, c_one, c_two = claim(outbox)
+    outbox.ack([a_one, a_two, a_three])
+    outbox.dead_letter(b_one, "bad")
+    outbox.release([c_one], retry_at=clock.now + 60, error="503")
+    outbox.unlease([c_two])
+    outbox.quarantine(hook(4), "boom", "tb")
+    full = outbox.stats(now=clock.now + 1)
+    scrape = outbox.stats(now=clock.now + 1, delivered=False)
+    assert counts(full) == (1, 1, 1, 1, 1, 3)
+    assert counts(scrape) == (1, 1, 1, 1, 1, None)
+    assert scrape == dataclasses.replace(full, delivered=None)
+    assert scrape.oldest_pending_age == pytest.approx(6.0)  # b.two, still leased
+    assert outbox.stats(delivered=True) == outbox.stats()
 
 
 def test_prune_deletes_only_old_delivered_events(outbox: Outbox, clock: Clock) -> None:
