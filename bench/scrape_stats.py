@@ -16,12 +16,14 @@ cheapest it can be) and SQLite nothing (the gateway never runs ``ANALYZE``).
 Per size, ``--rounds`` rounds each time, one after the other in the same round: ``stats()``
 (what a scrape ran before: every count, delivered included), ``stats(delivered=False)`` (what it
 runs now), and ``SELECT 1`` through the same read path (the floor: a round trip and the read
-lock, no counting). Printed: median and p90 milliseconds and the before/after ratio of medians.
+lock, no counting). Printed: median and p90 milliseconds and the before/after ratio of medians;
+saved to ``bench/results/scrape-stats-<UTC time>.json`` unless ``--no-save``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -202,6 +204,7 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--delivered", default="200000,1000000", help="sizes, grown in turn")
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.delivered.split(","))
     rows = []
@@ -239,6 +242,12 @@ def main() -> None:
     print("ratios (before/after, medians): " + ", ".join(
         f"{r['backend']} {r['delivered']:,}: {r['ratio_before_after']}x" for r in rows
     ))  # fmt: skip
+    if not args.no_save:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        out = REPO / "bench" / "results" / f"scrape-stats-{stamp}.json"
+        record = {"time": stamp, "rounds": args.rounds, "backlog": BACKLOG, "rows": rows}
+        out.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"saved {out.relative_to(REPO)}")
 
 
 if __name__ == "__main__":
