@@ -76,7 +76,7 @@ def build_source(
 ) -> tuple[Source, list[str]]:
     """One source and its resolved secrets; ConfigError names ``sources[index]`` and the key."""
     provider, resolved = build_provider(index, sc, environ)
-    transform_name = sc.transform or sc.provider
+    transform_name = sc.transform or provider.name
     try:
         func = registry.get(transform_name)
     except (KeyError, PluginLoadError) as exc:

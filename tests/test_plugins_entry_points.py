@@ -24,7 +24,14 @@ pytestmark = pytest.mark.skipif(
 FIXTURE = Path(__file__).parent / "fixtures" / "transforms" / "stripe" / "invoice.paid.json"
 
 
-def install(tmp_path: Path, dist: str, package: str, module_source: str, entry_points: str) -> Path:
+def install(
+    tmp_path: Path,
+    dist: str,
+    package: str,
+    module_source: str,
+    entry_points: str,
+    group: str = ENTRY_POINT_GROUP,
+) -> Path:
     """Write a one-module package, ``pip install`` it into a target directory, return that."""
     src = tmp_path / "src"
     (src / package).mkdir(parents=True)
@@ -43,12 +50,16 @@ def install(tmp_path: Path, dist: str, package: str, module_source: str, entry_p
             [tool.setuptools]
             packages = ["{package}"]
 
-            [project.entry-points."{ENTRY_POINT_GROUP}"]
+            [project.entry-points."{group}"]
             """
         ).lstrip()
         + textwrap.dedent(entry_points).lstrip()
     )
-    target = tmp_path / "site"
+    return pip_install(src, tmp_path / "site")
+
+
+def pip_install(src: Path, target: Path) -> Path:
+    """Build the package in ``src`` and ``pip install`` it into ``target`` (offline)."""
     result = subprocess.run(
         [
             sys.executable,
