@@ -148,15 +148,19 @@ def import_reference(ref: str, what: str, shape: str) -> tuple[Any, ModuleType]:
     module_name, _, attr = ref.partition(":")
     if not module_name or not attr:
         raise PluginLoadError(f"{what} {ref!r}: a reference looks like {shape}")
+    module = _import(module_name, f"{what} {ref!r}: cannot import {module_name}", bracket=True)
+    return getattr(module, attr, None), module
+
+
+def _import(module_name: str, what: str, *, bracket: bool) -> ModuleType:
+    """Import ``module_name``; a failure is a :class:`PluginLoadError` saying ``what`` failed,
+    where (``(file line N)`` when ``bracket``, else ``, file line N``) and the error."""
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except Exception as exc:
         where = _where(exc)
-        raise PluginLoadError(
-            f"{what} {ref!r}: cannot import {module_name}"
-            f"{f' ({where})' if where else ''}: {_describe(exc)}"
-        ) from exc
-    return getattr(module, attr, None), module
+        located = (f" ({where})" if bracket else f", {where}") if where else ""
+        raise PluginLoadError(f"{what}{located}: {_describe(exc)}") from exc
 
 
 def dist_label(ep: EntryPoint) -> str:
@@ -267,13 +271,7 @@ def builtin_modules() -> list[str]:
 
 def _load_builtins(registry: TransformRegistry) -> None:
     for module_name in builtin_modules():
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:
-            where = _where(exc)
-            raise PluginLoadError(
-                f"built-in {module_name}{f', {where}' if where else ''}: {_describe(exc)}"
-            ) from exc
+        module = _import(module_name, f"built-in {module_name}", bracket=False)
         for name, func in marked_functions(module):
             registry.register(name, func, f"builtin ({module_name})", builtin=True)
 

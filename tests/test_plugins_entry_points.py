@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,19 +81,6 @@ def pip_install(src: Path, target: Path) -> Path:
     )
     assert result.returncode == 0, result.stderr
     return target
-
-
-@pytest.fixture
-def on_path() -> Iterator[list[str]]:
-    """Directories appended here are on ``sys.path`` for the test only; imports are undone."""
-    added: list[str] = []
-    modules = set(sys.modules)
-    yield added
-    for entry in added:
-        sys.path.remove(entry)
-    for name in set(sys.modules) - modules:
-        if name.startswith("acme_"):
-            del sys.modules[name]
 
 
 def test_installed_package_is_discovered(tmp_path: Path, on_path: list[str]) -> None:

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -62,20 +61,6 @@ def acme_headers(body: bytes, secret: str = SECRET, at: int = NOW) -> dict[str, 
     }
 
 
-@pytest.fixture
-def plugins_path() -> Iterator[list[str]]:
-    """Directories appended here are on ``sys.path`` for the test only; plugins are forgotten."""
-    added: list[str] = []
-    modules = set(sys.modules)
-    yield added
-    for entry in added:
-        sys.path.remove(entry)
-    for name in set(sys.modules) - modules:
-        if name.startswith("acme_"):
-            del sys.modules[name]
-    reload_plugins()
-
-
 def use(target: Path, added: list[str]) -> None:
     sys.path.insert(0, str(target))
     added.append(str(target))
@@ -96,11 +81,11 @@ def test_the_docs_show_the_example_package_verbatim() -> None:
 
 
 def test_installed_package_registers_its_provider_and_transform(
-    tmp_path: Path, plugins_path: list[str], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, on_path: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     target = install_example(tmp_path)
     assert "acme" not in json.dumps([r for r in listing(capsys)])  # not on sys.path yet
-    use(target, plugins_path)
+    use(target, on_path)
     reload_plugins()
 
     cls = get_provider("acme")
@@ -152,9 +137,9 @@ def listing(capsys: pytest.CaptureFixture[str]) -> list[dict[str, str]]:
 
 
 def test_check_validates_a_plugin_providers_secrets(
-    tmp_path: Path, plugins_path: list[str], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, on_path: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    use(install_example(tmp_path), plugins_path)
+    use(install_example(tmp_path), on_path)
     reload_plugins()
     env = {"ACME_WEBHOOK_SECRET": "whsec_from_another_provider", "GATEWAY_DATA_DIR": str(tmp_path)}
     assert main(["check"], env) == 1
@@ -169,9 +154,9 @@ def test_check_validates_a_plugin_providers_secrets(
 
 
 def test_module_class_reference_works_without_an_entry_point(
-    tmp_path: Path, plugins_path: list[str]
+    tmp_path: Path, on_path: list[str]
 ) -> None:
-    use(EXAMPLE, plugins_path)  # importable, but not installed: no entry point
+    use(EXAMPLE, on_path)  # importable, but not installed: no entry point
     reload_plugins()
     with pytest.raises(KeyError, match="unknown provider 'acme'"):
         get_provider("acme")
@@ -213,7 +198,8 @@ def test_a_reference_that_cannot_be_loaded_stops_check_with_status_2(
         ),
         (
             "gateway.providers.stripe:Nothing",
-            "provider 'gateway.providers.stripe:Nothing': gateway.providers.stripe",
+            "provider 'gateway.providers.stripe:Nothing': gateway.providers.stripe "
+            f"({ROOT / 'gateway' / 'providers' / 'stripe.py'}) has no class 'Nothing'",
         ),
         (
             "gateway.providers:DEFAULT_TOLERANCE",
@@ -240,11 +226,11 @@ class Stripe(StripeProvider):
 """
 
 
-def test_a_plugin_may_not_replace_a_builtin(tmp_path: Path, plugins_path: list[str]) -> None:
+def test_a_plugin_may_not_replace_a_builtin(tmp_path: Path, on_path: list[str]) -> None:
     target = install(
         tmp_path, "acme-evil", "acme_evil", EVIL, 'stripe = "acme_evil:Stripe"\n', ENTRY_POINT_GROUP
     )
-    use(target, plugins_path)
+    use(target, on_path)
     expected = (
         f"provider 'stripe' from entry point {ENTRY_POINT_GROUP}: acme_evil:Stripe "
         "(dist acme-evil 1.2.3) clashes with a built-in: builtin (gateway.providers.stripe) "
@@ -337,12 +323,12 @@ KEY = SETTINGS["acme_key"]
     ids=["registers-a-builtin-name", "not-a-class", "no-name", "misnamed", "import-fails"],
 )
 def test_a_broken_plugin_is_a_clear_start_up_error(
-    tmp_path: Path, plugins_path: list[str], source: str, value: str, message: str
+    tmp_path: Path, on_path: list[str], source: str, value: str, message: str
 ) -> None:
     target = install(
         tmp_path, "acme-broken", "acme_broken", source, f'acme = "{value}"\n', ENTRY_POINT_GROUP
     )
-    use(target, plugins_path)
+    use(target, on_path)
     with pytest.raises(PluginLoadError) as info:
         reload_plugins()
     expected = message.format(init=target / "acme_broken" / "__init__.py")

@@ -122,9 +122,12 @@ def reload_plugins() -> None:
 
 def _from_reference(ref: str) -> type[Provider]:
     cls, module = import_reference(ref, "provider", "package.module:Class")
-    origin = f"reference {ref} ({getattr(module, '__file__', '?')})"
+    where = getattr(module, "__file__", "?")
     if cls is None:
-        raise PluginLoadError(f"provider {ref!r}: {module.__name__} ({origin}) has no such class")
+        raise PluginLoadError(
+            f"provider {ref!r}: {module.__name__} ({where}) has no class {ref.partition(':')[2]!r}"
+        )
+    origin = f"reference {ref} ({where})"
     add(cls, origin)
     return cls  # type: ignore[no-any-return]
 
