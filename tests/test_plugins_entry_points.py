@@ -15,10 +15,11 @@ from gateway.plugins import ENTRY_POINT_GROUP, PluginLoadError, load_registry
 from gateway.transform_runner import run_transform
 from gateway.webhook import Webhook
 
-pytestmark = pytest.mark.skipif(
+NEEDS_PIP = pytest.mark.skipif(
     importlib.util.find_spec("pip") is None or importlib.util.find_spec("setuptools") is None,
     reason="building a plugin package needs pip and setuptools installed",
 )
+pytestmark = NEEDS_PIP
 
 FIXTURE = Path(__file__).parent / "fixtures" / "transforms" / "stripe" / "invoice.paid.json"
 

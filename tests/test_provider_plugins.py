@@ -34,7 +34,7 @@ from gateway.providers import (
 from gateway.providers._registry import reload_plugins
 from tests.eventapi_standin import event_api
 from tests.server import GatewayProcess, run_gateway
-from tests.test_plugins_entry_points import install, pip_install
+from tests.test_plugins_entry_points import NEEDS_PIP, install, pip_install
 from tests.test_serve_env import clean_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +80,7 @@ def test_the_docs_show_the_example_package_verbatim() -> None:
         assert (EXAMPLE / path).read_text().strip() in section, path
 
 
+@NEEDS_PIP
 def test_installed_package_registers_its_provider_and_transform(
     tmp_path: Path, on_path: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -136,6 +137,7 @@ def listing(capsys: pytest.CaptureFixture[str]) -> list[dict[str, str]]:
     return rows
 
 
+@NEEDS_PIP
 def test_check_validates_a_plugin_providers_secrets(
     tmp_path: Path, on_path: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -226,6 +228,7 @@ class Stripe(StripeProvider):
 """
 
 
+@NEEDS_PIP
 def test_a_plugin_may_not_replace_a_builtin(tmp_path: Path, on_path: list[str]) -> None:
     target = install(
         tmp_path, "acme-evil", "acme_evil", EVIL, 'stripe = "acme_evil:Stripe"\n', ENTRY_POINT_GROUP
@@ -288,6 +291,7 @@ KEY = SETTINGS["acme_key"]
 """
 
 
+@NEEDS_PIP
 @pytest.mark.parametrize(
     ("source", "value", "message"),
     [
@@ -337,6 +341,7 @@ def test_a_broken_plugin_is_a_clear_start_up_error(
         assert str(info.value).endswith("is not a subclass of gateway.providers.Provider")
 
 
+@NEEDS_PIP
 def test_zero_config_serve_with_an_installed_provider_over_a_real_socket(tmp_path: Path) -> None:
     target = install_example(tmp_path)
     with event_api() as api:
@@ -358,10 +363,21 @@ def test_zero_config_serve_with_an_installed_provider_over_a_real_socket(tmp_pat
                 assert (forged.status_code, forged.json()["reason"]) == (401, "signature_mismatch")
                 ok = client.post("/webhooks/acme", content=BODY, headers=acme_headers(BODY, at=now))
                 assert ok.status_code == 200 and ok.json()["status"] == "accepted", ok.text
-            assert api.wait_for_events(1, timeout=30)
+            # `send` signs with the plugin's own sign(), as Acme would
+            refund = {**EVENT, "id": "evt_02HF3K", "type": "refund.created"}
+            (tmp_path / "refund.json").write_text(json.dumps(refund))
+            sent = subprocess.run(
+                [sys.executable, "-m", "gateway", "send", "acme", str(tmp_path / "refund.json"),
+                 "--url", url],
+                capture_output=True, text=True, env=env, timeout=60, check=False,
+            )  # fmt: skip
+            assert sent.returncode == 0, sent.stdout + sent.stderr
+            assert "200 OK: accepted: 1 event(s) stored" in sent.stdout
+            assert api.wait_for_events(2, timeout=30)
         finally:
             gateway.stop()
-        [event] = api.events
+        event, sent_event = sorted(api.events, key=lambda e: e["id"])
+    assert (sent_event["name"], sent_event["id"]) == ("acme/refund.created", "acme-evt_02HF3K")
     assert event["name"] == "acme/invoice.paid"
     assert event["id"] == "acme-evt_01HF3J"
     assert event["ts"] == NOW * 1000
