@@ -29,7 +29,7 @@ from gateway.metrics import Metrics
 from gateway.outbox import Outbox, OutboxStats, OutboxUnavailable
 from gateway.outbox.open import open_outbox, outbox_key
 from gateway.plugins import PluginLoadError, TransformRegistry, load_registry
-from gateway.providers import Provider, get_provider
+from gateway.providers import Provider, get_provider, load_providers
 from gateway.receive import Receiver, Source, error_response, json_response
 
 HEALTH_PATH = "/healthz"
@@ -76,7 +76,7 @@ def build_source(
 ) -> tuple[Source, list[str]]:
     """One source and its resolved secrets; ConfigError names ``sources[index]`` and the key."""
     provider, resolved = build_provider(index, sc, environ)
-    transform_name = sc.transform or sc.provider
+    transform_name = sc.transform or provider.name
     try:
         func = registry.get(transform_name)
     except (KeyError, PluginLoadError) as exc:
@@ -137,6 +137,7 @@ def build_gateway(
 ) -> Gateway:
     """Resolve and validate everything the gateway needs; errors are raised here, at start-up."""
     env = os.environ if environ is None else environ
+    load_providers()  # every provider plugin, used or not: a broken one stops the start
     registry = load_registry(config.gateway.transforms_dir)
     sources, secrets = build_sources(config, registry, env)
     target = resolve_target(config.inngest, env, dev_flag=dev) if config.forwarder.enabled else None

@@ -172,7 +172,18 @@ class SourceConfig(_Model):
         """``prefix``; else the source's name for a many-sender provider, else the provider."""
         if self.prefix:
             return self.prefix
-        return self.name if self.provider in SOURCE_NAMED_PROVIDERS else self.provider
+        name = self.provider_name
+        return self.name if name in SOURCE_NAMED_PROVIDERS else name
+
+    @property
+    def provider_name(self) -> str:
+        """The provider's registered name: ``provider``, or the ``name`` of the class a
+        ``package.module:Class`` reference names."""
+        if ":" not in self.provider:
+            return self.provider
+        from gateway.providers import get_provider
+
+        return get_provider(self.provider).name
 
     def resolved_secrets(self, environ: Mapping[str, str] | None = None) -> list[str]:
         out: list[str] = []

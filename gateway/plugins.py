@@ -140,6 +140,45 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}"
 
 
+def import_reference(ref: str, what: str, shape: str) -> tuple[Any, ModuleType]:
+    """The attribute a ``module:attribute`` reference names (``None`` if absent), and its module.
+
+    :class:`PluginLoadError` when ``ref`` is not of that shape or its module cannot be imported.
+    """
+    module_name, _, attr = ref.partition(":")
+    if not module_name or not attr:
+        raise PluginLoadError(f"{what} {ref!r}: a reference looks like {shape}")
+    module = _import(module_name, f"{what} {ref!r}: cannot import {module_name}", bracket=True)
+    return getattr(module, attr, None), module
+
+
+def _import(module_name: str, what: str, *, bracket: bool) -> ModuleType:
+    """Import ``module_name``; a failure is a :class:`PluginLoadError` saying ``what`` failed,
+    where (``(file line N)`` when ``bracket``, else ``, file line N``) and the error."""
+    try:
+        return importlib.import_module(module_name)
+    except Exception as exc:
+        where = _where(exc)
+        located = (f" ({where})" if bracket else f", {where}") if where else ""
+        raise PluginLoadError(f"{what}{located}: {_describe(exc)}") from exc
+
+
+def dist_label(ep: EntryPoint) -> str:
+    """``dist NAME VERSION`` of the package declaring ``ep``."""
+    return f"dist {ep.dist.name} {ep.dist.version}" if ep.dist else "unknown dist"
+
+
+def load_entry_point(ep: EntryPoint, plugin: str) -> Any:
+    """What ``ep`` names; an import failure is a :class:`PluginLoadError` naming ``plugin``."""
+    try:
+        return ep.load()
+    except PluginLoadError:
+        raise
+    except Exception as exc:
+        where = _where(exc)
+        raise PluginLoadError(f"{plugin}{f', {where}' if where else ''}: {_describe(exc)}") from exc
+
+
 class TransformRegistry:
     """Transform name -> function, with where each came from."""
 
@@ -192,22 +231,11 @@ class TransformRegistry:
         if ":" not in ref:
             known = ", ".join(sorted(self._funcs)) or "none"
             raise UnknownTransformError(f"unknown transform {ref!r} (registered: {known})")
-        module_name, _, attr = ref.partition(":")
-        if not module_name or not attr:
-            raise PluginLoadError(f"transform {ref!r}: a reference looks like module:function")
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:
-            where = _where(exc)
-            raise PluginLoadError(
-                f"transform {ref!r}: cannot import {module_name}"
-                f"{f' ({where})' if where else ''}: {_describe(exc)}"
-            ) from exc
-        func = getattr(module, attr, None)
+        func, module = import_reference(ref, "transform", "module:function")
         if not callable(func):
             raise PluginLoadError(
-                f"transform {ref!r}: {module_name} ({getattr(module, '__file__', '?')}) has no "
-                f"function {attr!r}"
+                f"transform {ref!r}: {module.__name__} ({getattr(module, '__file__', '?')}) has "
+                f"no function {ref.partition(':')[2]!r}"
             )
         self._add(ref, func, f"reference {ref} ({getattr(module, '__file__', '?')})", builtin=False)
         return func  # type: ignore[no-any-return]
@@ -243,26 +271,16 @@ def builtin_modules() -> list[str]:
 
 def _load_builtins(registry: TransformRegistry) -> None:
     for module_name in builtin_modules():
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:
-            where = _where(exc)
-            raise PluginLoadError(
-                f"built-in {module_name}{f', {where}' if where else ''}: {_describe(exc)}"
-            ) from exc
+        module = _import(module_name, f"built-in {module_name}", bracket=False)
         for name, func in marked_functions(module):
             registry.register(name, func, f"builtin ({module_name})", builtin=True)
 
 
 def _load_entry_point(registry: TransformRegistry, ep: EntryPoint) -> None:
-    dist = f"dist {ep.dist.name} {ep.dist.version}" if ep.dist else "unknown dist"
+    dist = dist_label(ep)
     origin = f"entry point {ENTRY_POINT_GROUP}: {ep.value} ({dist})"
     plugin = f"plugin {ep.name!r} (entry point {ep.value}, {dist})"
-    try:
-        target = ep.load()
-    except Exception as exc:
-        where = _where(exc)
-        raise PluginLoadError(f"{plugin}{f', {where}' if where else ''}: {_describe(exc)}") from exc
+    target = load_entry_point(ep, plugin)
     if isinstance(target, ModuleType):
         funcs = marked_functions(target)
         if not funcs:

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,23 @@ from gateway.plugins import ENTRY_POINT_GROUP, PluginLoadError, load_registry
 from gateway.transform_runner import run_transform
 from gateway.webhook import Webhook
 
-pytestmark = pytest.mark.skipif(
+NEEDS_PIP = pytest.mark.skipif(
     importlib.util.find_spec("pip") is None or importlib.util.find_spec("setuptools") is None,
     reason="building a plugin package needs pip and setuptools installed",
 )
+pytestmark = NEEDS_PIP
 
 FIXTURE = Path(__file__).parent / "fixtures" / "transforms" / "stripe" / "invoice.paid.json"
 
 
-def install(tmp_path: Path, dist: str, package: str, module_source: str, entry_points: str) -> Path:
+def install(
+    tmp_path: Path,
+    dist: str,
+    package: str,
+    module_source: str,
+    entry_points: str,
+    group: str = ENTRY_POINT_GROUP,
+) -> Path:
     """Write a one-module package, ``pip install`` it into a target directory, return that."""
     src = tmp_path / "src"
     (src / package).mkdir(parents=True)
@@ -43,12 +50,16 @@ def install(tmp_path: Path, dist: str, package: str, module_source: str, entry_p
             [tool.setuptools]
             packages = ["{package}"]
 
-            [project.entry-points."{ENTRY_POINT_GROUP}"]
+            [project.entry-points."{group}"]
             """
         ).lstrip()
         + textwrap.dedent(entry_points).lstrip()
     )
-    target = tmp_path / "site"
+    return pip_install(src, tmp_path / "site")
+
+
+def pip_install(src: Path, target: Path) -> Path:
+    """Build the package in ``src`` and ``pip install`` it into ``target`` (offline)."""
     result = subprocess.run(
         [
             sys.executable,
@@ -71,19 +82,6 @@ def install(tmp_path: Path, dist: str, package: str, module_source: str, entry_p
     )
     assert result.returncode == 0, result.stderr
     return target
-
-
-@pytest.fixture
-def on_path() -> Iterator[list[str]]:
-    """Directories appended here are on ``sys.path`` for the test only; imports are undone."""
-    added: list[str] = []
-    modules = set(sys.modules)
-    yield added
-    for entry in added:
-        sys.path.remove(entry)
-    for name in set(sys.modules) - modules:
-        if name.startswith("acme_"):
-            del sys.modules[name]
 
 
 def test_installed_package_is_discovered(tmp_path: Path, on_path: list[str]) -> None:

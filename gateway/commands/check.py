@@ -82,7 +82,7 @@ def problems(
             provider, _ = build_provider(i, sc, environ)
         except ConfigError as exc:
             found.append(str(exc))
-        transform = sc.transform or sc.provider
+        transform = sc.transform or (provider.name if provider is not None else sc.provider)
         if registry is not None:
             try:
                 registry.get(transform)

@@ -22,8 +22,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     registry = load_registry(config.gateway.transforms_dir)
     source = config.source(args.source)
     if source is not None:
-        provider, prefix = source.provider, source.event_prefix
-        transform_name = source.transform or source.provider
+        provider, prefix = source.provider_name, source.event_prefix
+        transform_name = source.transform or provider
     elif args.source in provider_names():
         provider = prefix = transform_name = args.source
     else:

@@ -1,5 +1,5 @@
-"""``webhook-gateway providers``: every provider with its verification, handshake, dedup id and
-the variable that enables it (rows from :mod:`gateway.providers.listing`)."""
+"""``webhook-gateway providers``: every provider with its verification, handshake, dedup id,
+the variable that enables it and its origin (rows from :mod:`gateway.providers.listing`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import argparse
 from collections.abc import Mapping
 
 from gateway.cli_output import OUTPUT_FORMATS, Column, emit, output_format
-from gateway.providers.listing import COLUMNS, markdown_table, provider_rows
+from gateway.providers.listing import COLUMNS, ORIGIN, markdown_table, provider_rows
 
 #: ``-o`` choices for this command: the usual two, plus the Markdown table the docs carry
 FORMATS = (*OUTPUT_FORMATS, "markdown")
-TABLE = tuple(Column(name.upper(), name) for name in COLUMNS)
+TABLE = tuple(Column(name.upper(), name) for name in (*COLUMNS, ORIGIN))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

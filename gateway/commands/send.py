@@ -164,7 +164,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         known = ", ".join(s.name for s in config.sources) or "none"
         raise ConfigError(f"send: no source {args.source!r} is configured (sources: {known})")
     provider, _ = build_provider(config.sources.index(source), source, environ)
-    body, event = _body(args, source.provider)
+    body, event = _body(args, provider.name)
     url = target_url(args.url, source.name)
     try:
         body = provider.sign_body(body)
@@ -178,7 +178,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         "content-type", "application/json" if json_body else "application/x-www-form-urlencoded"
     )
     headers.update(parse_headers(args.header))
-    print(f"POST {url} ({source.provider}, {event}, {len(body)} bytes)")
+    print(f"POST {url} ({provider.name}, {event}, {len(body)} bytes)")
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=args.timeout)
     except httpx.HTTPError as exc:

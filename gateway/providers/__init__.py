@@ -291,38 +291,6 @@ class Provider(ABC):
         return None
 
 
-_REGISTRY: dict[str, type[Provider]] = {}
-
-
-def register_provider(cls: type[Provider]) -> type[Provider]:
-    """Class decorator: make ``cls`` available under ``cls.name`` in config files."""
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def get_provider(name: str) -> type[Provider]:
-    """The provider class registered under ``name``; ``KeyError`` lists the known names."""
-    _load_builtins()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise KeyError(f"unknown provider {name!r} (known: {known})") from None
-
-
-def provider_names() -> list[str]:
-    """Every registered provider name."""
-    _load_builtins()
-    return sorted(_REGISTRY)
-
-
-def _load_builtins() -> None:
-    import importlib
-
-    for module in BUILTIN_PROVIDER_MODULES:
-        importlib.import_module(module)
-
-
 def _builtin_modules() -> list[str]:
     """Every module of this package: each built-in provider registers itself when imported."""
     import pkgutil
@@ -337,8 +305,20 @@ def _builtin_modules() -> list[str]:
 #: the built-in provider modules: a new ``gateway/providers/<name>.py`` is found by itself
 BUILTIN_PROVIDER_MODULES: list[str] = _builtin_modules()
 
+# The registry needs Provider, defined above.
+from gateway.providers._registry import (  # noqa: E402
+    _REGISTRY,  # noqa: F401  (tests swap a class in)
+    ENTRY_POINT_GROUP,
+    get_provider,
+    load_providers,
+    provider_names,
+    provider_origin,
+    register_provider,
+)
+
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "ENTRY_POINT_GROUP",
     "Inbound",
     "MalformedSignature",
     "MissingSignature",
@@ -352,7 +332,9 @@ __all__ = [
     "echo_value",
     "get_provider",
     "joined_key",
+    "load_providers",
     "provider_names",
+    "provider_origin",
     "register_provider",
     "signing_time",
     "text_reply",

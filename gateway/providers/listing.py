@@ -1,12 +1,12 @@
 """The rows of ``webhook-gateway providers``: every provider with its verification, handshake,
-dedup id and the variable that enables it, read from each provider class's metadata (the docs
-table in docs/providers-more.md is checked against the same rows by a test); the command itself
-is gateway/commands/providers.py.
+dedup id, the variable that enables it and where it came from (built-in or plugin), read from
+each provider class's metadata (the docs table in docs/providers-more.md is checked against the
+same rows, less the origin, by a test); the command itself is gateway/commands/providers.py.
 """
 
 from __future__ import annotations
 
-from gateway.providers import Provider, get_provider, provider_names
+from gateway.providers import Provider, get_provider, provider_names, provider_origin
 
 COLUMNS = (
     "provider",
@@ -16,6 +16,8 @@ COLUMNS = (
     "dedup id",
     "replay window",
 )
+#: the column the table and JSON add: ``builtin (module)``, or the plugin's entry point and dist
+ORIGIN = "origin"
 
 
 def provider_rows() -> list[dict[str, str]]:
@@ -34,6 +36,7 @@ def provider_rows() -> list[dict[str, str]]:
                 "handshake": cls.handshake_summary,
                 "dedup id": dedup_text(cls),
                 "replay window": window_text(cls),
+                ORIGIN: provider_origin(name),
             }
         )
     return rows
