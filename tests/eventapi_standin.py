@@ -21,6 +21,8 @@ In-process use::
         api.valid_keys = {"good"}             # 401 "Event key not found" for other keys
         api.down = True                       # 503 for everything while set
         api.delay = 3.0                       # every event request answers 3 s late
+        api.hold_answers("key")               # take key's events, withhold the answer
+        api.release_answers()                 # ...until this (a held client may be gone)
         ... api.url, api.events, api.raw_events, api.requests, api.wait_for_events(10)
 
 As a separate process: ``python tests/eventapi_standin.py --port 8288`` serves until killed and
@@ -220,6 +222,10 @@ class EventApiStandIn:
         self.valid_keys: set[str] | None = None
         self.down = False  # every request gets 503 while set
         self.delay = 0.0  # seconds each event request waits before it is answered
+        self.held_keys: set[str] = set()  # events taken, answers withheld (hold_answers)
+        self.held: list[Recorded] = []  # requests whose answer is being withheld
+        self._gate = threading.Event()
+        self._gate.set()
         self.httpd = _Server((host, port), self._handler())
         self.port = int(self.httpd.server_address[1])
         self.url = f"http://{host}:{self.port}"
@@ -270,6 +276,19 @@ class EventApiStandIn:
             self.poison_names = set()
             self.down = False
             self.delay = 0.0
+
+    def hold_answers(self, key: str) -> None:
+        """Take the events of requests with event key ``key`` as usual but withhold the answer
+        (the client waits, mid-request) until :meth:`release_answers`; see :attr:`held`."""
+        with self.lock:
+            self.held_keys.add(key)
+            self._gate.clear()
+
+    def release_answers(self) -> None:
+        """Answer every held request (one whose client is gone is dropped) and hold no more."""
+        with self.lock:
+            self.held_keys.clear()
+            self._gate.set()
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -322,6 +341,7 @@ class EventApiStandIn:
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
+        self.release_answers()
         if self._thread is not None:
             self.httpd.shutdown()
             self._thread.join()
@@ -436,7 +456,12 @@ class EventApiStandIn:
                 record.status, record.response = status, payload
                 with api.changed:
                     api.requests.append(record)
+                    holding = record.key in api.held_keys
+                    if holding:
+                        api.held.append(record)
                     api.changed.notify_all()
+                if holding:
+                    api._gate.wait()
                 if status == 0:
                     self.close_connection = True
                     return
@@ -466,8 +491,11 @@ class EventApiStandIn:
                 self.send_header("content-length", str(len(out)))
                 for name, value in extra.items():
                     self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(out)
+                try:
+                    self.end_headers()
+                    self.wfile.write(out)
+                except OSError:  # a held request's client died meanwhile (kill -9)
+                    self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
