@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import time
+from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -83,3 +86,62 @@ def test_sigterm_drains_before_exit(tmp_path: Path) -> None:
             if line.startswith("{") and '"gateway stopped"' in line
         ]
         assert stopped and stopped[-1]["left_pending"] == 0
+
+
+def leases(data_dir: Path) -> dict[str, tuple[str, str | None]]:
+    """``event_id -> (state, lease_token)`` read from the gateway's SQLite file."""
+    with closing(sqlite3.connect(data_dir / "outbox.sqlite3")) as db:
+        rows = db.execute("SELECT event_id, state, lease_token FROM events").fetchall()
+    return {row[0]: (row[1], row[2]) for row in rows}
+
+
+def test_sigkill_while_holding_leases_then_restart_takes_them_over(tmp_path: Path) -> None:
+    """The single-pod case of tests/test_postgres_faults.py: kill -9 while a batch is provably
+    in flight (the stand-in took it and withholds the answer), restart on the same file."""
+    with event_api() as api:
+        config = tmp_path / "gateway.toml"
+        config.write_text(
+            """
+[[sources]]
+name = "stripe"
+provider = "stripe"
+secrets = ["env:STRIPE_WEBHOOK_SECRET"]
+
+[forwarder]
+lease_seconds = 3
+request_timeout = 600
+backoff_base = 0.1
+backoff_max = 1
+"""
+        )
+        environ = {**env(tmp_path / "data", api.url), "GATEWAY_CONFIG": str(config)}
+        api.hold_answers("crash-test-key")
+        first = GatewayProcess([], environ, tmp_path / "first.log")
+        try:
+            first.wait_ready()
+            send(first.url, 1, "held")
+            wait_for(lambda: len(api.held) == 1)
+            in_flight = [str(e["id"]) for e in api.held[0].accepted]
+            assert in_flight == ["stripe-evt_held_0"]
+            send(first.url, 20, "queued")  # acknowledged while the forwarder waits
+            rows = leases(tmp_path / "data")
+            assert rows["stripe-evt_held_0"][0] == "leased" and rows["stripe-evt_held_0"][1]
+            assert {state for i, (state, _) in rows.items() if i not in in_flight} == {"pending"}
+            assert first.stop(signal.SIGKILL) == -signal.SIGKILL
+        finally:
+            first.stop()
+        api.release_answers()
+
+        second = GatewayProcess([], environ, tmp_path / "second.log")
+        wanted = {"stripe-evt_held_0"} | {f"stripe-evt_queued_{i}" for i in range(20)}
+        try:
+            second.wait_ready()
+            wait_for(lambda: wanted <= set(api.event_ids()))
+            wait_for(lambda: {s for s, _ in leases(tmp_path / "data").values()} == {"delivered"})
+        finally:
+            second.stop()
+    counted = Counter(str(i) for i in api.event_ids())
+    assert set(counted) == wanted
+    # at-least-once: only the batch in flight at the kill was sent twice
+    assert {i: n for i, n in counted.items() if n > 1} == dict.fromkeys(in_flight, 2)
+    assert all(token is None for _, token in leases(tmp_path / "data").values())
