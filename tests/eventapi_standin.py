@@ -266,6 +266,7 @@ class EventApiStandIn:
         """Forget every request and event and clear the script."""
         with self.lock:
             self.requests.clear()
+            self.held.clear()
             self.events.clear()
             self.raw_events.clear()
             self.ids.clear()
