@@ -14,7 +14,6 @@ the body-digest dedup.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,6 +24,7 @@ from gateway.providers import (
     Provider,
     SignatureMismatch,
     register_provider,
+    signing_time,
     standard,
 )
 from gateway.providers.schemes import token_matches
@@ -84,7 +84,7 @@ class GitLabProvider(Provider):
     ) -> dict[str, str]:
         """The secret-token header GitLab sends (or Standard Webhooks headers for a ``whsec_``)."""
         if not self._tokens:
-            at = int(time.time()) if timestamp is None else timestamp
+            at = signing_time(timestamp)
             msg_id = f"msg_{uuid.uuid4().hex}"
             return {
                 "webhook-id": msg_id,

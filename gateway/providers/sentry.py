@@ -9,11 +9,10 @@ proves nothing, so replays are bounded by the ``Request-ID`` dedup id and the bo
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any, ClassVar
 
-from gateway.providers import register_provider
+from gateway.providers import register_provider, signing_time
 from gateway.providers.generic_hmac import HmacProvider
 from gateway.webhook import PayloadError, Webhook
 
@@ -49,7 +48,7 @@ class SentryProvider(HmacProvider):
         return {
             RESOURCE_HEADER: event.split(".")[0],
             "request-id": str(uuid.uuid4()),
-            "sentry-hook-timestamp": str(int(time.time())),
+            "sentry-hook-timestamp": str(signing_time(None)),
         }
 
     @classmethod
